@@ -1,0 +1,1 @@
+"""LiteFlow: durable workflows for Python. The public API lives in :mod:`liteflow.core`."""

@@ -1,0 +1,91 @@
+"""``configure_workflow_host`` and the resolution of providers given as instances or URLs."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError, ProviderError
+from ._host import WorkflowHost
+from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
+from ._options import HostOptions
+from ._providers import LockProvider, PersistenceProvider, QueueProvider
+
+P = TypeVar("P")
+
+# scheme -> (module, factory attribute, pip extra). Modules are imported only when asked for, so a
+# missing driver only matters to those who use it.
+_PERSISTENCE_URLS: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("liteflow.core._memory", "MemoryPersistenceProvider", None),
+    "sqlite": ("liteflow.providers.sqlite", "SqlitePersistenceProvider.from_url", None),
+}
+_QUEUE_URLS: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("liteflow.core._memory", "SingleNodeQueueProvider", None),
+}
+_LOCK_URLS: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("liteflow.core._memory", "LocalLockProvider", None),
+}
+
+
+def _from_url(kind: str, url: str, table: dict[str, tuple[str, str, str | None]]) -> Any:
+    scheme = urlsplit(url).scheme.split("+")[0]
+    if scheme not in table:
+        known = ", ".join(f"{s}://" for s in table)
+        raise ConfigurationError(f"no {kind} provider for URL {url!r}; supported: {known}")
+    module_name, attribute, extra = table[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        hint = f'pip install "liteflow.core[{extra}]"' if extra else "check your installation"
+        raise ProviderError(f"the {scheme} {kind} provider needs a driver that is not installed: {hint}") from error
+    factory: Any = module
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    return factory() if url.startswith("memory:") else factory(url)
+
+
+def _resolve(kind: str, value: Any, base: type[P], table: dict[str, tuple[str, str, str | None]]) -> tuple[P, bool]:
+    """The provider and whether the host owns it (made it, so must close it)."""
+    if isinstance(value, str):
+        return _from_url(kind, value, table), True
+    if not isinstance(value, base):
+        raise ConfigurationError(f"{kind} provider must be a {base.__name__} or a URL string, got {value!r}")
+    return value, False
+
+
+def configure_workflow_host(
+    persistence_service: PersistenceProvider | str | None = None,
+    queue_service: QueueProvider | str | None = None,
+    lock_service: LockProvider | str | None = None,
+    *,
+    options: HostOptions | None = None,
+    **option_values: Any,
+) -> WorkflowHost:
+    """Create a :class:`WorkflowHost`.
+
+    Each provider may be an instance or a URL (``"memory://"``, ``"sqlite:///app.db"``, ...);
+    omitted ones are fresh in-memory providers owned by this host. Keyword options are the fields
+    of :class:`HostOptions` (durations as timedeltas or seconds).
+    """
+    owned: list[Any] = []
+    if persistence_service is None:
+        persistence: PersistenceProvider = MemoryPersistenceProvider()
+        owned.append(persistence)
+    else:
+        persistence, own = _resolve("persistence", persistence_service, PersistenceProvider, _PERSISTENCE_URLS)
+        owned += [persistence] if own else []
+    if queue_service is None:
+        queue: QueueProvider = SingleNodeQueueProvider()
+        owned.append(queue)
+    else:
+        queue, own = _resolve("queue", queue_service, QueueProvider, _QUEUE_URLS)
+        owned += [queue] if own else []
+    if lock_service is None:
+        lock: LockProvider = LocalLockProvider()
+        owned.append(lock)
+    else:
+        lock, own = _resolve("lock", lock_service, LockProvider, _LOCK_URLS)
+        owned += [lock] if own else []
+    host_options = HostOptions.from_kwargs(options, **option_values)
+    return WorkflowHost(persistence, queue, lock, host_options, owned=tuple(owned))

@@ -1,0 +1,70 @@
+"""LiteFlow's exceptions. Every one derives from :class:`LiteFlowError`::
+
+    LiteFlowError
+    ├── WorkflowNotRegisteredError   start/resume of an unknown workflow id or version
+    ├── DuplicateWorkflowError       two different definitions under one id and version
+    ├── BuilderError                 misuse of the workflow builder
+    ├── WorkflowNotFoundError        no instance with that id in the store
+    ├── EventNotFoundError           no event with that id in the store
+    ├── ConcurrencyError             a save lost against a newer revision of the instance
+    ├── SerializationError           data that cannot be stored or read back safely
+    ├── InvalidOperationError        a call that makes no sense in the current state
+    ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
+    ├── ConfigurationError           an unknown or invalid host option or provider
+    │   └── ProviderError            a backend misconfigured or not installed
+    └── WorkflowTimeoutError         waiting for a workflow took longer than allowed
+"""
+
+from __future__ import annotations
+
+
+class LiteFlowError(Exception):
+    """Base class of every error raised by LiteFlow."""
+
+
+class WorkflowNotRegisteredError(LiteFlowError):
+    pass
+
+
+class DuplicateWorkflowError(LiteFlowError):
+    pass
+
+
+class BuilderError(LiteFlowError):
+    pass
+
+
+class WorkflowNotFoundError(LiteFlowError):
+    pass
+
+
+class EventNotFoundError(LiteFlowError):
+    pass
+
+
+class ConcurrencyError(LiteFlowError):
+    pass
+
+
+class SerializationError(LiteFlowError):
+    pass
+
+
+class InvalidOperationError(LiteFlowError):
+    pass
+
+
+class InvalidArgumentError(LiteFlowError, ValueError):
+    pass
+
+
+class ConfigurationError(LiteFlowError):
+    pass
+
+
+class ProviderError(ConfigurationError):
+    pass
+
+
+class WorkflowTimeoutError(LiteFlowError, TimeoutError):
+    pass

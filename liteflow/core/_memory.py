@@ -1,0 +1,222 @@
+"""In-process providers: the defaults for one node, demos and tests.
+
+The memory store keeps every record as JSON text, exactly what a database provider would store,
+so data that could not survive a real store fails here too, and callers never share objects with it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from ._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
+from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
+from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._records import event_from_record, event_to_record, instance_from_record, instance_to_record
+
+
+class MemoryPersistenceProvider(PersistenceProvider):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._instances: dict[str, str] = {}
+        self._revisions: dict[str, int] = {}
+        self._meta: dict[str, tuple[WorkflowStatus, datetime | None]] = {}
+        self._due: dict[str, datetime] = {}
+        self._subscriptions: dict[str, EventSubscription] = {}
+        self._subscriptions_by_key: defaultdict[tuple[str, str], dict[str, EventSubscription]] = defaultdict(dict)
+        self._events: dict[str, str] = {}
+        self._event_times: dict[str, datetime] = {}
+        self._events_by_key: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+        self._unprocessed: dict[str, None] = {}  # insertion-ordered set
+        self._errors: defaultdict[str, list[ExecutionError]] = defaultdict(list)
+
+    def _store(self, instance: WorkflowInstance, text: str) -> None:
+        self._instances[instance.id] = text
+        self._meta[instance.id] = (instance.status, instance.complete_time)
+        if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
+            self._due[instance.id] = instance.next_execution
+        else:
+            self._due.pop(instance.id, None)
+
+    def create_workflow(self, instance: WorkflowInstance) -> None:
+        text = json.dumps(instance_to_record(instance))
+        with self._lock:
+            if instance.id in self._instances:
+                raise ConcurrencyError(f"workflow {instance.id} already exists")
+            self._revisions[instance.id] = instance.revision
+            self._store(instance, text)
+
+    def persist_workflow(
+        self,
+        instance: WorkflowInstance,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        terminated_subscriptions: Sequence[str] = (),
+        errors: Sequence[ExecutionError] = (),
+    ) -> None:
+        revision = instance.revision + 1
+        text = json.dumps({**instance_to_record(instance), "revision": revision})
+        with self._lock:
+            stored = self._revisions.get(instance.id)
+            if stored is None:
+                raise WorkflowNotFoundError(f"no workflow instance with id {instance.id}")
+            if stored != instance.revision:
+                raise ConcurrencyError(
+                    f"workflow {instance.id} was saved by someone else (revision {stored}, "
+                    f"this copy is {instance.revision})"
+                )
+            self._revisions[instance.id] = revision
+            self._store(instance, text)
+            for subscription in subscriptions:
+                self._subscriptions[subscription.id] = replace(subscription)
+                key = (subscription.event_name, subscription.event_key)
+                self._subscriptions_by_key[key][subscription.id] = self._subscriptions[subscription.id]
+            for subscription_id in terminated_subscriptions:
+                ended = self._subscriptions.pop(subscription_id, None)
+                if ended is not None:
+                    self._subscriptions_by_key[(ended.event_name, ended.event_key)].pop(subscription_id, None)
+            self._errors[instance.id].extend(replace(error) for error in errors)
+        instance.revision = revision
+
+    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
+        text = self._instances.get(workflow_id)
+        if text is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+        return instance_from_record(json.loads(text))
+
+    def get_runnable_instances(self, as_of: datetime) -> list[str]:
+        with self._lock:
+            return [workflow_id for workflow_id, due in self._due.items() if due <= as_of]
+
+    def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
+        with self._lock:
+            found = self._subscriptions_by_key.get((event_name, event_key), {})
+            return [replace(s) for s in found.values() if s.subscribe_as_of <= as_of]
+
+    def create_event(self, event: Event) -> None:
+        text = json.dumps(event_to_record(event))
+        with self._lock:
+            self._events[event.id] = text
+            self._event_times[event.id] = event.event_time
+            ids = self._events_by_key[(event.event_name, event.event_key)]
+            ids.append(event.id)
+            if len(ids) > 1 and self._event_times[ids[-2]] > event.event_time:
+                ids.sort(key=self._event_times.__getitem__)
+            if not event.is_processed:
+                self._unprocessed[event.id] = None
+
+    def _load_event(self, event_id: str) -> Event:
+        text = self._events.get(event_id)
+        if text is None:
+            raise EventNotFoundError(f"no event with id {event_id}")
+        event = event_from_record(json.loads(text))
+        event.is_processed = event_id not in self._unprocessed
+        return event
+
+    def get_event(self, event_id: str) -> Event:
+        with self._lock:
+            return self._load_event(event_id)
+
+    def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
+        with self._lock:
+            ids = self._events_by_key.get((event_name, event_key), [])
+            return [self._load_event(i) for i in ids if self._event_times[i] >= as_of]
+
+    def get_runnable_events(self, as_of: datetime) -> list[str]:
+        with self._lock:
+            return [i for i in self._unprocessed if self._event_times[i] <= as_of]
+
+    def mark_event_processed(self, event_id: str) -> None:
+        with self._lock:
+            self._unprocessed.pop(event_id, None)
+
+    def mark_event_unprocessed(self, event_id: str) -> None:
+        with self._lock:
+            if event_id not in self._events:
+                raise EventNotFoundError(f"no event with id {event_id}")
+            self._unprocessed[event_id] = None
+
+    def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        with self._lock:
+            return [replace(error) for error in self._errors.get(workflow_id, [])]
+
+    def purge(self, *, statuses: Sequence[WorkflowStatus], older_than: datetime) -> int:
+        wanted = set(statuses)
+        with self._lock:
+            doomed = [
+                workflow_id
+                for workflow_id, (status, completed) in self._meta.items()
+                if status in wanted and completed is not None and completed < older_than
+            ]
+            for workflow_id in doomed:
+                for table in (self._instances, self._revisions, self._meta, self._due, self._errors):
+                    table.pop(workflow_id, None)  # type: ignore[attr-defined]
+                for subscription in [s for s in self._subscriptions.values() if s.workflow_id == workflow_id]:
+                    self._subscriptions.pop(subscription.id)
+                    self._subscriptions_by_key[(subscription.event_name, subscription.event_key)].pop(subscription.id)
+            for event_id in [i for i, t in self._event_times.items() if t < older_than and i not in self._unprocessed]:
+                event = event_from_record(json.loads(self._events.pop(event_id)))
+                del self._event_times[event_id]
+                self._events_by_key[(event.event_name, event.event_key)].remove(event_id)
+            return len(doomed)
+
+
+class SingleNodeQueueProvider(QueueProvider):
+    """FIFO queues in this process. An id already waiting is not queued twice."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._queues: dict[QueueType, deque[str]] = {queue: deque() for queue in QueueType}
+        self._waiting: dict[QueueType, set[str]] = {queue: set() for queue in QueueType}
+        self._closed = False
+
+    def enqueue(self, queue: QueueType, item_id: str) -> None:
+        with self._condition:
+            if item_id in self._waiting[queue]:
+                return
+            self._waiting[queue].add(item_id)
+            self._queues[queue].append(item_id)
+            self._condition.notify_all()
+
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        with self._condition:
+            items = self._queues[queue]
+            if not items and not self._closed:
+                self._condition.wait_for(lambda: bool(items) or self._closed, timeout)
+            if not items:
+                return None
+            item_id = items.popleft()
+            self._waiting[queue].discard(item_id)
+            return item_id
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+class LocalLockProvider(LockProvider):
+    """Locks within this process."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: set[str] = set()
+
+    def acquire(self, resource: str) -> bool:
+        with self._mutex:
+            if resource in self._held:
+                return False
+            self._held.add(resource)
+            return True
+
+    def release(self, resource: str) -> None:
+        with self._mutex:
+            self._held.discard(resource)
+
+    def close(self) -> None:
+        with self._mutex:
+            self._held.clear()

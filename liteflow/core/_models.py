@@ -1,0 +1,137 @@
+"""The persisted state of workflows: instances, execution pointers, events, subscriptions, errors.
+
+These are plain dataclasses. Providers store them; the executor changes them; nothing here does I/O.
+Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, ClassVar
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class WorkflowStatus(str, Enum):
+    RUNNABLE = "runnable"
+    SUSPENDED = "suspended"
+    COMPLETE = "complete"
+    TERMINATED = "terminated"
+
+
+class PointerStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING_FOR_EVENT = "waiting_for_event"
+    FAILED = "failed"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class ExecutionPointer:
+    """One activation of one step of a workflow instance."""
+
+    step_id: int
+    id: str = field(default_factory=new_id)
+    active: bool = True
+    status: PointerStatus = PointerStatus.PENDING
+    sleep_until: datetime | None = None
+    persistence_data: Any = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    event_name: str | None = None
+    event_key: str | None = None
+    event_published: bool = False
+    event_id: str | None = None
+    event_data: Any = None
+    context_item: Any = None
+    predecessor_id: str | None = None
+    outcome: Any = None
+    retry_count: int = 0
+    children: list[str] = field(default_factory=list)
+    scope: list[str] = field(default_factory=list)
+    """Ids of the enclosing container pointers, innermost first."""
+
+
+@dataclass
+class WorkflowInstance:
+    """A running (or finished) workflow: its data and the pointers that say where it is."""
+
+    RUNNABLE: ClassVar[WorkflowStatus] = WorkflowStatus.RUNNABLE
+    SUSPENDED: ClassVar[WorkflowStatus] = WorkflowStatus.SUSPENDED
+    COMPLETE: ClassVar[WorkflowStatus] = WorkflowStatus.COMPLETE
+    TERMINATED: ClassVar[WorkflowStatus] = WorkflowStatus.TERMINATED
+
+    workflow_definition_id: str
+    version: int
+    data: Any = None
+    id: str = field(default_factory=new_id)
+    reference: str | None = None
+    status: WorkflowStatus = WorkflowStatus.RUNNABLE
+    next_execution: datetime | None = None
+    create_time: datetime = field(default_factory=utcnow)
+    complete_time: datetime | None = None
+    execution_pointers: list[ExecutionPointer] = field(default_factory=list)
+    revision: int = 0
+    """Incremented by every save; a save based on an older revision fails (optimistic concurrency)."""
+
+    def pointer(self, pointer_id: str) -> ExecutionPointer | None:
+        for pointer in self.execution_pointers:
+            if pointer.id == pointer_id:
+                return pointer
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+
+
+@dataclass
+class Event:
+    """An external event published through the host."""
+
+    event_name: str
+    event_key: str
+    event_data: Any = None
+    id: str = field(default_factory=new_id)
+    event_time: datetime = field(default_factory=utcnow)
+    is_processed: bool = False
+
+
+@dataclass
+class EventSubscription:
+    """A pointer waiting for an event. Events published at or after ``subscribe_as_of`` match."""
+
+    workflow_id: str
+    step_id: int
+    execution_pointer_id: str
+    event_name: str
+    event_key: str
+    subscribe_as_of: datetime
+    id: str = field(default_factory=new_id)
+
+
+@dataclass
+class ExecutionError:
+    """A step that raised: kept on the instance's record for ``host.get_workflow_errors``."""
+
+    workflow_id: str
+    execution_pointer_id: str
+    step_id: int
+    message: str
+    error_type: str = ""
+    traceback: str = ""
+    attempt: int = 1
+    error_time: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_id)

@@ -1,0 +1,64 @@
+"""Every tunable of the host, with its default, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._models import utcnow
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    poll_interval: timedelta = timedelta(seconds=5)
+    """How often the store is polled for work that no queue item or timer announced (the safety
+    net after a crash, or for work another node scheduled). Wake-ups do not wait for it."""
+
+    max_concurrent_workflows: int = 4
+    """Worker threads executing workflow steps."""
+
+    event_workers: int = 2
+    """Worker threads delivering published events."""
+
+    retry_interval: timedelta = timedelta(seconds=10)
+    """Delay before a failed step is retried, unless its step or workflow sets one."""
+
+    idle_timeout: timedelta = timedelta(seconds=1)
+    """Longest a worker blocks on an empty queue before checking whether the host is stopping."""
+
+    stop_timeout: timedelta = timedelta(seconds=10)
+    """How long ``stop`` waits for running steps to finish."""
+
+    max_passes_per_turn: int = 100
+    """Passes one worker makes over a workflow before letting others have a turn."""
+
+    lock_retry_delay: timedelta = timedelta(milliseconds=5)
+    """Delay before an event delivery retries when the workflow is busy running a step."""
+
+    clock: Callable[[], datetime] = utcnow
+    """Source of the current time (UTC, timezone-aware)."""
+
+    @classmethod
+    def from_kwargs(cls, base: HostOptions | None = None, **values: Any) -> HostOptions:
+        """Options from keyword arguments; durations may be timedeltas or seconds."""
+        known = {f.name: f for f in fields(cls)}
+        defaults = base or cls()
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise ConfigurationError(f"unknown host option {name!r}; known options: {', '.join(sorted(known))}")
+            default = getattr(defaults, name)
+            if isinstance(default, timedelta):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    value = timedelta(seconds=value)
+                if not isinstance(value, timedelta) or value < timedelta(0):
+                    raise ConfigurationError(f"host option {name} must be a non-negative duration, got {value!r}")
+            elif isinstance(default, int) and (not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"host option {name} must be a positive integer, got {value!r}")
+            elif name == "clock" and not callable(value):
+                raise ConfigurationError(f"host option clock must be callable, got {value!r}")
+            changes[name] = value
+        return replace(defaults, **changes)

@@ -1,0 +1,128 @@
+"""The three provider contracts: persistence, queue and lock.
+
+The host talks to storage and to other nodes only through these. Each is small on purpose; the
+contract test suites in :mod:`liteflow.testing` say exactly what an implementation must do.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+
+from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
+
+
+class PersistenceProvider(ABC):
+    """Stores workflow instances, event subscriptions, events and step errors.
+
+    Every query below is meant to be answered from an index in a real database: runnable
+    instances by next execution time, subscriptions by (event name, event key), events by
+    (event name, event key, time) and unprocessed events by time.
+    """
+
+    @abstractmethod
+    def create_workflow(self, instance: WorkflowInstance) -> None:
+        """Store a new instance (its ``id`` is set by the caller). Its data must be serializable:
+        otherwise :class:`SerializationError` is raised and nothing is stored."""
+
+    @abstractmethod
+    def persist_workflow(
+        self,
+        instance: WorkflowInstance,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        terminated_subscriptions: Sequence[str] = (),
+        errors: Sequence[ExecutionError] = (),
+    ) -> None:
+        """Save an instance together with new subscriptions, ended subscriptions and errors, all or
+        nothing. The stored revision must equal ``instance.revision``, else :class:`ConcurrencyError`
+        is raised and nothing is written; on success ``instance.revision`` is incremented."""
+
+    @abstractmethod
+    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
+        """Load an instance, or raise :class:`WorkflowNotFoundError`."""
+
+    @abstractmethod
+    def get_runnable_instances(self, as_of: datetime) -> list[str]:
+        """Ids of runnable instances whose next execution time is at or before ``as_of``."""
+
+    @abstractmethod
+    def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
+        """Open subscriptions for (name, key) that began at or before ``as_of``."""
+
+    @abstractmethod
+    def create_event(self, event: Event) -> None:
+        """Store a published event. Its data must be serializable."""
+
+    @abstractmethod
+    def get_event(self, event_id: str) -> Event:
+        """Load an event, or raise :class:`EventNotFoundError`."""
+
+    @abstractmethod
+    def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
+        """Events for (name, key) published at or after ``as_of``, oldest first, processed or not."""
+
+    @abstractmethod
+    def get_runnable_events(self, as_of: datetime) -> list[str]:
+        """Ids of unprocessed events published at or before ``as_of``, oldest first."""
+
+    @abstractmethod
+    def mark_event_processed(self, event_id: str) -> None: ...
+
+    @abstractmethod
+    def mark_event_unprocessed(self, event_id: str) -> None: ...
+
+    @abstractmethod
+    def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        """Errors recorded for an instance, oldest first."""
+
+    @abstractmethod
+    def purge(self, *, statuses: Sequence[WorkflowStatus], older_than: datetime) -> int:
+        """Delete instances in ``statuses`` completed before ``older_than`` (with their errors and
+        subscriptions) and processed events published before it. Returns the instances removed."""
+
+    def close(self) -> None:
+        """Release connections. The default does nothing."""
+
+
+class QueueType(str, Enum):
+    WORKFLOW = "workflow"
+    EVENT = "event"
+
+
+class QueueProvider(ABC):
+    """Hands ids of workflows and events that need work to the host's consumers.
+
+    Delivery is at least once: an item taken by ``dequeue`` and never acknowledged (its consumer
+    died) may be handed out again. Queuing an id that is already waiting may be a no-op.
+    """
+
+    @abstractmethod
+    def enqueue(self, queue: QueueType, item_id: str) -> None: ...
+
+    @abstractmethod
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        """Take the next id, waiting up to ``timeout`` seconds; None if there is none."""
+
+    def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        """Say a dequeued item has been handled (after its result is persisted)."""
+
+    def close(self) -> None:
+        """Release resources and wake blocked ``dequeue`` calls. The default does nothing."""
+
+
+class LockProvider(ABC):
+    """Mutual exclusion on named resources (workflow and event ids) across all hosts."""
+
+    @abstractmethod
+    def acquire(self, resource: str) -> bool:
+        """Take the lock without waiting; False if someone else holds it."""
+
+    @abstractmethod
+    def release(self, resource: str) -> None:
+        """Give back a lock taken by this provider. Releasing a lock not held does nothing."""
+
+    def close(self) -> None:
+        """Release every lock and resource. The default does nothing."""

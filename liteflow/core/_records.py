@@ -1,0 +1,187 @@
+"""Mapping between the model dataclasses and plain JSON records, shared by every provider.
+
+A record holds only JSON types: times as ISO-8601 strings, user values (workflow data, step
+persistence data, event data, for_each items) through :mod:`._serialization`. Providers keep the
+fields they query (status, next execution, event name and key, ...) in indexed columns of their own
+and the rest in the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ._models import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    PointerStatus,
+    WorkflowInstance,
+    WorkflowStatus,
+)
+from ._serialization import from_jsonable, to_jsonable
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
+    return {
+        "id": pointer.id,
+        "step_id": pointer.step_id,
+        "active": pointer.active,
+        "status": pointer.status.value,
+        "sleep_until": _time(pointer.sleep_until),
+        "persistence_data": to_jsonable(pointer.persistence_data, f"{path}.persistence_data"),
+        "start_time": _time(pointer.start_time),
+        "end_time": _time(pointer.end_time),
+        "event_name": pointer.event_name,
+        "event_key": pointer.event_key,
+        "event_published": pointer.event_published,
+        "event_id": pointer.event_id,
+        "event_data": to_jsonable(pointer.event_data, f"{path}.event_data"),
+        "context_item": to_jsonable(pointer.context_item, f"{path}.context_item"),
+        "predecessor_id": pointer.predecessor_id,
+        "outcome": to_jsonable(pointer.outcome, f"{path}.outcome"),
+        "retry_count": pointer.retry_count,
+        "children": pointer.children,
+        "scope": pointer.scope,
+    }
+
+
+def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
+    return ExecutionPointer(
+        id=record["id"],
+        step_id=record["step_id"],
+        active=record["active"],
+        status=PointerStatus(record["status"]),
+        sleep_until=_parse_time(record["sleep_until"]),
+        persistence_data=from_jsonable(record["persistence_data"]),
+        start_time=_parse_time(record["start_time"]),
+        end_time=_parse_time(record["end_time"]),
+        event_name=record["event_name"],
+        event_key=record["event_key"],
+        event_published=record["event_published"],
+        event_id=record["event_id"],
+        event_data=from_jsonable(record["event_data"]),
+        context_item=from_jsonable(record["context_item"]),
+        predecessor_id=record["predecessor_id"],
+        outcome=from_jsonable(record["outcome"]),
+        retry_count=record["retry_count"],
+        children=list(record["children"]),
+        scope=list(record["scope"]),
+    )
+
+
+def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
+    """The whole instance as JSON types. Raises SerializationError naming the failing field."""
+    return {
+        "id": instance.id,
+        "workflow_definition_id": instance.workflow_definition_id,
+        "version": instance.version,
+        "reference": instance.reference,
+        "status": instance.status.value,
+        "next_execution": _time(instance.next_execution),
+        "create_time": _time(instance.create_time),
+        "complete_time": _time(instance.complete_time),
+        "revision": instance.revision,
+        "data": to_jsonable(instance.data, "data"),
+        "execution_pointers": [
+            pointer_to_record(pointer, f"execution_pointers[{index}]")
+            for index, pointer in enumerate(instance.execution_pointers)
+        ],
+    }
+
+
+def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
+    create_time = _parse_time(record["create_time"])
+    assert create_time is not None
+    return WorkflowInstance(
+        id=record["id"],
+        workflow_definition_id=record["workflow_definition_id"],
+        version=record["version"],
+        reference=record["reference"],
+        status=WorkflowStatus(record["status"]),
+        next_execution=_parse_time(record["next_execution"]),
+        create_time=create_time,
+        complete_time=_parse_time(record["complete_time"]),
+        revision=record["revision"],
+        data=from_jsonable(record["data"]),
+        execution_pointers=[pointer_from_record(p) for p in record["execution_pointers"]],
+    )
+
+
+def event_to_record(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "event_name": event.event_name,
+        "event_key": event.event_key,
+        "event_data": to_jsonable(event.event_data, "event_data"),
+        "event_time": _time(event.event_time),
+        "is_processed": event.is_processed,
+    }
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    event_time = _parse_time(record["event_time"])
+    assert event_time is not None
+    return Event(
+        id=record["id"],
+        event_name=record["event_name"],
+        event_key=record["event_key"],
+        event_data=from_jsonable(record["event_data"]),
+        event_time=event_time,
+        is_processed=record["is_processed"],
+    )
+
+
+def subscription_to_record(subscription: EventSubscription) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "workflow_id": subscription.workflow_id,
+        "step_id": subscription.step_id,
+        "execution_pointer_id": subscription.execution_pointer_id,
+        "event_name": subscription.event_name,
+        "event_key": subscription.event_key,
+        "subscribe_as_of": _time(subscription.subscribe_as_of),
+    }
+
+
+def subscription_from_record(record: dict[str, Any]) -> EventSubscription:
+    as_of = _parse_time(record["subscribe_as_of"])
+    assert as_of is not None
+    return EventSubscription(
+        id=record["id"],
+        workflow_id=record["workflow_id"],
+        step_id=record["step_id"],
+        execution_pointer_id=record["execution_pointer_id"],
+        event_name=record["event_name"],
+        event_key=record["event_key"],
+        subscribe_as_of=as_of,
+    )
+
+
+def error_to_record(error: ExecutionError) -> dict[str, Any]:
+    return {
+        "id": error.id,
+        "workflow_id": error.workflow_id,
+        "execution_pointer_id": error.execution_pointer_id,
+        "step_id": error.step_id,
+        "message": error.message,
+        "error_type": error.error_type,
+        "traceback": error.traceback,
+        "attempt": error.attempt,
+        "error_time": _time(error.error_time),
+    }
+
+
+def error_from_record(record: dict[str, Any]) -> ExecutionError:
+    error_time = _parse_time(record["error_time"])
+    assert error_time is not None
+    return ExecutionError(**{**record, "error_time": error_time})

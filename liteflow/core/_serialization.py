@@ -1,0 +1,498 @@
+"""How LiteFlow stores Python values: as JSON, never pickle.
+
+Workflow data, step persistence data, event data and ``for_each`` items go
+through :func:`to_jsonable` / :func:`from_jsonable` (:func:`dumps` /
+:func:`loads` for JSON text).
+
+Format
+------
+Plain JSON values are stored unchanged: ``None``, ``bool``, ``int``, ``float``
+(``inf`` and ``nan`` too, written as Python's :mod:`json` writes them), ``str``,
+``list``, and ``dict`` with ``str`` keys. Anything else is a tagged object::
+
+    tuple, set, frozenset    {"$t": "tuple" | "set" | "frozenset", "v": [...]}
+    dict with a non-str key  {"$t": "dict", "v": [[key, value], ...]}
+      or with a "$t" key
+    datetime, date, time     {"$t": "datetime" | "date" | "time", "v": isoformat}
+    timedelta                {"$t": "timedelta", "v": [days, seconds, microseconds]}
+    UUID, Decimal            {"$t": "uuid" | "decimal", "v": str(value)}
+    bytes, bytearray         {"$t": "bytes" | "bytearray", "v": base64}
+    types.SimpleNamespace    {"$t": "namespace", "v": {attr: value}}
+    Enum member              {"$t": "enum", "c": CLASS, "v": member value}
+    dataclass instance       {"$t": "dataclass", "c": CLASS, "v": {field: value}}
+    pydantic v2 model        {"$t": "pydantic", "c": CLASS, "v": model_dump(mode="json")}
+    other object             {"$t": "object", "c": CLASS, "v": {attr: value}}
+      (__dict__ and/or __slots__)
+
+``CLASS`` is the name given to :func:`register_type`, else ``"module:QualName"``.
+Nested values are encoded the same way. A time zone is kept as its UTC offset,
+not its name; a value referenced twice is stored (and read back) as two copies.
+Functions, modules, generators, files, sockets, locks, exceptions, subclasses of
+built-in types (enums aside) and reference cycles are refused.
+
+Reading back
+------------
+Dataclasses and plain objects are rebuilt with ``cls.__new__(cls)`` and their
+attributes set directly: ``__init__`` and ``__post_init__`` are not called. A
+dataclass field missing from stored data gets its default, and stored fields the
+class no longer has are dropped, so dataclasses can evolve between deploys.
+Enums are rebuilt with ``cls(value)``, pydantic models with ``cls.model_validate``.
+
+Safety
+------
+Loading never imports a module and never runs code named by the data, other than
+those constructors. A class named in stored data is used only if
+
+* it was registered with :func:`register_type`, or
+* its module is already imported, the class is found in it by plain lookup, and
+  it is safe by default: an Enum, a pydantic model, a dataclass, or a plain class
+  from your own code (not the standard library or an installed package).
+  Dataclasses and plain classes must not define ``__del__``; plain classes must
+  not define ``__reduce__``, ``__reduce_ex__`` or ``__setstate__`` either, as
+  those mark state that copying attributes cannot rebuild.
+
+The same rule applies when saving, so a value that could not be read back is
+refused at save time by a :class:`SerializationError` naming the path to it,
+for example ``data.items[2].conn``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import json
+import os
+import reprlib
+import sys
+import sysconfig
+import types
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeVar, overload
+
+from ._errors import SerializationError
+
+__all__ = ["register_type", "to_jsonable", "from_jsonable", "dumps", "loads"]
+
+T = TypeVar("T")
+
+_TAG = "$t"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+_HINT = "register it with liteflow.core.register_type"
+_CONTAINERS: dict[type, str] = {tuple: "tuple", set: "set", frozenset: "frozenset"}
+_VALUES: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    dt.datetime: ("datetime", dt.datetime.isoformat),
+    dt.date: ("date", dt.date.isoformat),
+    dt.time: ("time", dt.time.isoformat),
+    dt.timedelta: ("timedelta", lambda v: [v.days, v.seconds, v.microseconds]),
+    uuid.UUID: ("uuid", str),
+    decimal.Decimal: ("decimal", str),
+    bytes: ("bytes", lambda v: base64.b64encode(v).decode("ascii")),
+    bytearray: ("bytearray", lambda v: base64.b64encode(v).decode("ascii")),
+}
+_CONTAINER_DECODERS: dict[str, Callable[[list[Any]], Any]] = {
+    "tuple": tuple, "set": set, "frozenset": frozenset, "dict": dict,
+}
+_VALUE_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda v: dt.timedelta(*v),  # positional order: days, seconds, microseconds
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "bytes": lambda v: base64.b64decode(v, validate=True),
+    "bytearray": lambda v: bytearray(base64.b64decode(v, validate=True)),
+}
+_CLASS_KINDS = frozenset({"enum", "pydantic", "dataclass", "object"})
+# Copying attributes cannot rebuild these, and a subclass would silently lose
+# its built-in part.
+_BUILTIN_BASES = (
+    int, float, complex, str, bytes, bytearray, tuple, list, dict, set, frozenset,
+    dt.date, dt.time, dt.timedelta, decimal.Decimal, uuid.UUID, types.SimpleNamespace,
+    BaseException,
+)
+
+
+class _ClassInfo(NamedTuple):
+    kind: str  # one of _CLASS_KINDS, also the tag
+    name: str  # the CLASS written to the data
+    fields: tuple[dataclasses.Field[Any], ...]  # dataclasses only
+    slots: frozenset[str]  # plain objects only
+    has_dict: bool
+
+
+_classes_by_name: dict[str, type] = {}
+_names_by_class: dict[type, str] = {}
+# A _ClassInfo when the class is allowed, else why not (appended to a message).
+_class_infos: dict[type, _ClassInfo | str] = {}
+_user_modules: dict[str, bool] = {}
+
+
+@overload
+def register_type(cls: type[T], *, name: str | None = None) -> type[T]: ...
+@overload
+def register_type(cls: None = None, *, name: str | None = None) -> Callable[[type[T]], type[T]]: ...
+def register_type(
+    cls: type[T] | None = None, *, name: str | None = None
+) -> type[T] | Callable[[type[T]], type[T]]:
+    """Allow instances of ``cls`` to be stored and rebuilt, under ``name``.
+
+    Use as ``register_type(Cls)``, ``@register_type`` or ``@register_type(name="x")``.
+    A stable name keeps stored data readable after the class moves; registering a
+    class again under a new name keeps data written under the old one readable.
+    """
+
+    def register(c: type[T]) -> type[T]:
+        if not isinstance(c, type):
+            raise TypeError(f"register_type expects a class, got {c!r}")
+        if _kind_of(c) is None:
+            raise SerializationError(f"cannot register {_qualified(c)}: its instances cannot be stored")
+        key = name or f"{c.__module__}:{c.__qualname__}"
+        existing = _classes_by_name.get(key)
+        # The same module and qualname is a reloaded module, not a clash.
+        if existing is not None and _qualified(existing) != _qualified(c):
+            raise SerializationError(f"name {key!r} is already registered for {_qualified(existing)}")
+        _classes_by_name[key] = c
+        _names_by_class[c] = key
+        _class_infos.pop(c, None)
+        return c
+
+    return register if cls is None else register(cls)
+
+
+# -------------------------------------------------------------------- encoding
+
+class _Fail(Exception):
+    """An encoding failure; each container it passes adds its path segment."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.segments: list[str] = []
+
+
+def to_jsonable(value: Any, path: str = "data") -> Any:
+    """Turn ``value`` into dicts (str keys), lists, str, int, float, bool and None."""
+    try:
+        return _encode(value, set())
+    except _Fail as e:
+        where = path + "".join(reversed(e.segments))
+        raise SerializationError(f"cannot serialize {where}: {e.message}") from e.__cause__
+    except RecursionError:
+        raise SerializationError(f"cannot serialize {path}: it is nested too deeply") from None
+
+
+def dumps(value: Any, path: str = "data") -> str:
+    """Encode ``value`` as compact JSON text."""
+    data = to_jsonable(value, path)
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    except ValueError as e:  # e.g. an int too long to convert to text
+        raise SerializationError(f"cannot serialize {path}: {e}") from e
+
+
+def _encode(value: Any, seen: set[int]) -> Any:
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is list:
+        return _encode_items(value, seen)
+    if t is dict:
+        if _TAG in value or not _STR.issuperset(map(type, value)):  # some key is not a str
+            return {_TAG: "dict", "v": _encode_pairs(value, seen)}
+        return _encode_attrs(value, value, seen)
+    tag = _CONTAINERS.get(t)
+    if tag is not None:
+        return {_TAG: tag, "v": _encode_items(value, seen)}
+    simple = _VALUES.get(t)
+    if simple is not None:
+        return {_TAG: simple[0], "v": simple[1](value)}
+    if t is types.SimpleNamespace:
+        return {_TAG: "namespace", "v": _encode_attrs(value, vars(value), seen)}
+    return _encode_instance(value, t, seen)
+
+
+def _enter(value: Any, seen: set[int]) -> int:
+    # `seen` holds the containers on the current path only, so a value shared
+    # by two fields is fine and only a true cycle fails.
+    key = id(value)
+    if key in seen:
+        raise _Fail("it contains itself (a reference cycle)")
+    seen.add(key)
+    return key
+
+
+def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
+    key = _enter(items, seen)
+    out: list[Any] = []
+    i = 0
+    try:
+        for i, item in enumerate(items):
+            out.append(item if type(item) in _SCALARS else _encode(item, seen))
+    except _Fail as e:
+        e.segments.append(f"[{i}]")
+        raise
+    seen.discard(key)
+    return out
+
+
+def _encode_attrs(owner: object, attrs: dict[str, Any], seen: set[int]) -> dict[str, Any]:
+    key = _enter(owner, seen)
+    out: dict[str, Any] = {}
+    k = ""
+    try:
+        for k, v in attrs.items():
+            out[k] = v if type(v) in _SCALARS else _encode(v, seen)
+    except _Fail as e:
+        e.segments.append(f".{k}")
+        raise
+    seen.discard(key)
+    return out
+
+
+def _encode_pairs(d: dict[Any, Any], seen: set[int]) -> list[Any]:
+    key = _enter(d, seen)
+    pairs: list[Any] = []
+    k: Any = None
+    try:
+        for k, v in d.items():
+            pairs.append([_encode(k, seen), _encode(v, seen)])
+    except _Fail as e:
+        e.segments.append(f".{k}" if type(k) is str else f"[{reprlib.repr(k)}]")
+        raise
+    seen.discard(key)
+    return pairs
+
+
+def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
+    info = _class_info(cls)
+    if isinstance(info, str):
+        raise _Fail(f"type {_qualified(cls)} is not supported; {_HINT} or use plain data{info}")
+    if info.kind == "enum":
+        encoded: Any = _encode(value.value, seen)
+    elif info.kind == "pydantic":
+        try:
+            encoded = value.model_dump(mode="json")
+        except Exception as e:
+            raise _Fail(f"{_qualified(cls)}.model_dump failed: {e}") from e
+    else:
+        if info.kind == "dataclass":
+            attrs = {f.name: getattr(value, f.name) for f in info.fields if hasattr(value, f.name)}
+        else:
+            attrs = dict(vars(value)) if info.has_dict else {}
+            attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
+        encoded = _encode_attrs(value, attrs, seen)
+    return {_TAG: info.kind, "c": info.name, "v": encoded}
+
+
+# -------------------------------------------------------------------- decoding
+
+def from_jsonable(obj: Any) -> Any:
+    """Rebuild the value that :func:`to_jsonable` turned into ``obj``."""
+    try:
+        return _decode(obj)
+    except SerializationError:
+        raise
+    except Exception as e:  # malformed data, too deep nesting, or a constructor rejecting it
+        raise SerializationError(f"cannot deserialize data: {type(e).__name__}: {e}") from e
+
+
+def loads(text: str) -> Any:
+    """Parse JSON text written by :func:`dumps` and rebuild the value."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        raise SerializationError(f"cannot deserialize data: invalid JSON: {e}") from e
+    return from_jsonable(obj)
+
+
+def _decode(obj: Any) -> Any:
+    t = type(obj)
+    if t is list:
+        return [v if type(v) in _SCALARS else _decode(v) for v in obj]
+    if t is not dict:
+        if t in _SCALARS:
+            return obj
+        raise SerializationError(f"cannot deserialize data: {_qualified(t)} is not JSON data")
+    if _TAG not in obj:
+        return {k: v if type(v) in _SCALARS else _decode(v) for k, v in obj.items()}
+    tag = obj[_TAG]
+    if tag in _CLASS_KINDS:
+        return _decode_instance(obj, tag)
+    if tag in _VALUE_DECODERS:
+        return _VALUE_DECODERS[tag](obj["v"])
+    if tag in _CONTAINER_DECODERS:
+        return _CONTAINER_DECODERS[tag](_items(obj))
+    if tag == "namespace":
+        return types.SimpleNamespace(**_attrs(obj))
+    raise SerializationError(f"cannot deserialize data: unknown tag {tag!r}")
+
+
+def _items(obj: dict[str, Any]) -> list[Any]:
+    if type(obj["v"]) is not list:
+        raise SerializationError(f"cannot deserialize data: {obj[_TAG]!r} needs a list")
+    return [_decode(v) for v in obj["v"]]
+
+
+def _attrs(obj: dict[str, Any]) -> dict[str, Any]:
+    # Decoded key by key: an attribute named "$t" is not a tag here.
+    if type(obj["v"]) is not dict:
+        raise SerializationError(f"cannot deserialize data: {obj[_TAG]!r} needs an object")
+    return {k: _decode(v) for k, v in obj["v"].items()}
+
+
+def _decode_instance(obj: dict[str, Any], tag: str) -> Any:
+    cls, info = _allowed_class(obj.get("c"), tag)
+    if tag == "enum":
+        return cls(_decode(obj["v"]))
+    if tag == "pydantic":
+        return cls.model_validate(obj["v"])  # type: ignore[attr-defined]
+    attrs = _attrs(obj)
+    instance = cls.__new__(cls)  # type: ignore[call-overload]
+    if tag == "dataclass":
+        for f in info.fields:
+            if f.name in attrs:
+                value = attrs[f.name]
+            elif f.default is not dataclasses.MISSING:
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                continue
+            object.__setattr__(instance, f.name, value)  # also fine on frozen dataclasses
+        return instance
+    for k, value in attrs.items():
+        if k in info.slots:
+            object.__setattr__(instance, k, value)
+        elif info.has_dict:
+            # The inverse of vars(): no property or __setattr__ runs, and a
+            # stored "__class__" lands in the dict instead of swapping the class.
+            instance.__dict__[k] = value
+        else:
+            raise SerializationError(f"cannot deserialize data: {info.name} has no attribute {k!r}")
+    return instance
+
+
+def _allowed_class(name: Any, tag: str) -> tuple[type, _ClassInfo]:
+    if type(name) is not str:
+        raise SerializationError(f"cannot deserialize data: {tag!r} needs a class name")
+    cls = _classes_by_name.get(name)
+    if cls is None:  # not `or`: a class's truth value may run its metaclass's __len__
+        cls = _find_imported(name)
+    if cls is None:
+        raise SerializationError(
+            f"cannot deserialize class {name!r}: it is not registered and not found in an "
+            f"imported module (LiteFlow never imports while loading); {_HINT}"
+        )
+    info = _class_info(cls)
+    if isinstance(info, str):
+        raise SerializationError(
+            f"cannot deserialize class {name!r}: type {_qualified(cls)} is not allowed{info}; {_HINT}"
+        )
+    if info.kind != tag:
+        raise SerializationError(f"cannot deserialize class {name!r}: stored as {tag!r}, but it is {info.kind!r}")
+    return cls, info
+
+
+def _find_imported(name: str) -> type | None:
+    """Resolve ``module:Qual.Name`` in an already imported module, running no code.
+
+    Plain ``__dict__`` lookups, unlike getattr, cannot trigger a module
+    ``__getattr__`` (which may import) or a descriptor.
+    """
+    module_name, _, qualname = name.partition(":")
+    module = sys.modules.get(module_name)
+    if module is None or not qualname:
+        return None
+    found: Any = module
+    for part in qualname.split("."):
+        found = vars(found).get(part)
+        if not isinstance(found, type):
+            return None
+    return found  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------ class decisions
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _class_info(cls: type) -> _ClassInfo | str:
+    info = _class_infos.get(cls)
+    if info is None:
+        info = _class_infos[cls] = _decide(cls)
+    return info
+
+
+def _kind_of(cls: type) -> str | None:
+    if issubclass(cls, enum.Enum):  # before the built-in check: an IntEnum is an int
+        return "enum"
+    if all(hasattr(cls, a) for a in ("model_dump", "model_validate", "model_fields")):
+        return "pydantic"
+    if issubclass(cls, _BUILTIN_BASES):
+        return None
+    if dataclasses.is_dataclass(cls):
+        return "dataclass"
+    if cls.__dictoffset__ or _slot_names(cls):
+        return "object"
+    return None
+
+
+def _decide(cls: type) -> _ClassInfo | str:
+    kind = _kind_of(cls)
+    if kind is None:
+        return " (subclasses of built-in types lose data)" if issubclass(cls, _BUILTIN_BASES) else ""
+    name = _names_by_class.get(cls)
+    if name is None:  # not registered: must be safe by default
+        name = f"{cls.__module__}:{cls.__qualname__}"
+        module = sys.modules.get(cls.__module__)
+        if module is None:
+            return " (its module is not imported)"
+        if kind == "object" and not _is_user_module(module):
+            return " (it is defined in the standard library or an installed package)"
+        if kind in ("dataclass", "object"):
+            banned = ["__del__"] if kind == "dataclass" else ["__del__", "__reduce__", "__reduce_ex__", "__setstate__"]
+            for attr in banned:
+                if any(attr in vars(base) for base in cls.__mro__[:-1]):  # all but object
+                    return f" (it defines {attr})"
+        if _find_imported(name) is not cls:
+            return f" (it cannot be found by its name {name!r}, e.g. it is defined inside a function)"
+    fields = dataclasses.fields(cls) if kind == "dataclass" else ()
+    slots = frozenset(_slot_names(cls)) if kind == "object" else frozenset()
+    return _ClassInfo(kind, name, fields, slots, bool(cls.__dictoffset__))
+
+
+def _slot_names(cls: type) -> list[str]:
+    names: list[str] = []
+    for base in cls.__mro__:
+        slots = vars(base).get("__slots__", ())
+        for slot in [slots] if isinstance(slots, str) else slots:
+            if slot.startswith("__") and not slot.endswith("__"):  # name-mangled
+                slot = f"_{base.__name__.lstrip('_')}{slot}"
+            if slot not in ("__dict__", "__weakref__") and slot not in names:
+                names.append(slot)
+    return names
+
+
+def _is_user_module(module: types.ModuleType) -> bool:
+    """True for ``__main__`` and modules outside the standard library and site-packages."""
+    known = _user_modules.get(module.__name__)
+    if known is not None:
+        return known
+    file = getattr(module, "__file__", None)
+    if module.__name__ == "__main__":
+        known = True
+    elif not file:  # builtins and other modules compiled into Python
+        known = False
+    else:
+        path = os.path.realpath(file)
+        paths = sysconfig.get_paths()
+        library = [os.path.realpath(paths[k]) + os.sep for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+        known = not path.startswith(tuple(library)) and not {"site-packages", "dist-packages"} & set(path.split(os.sep))
+    _user_modules[module.__name__] = known
+    return known

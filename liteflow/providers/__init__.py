@@ -1,0 +1,1 @@
+"""Optional storage, queue and lock backends, one subpackage each."""

@@ -1,0 +1,250 @@
+"""The host end to end on the in-memory providers: API contracts, bad input, wake-ups."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from liteflow.core import (
+    ConfigurationError,
+    DuplicateWorkflowError,
+    ExecutionResult,
+    InvalidArgumentError,
+    InvalidOperationError,
+    LiteFlowError,
+    SerializationError,
+    StepBody,
+    StepExecutionContext,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowNotRegisteredError,
+    WorkflowStatus,
+    WorkflowStep,
+    WorkflowTimeoutError,
+    configure_workflow_host,
+)
+
+
+class Noop(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        pass
+
+
+class Simple(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop).then(Noop).then(Noop)
+
+
+class Other(Workflow):
+    def id(self) -> str:
+        return "Simple"
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop)
+
+
+def test_id_defaults_to_class_name_and_version_to_one() -> None:
+    with configure_workflow_host() as host:
+        host.register_workflow(Simple())
+        instance = host.wait_for_workflow(host.start_workflow("Simple", 1, None), timeout=5)
+        assert instance.workflow_definition_id == "Simple" and instance.version == 1
+        assert instance.status is WorkflowInstance.COMPLETE
+        assert instance.complete_time is not None and instance.complete_time >= instance.create_time
+        assert len(instance.execution_pointers) == 3
+
+
+def test_bad_input_is_rejected_at_once_with_a_named_error() -> None:
+    host = configure_workflow_host()
+    host.register_workflow(Simple())
+    host.register_workflow(Simple())  # the same definition twice is harmless
+    with pytest.raises(DuplicateWorkflowError, match="'Simple' version 1"):
+        host.register_workflow(Other())
+    with pytest.raises(WorkflowNotRegisteredError, match="'Nope'"):
+        host.start_workflow("Nope", 1, None)
+    with pytest.raises(WorkflowNotRegisteredError, match=r"version 2 .*\[1\]"):
+        host.start_workflow("Simple", 2, None)
+    with pytest.raises(InvalidArgumentError, match="event name"):
+        host.publish_event("", "key", None)
+    with pytest.raises(InvalidArgumentError, match="event key"):
+        host.publish_event("name", None, None)
+    with pytest.raises(SerializationError, match="data.callback"):
+        host.start_workflow("Simple", 1, {"callback": lambda: None})
+    with pytest.raises(WorkflowNotFoundError):
+        host.get_workflow_instance("no-such-id")
+    with pytest.raises(ConfigurationError, match="unknown host option 'pol_interval'"):
+        configure_workflow_host(pol_interval=3)
+    with pytest.raises(ConfigurationError, match="no persistence provider for URL"):
+        configure_workflow_host(persistence_service="nosuch://x")
+    assert issubclass(SerializationError, LiteFlowError)
+
+
+def test_workflows_started_before_start_run_once_the_host_starts() -> None:
+    host = configure_workflow_host()
+    host.register_workflow(Simple())
+    workflow_id = host.start_workflow("Simple", None, None)
+    assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.RUNNABLE
+    with host:
+        assert host.wait_for_workflow(workflow_id, 5).status is WorkflowStatus.COMPLETE
+
+
+def test_a_stopped_host_cannot_restart() -> None:
+    host = configure_workflow_host()
+    host.start()
+    host.stop()
+    with pytest.raises(InvalidOperationError):
+        host.start()
+
+
+def test_each_default_host_has_its_own_store() -> None:
+    first, second = configure_workflow_host(), configure_workflow_host()
+    first.register_workflow(Simple())
+    workflow_id = first.start_workflow("Simple", 1, None)
+    with pytest.raises(WorkflowNotFoundError):
+        second.get_workflow_instance(workflow_id)
+
+
+class Flaky(StepBody):
+    calls = 0
+
+    def run(self, context: StepExecutionContext) -> None:
+        Flaky.calls += 1
+        if Flaky.calls < 3:
+            raise ValueError(f"failure {Flaky.calls}")
+
+
+class Retrying(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Flaky).on_error(WorkflowStep.RETRY, timedelta(milliseconds=100))
+
+
+def test_retry_honours_the_interval_and_records_every_error() -> None:
+    Flaky.calls = 0
+    with configure_workflow_host() as host:
+        host.register_workflow(Retrying())
+        started = time.monotonic()
+        instance = host.wait_for_workflow(host.start_workflow("Retrying"), timeout=5)
+        elapsed = time.monotonic() - started
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert Flaky.calls == 3
+    assert 0.2 <= elapsed < 3
+    errors = host.get_workflow_errors(instance.id)
+    assert [(e.attempt, e.message) for e in errors] == [(1, "failure 1"), (2, "failure 2")]
+    assert all("ValueError" in e.traceback for e in errors)
+
+
+class AlwaysFails(StepBody):
+    calls = 0
+
+    def run(self, context: StepExecutionContext) -> None:
+        AlwaysFails.calls += 1
+        raise RuntimeError("nope")
+
+
+class Hopeless(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(AlwaysFails).on_error(WorkflowStep.RETRY, timedelta(milliseconds=200))
+
+
+def test_a_step_that_keeps_failing_does_not_spin() -> None:
+    AlwaysFails.calls = 0
+    with configure_workflow_host() as host:
+        host.register_workflow(Hopeless())
+        host.start_workflow("Hopeless")
+        cpu_before = time.process_time()
+        time.sleep(1.0)
+        cpu = time.process_time() - cpu_before
+    assert 3 <= AlwaysFails.calls <= 7
+    assert cpu < 0.5, f"a failing workflow used {cpu:.2f} s of CPU in 1 s"
+
+
+def test_an_idle_host_uses_almost_no_cpu() -> None:
+    with configure_workflow_host() as host:
+        host.register_workflow(Simple())
+        cpu_before = time.process_time()
+        time.sleep(1.0)
+        cpu = time.process_time() - cpu_before
+    assert cpu < 0.2, f"idle host used {cpu:.2f} s of CPU in 1 s"
+
+
+class Sleeper(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult | None:
+        if context.persistence_data is None:
+            return ExecutionResult.sleep(timedelta(milliseconds=300), "slept")
+        return None
+
+
+class Sleeping(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Sleeper)
+
+
+def test_a_sleeping_step_wakes_on_time_not_at_the_next_poll() -> None:
+    with configure_workflow_host(poll_interval=60) as host:
+        host.register_workflow(Sleeping())
+        started = time.monotonic()
+        host.wait_for_workflow(host.start_workflow("Sleeping"), timeout=5)
+        assert 0.3 <= time.monotonic() - started < 1.5
+
+
+class Waits(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop).wait_for("go", lambda data, context: data["key"]).output("got", lambda s: s.event_data)
+
+
+def test_events_wake_promptly_and_each_waiting_workflow_gets_its_event_once() -> None:
+    with configure_workflow_host(poll_interval=60) as host:
+        host.register_workflow(Waits())
+        ids = [host.start_workflow("Waits", 1, {"key": "k1" if n % 2 else "k2"}) for n in range(20)]
+        deadline = time.monotonic() + 5
+        while any(host.get_workflow_instance(i).next_execution is not None for i in ids):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        started = time.monotonic()
+        host.publish_event("go", "k1", "one")
+        for workflow_id in ids[1::2]:
+            assert host.wait_for_workflow(workflow_id, 5).data["got"] == "one"
+        assert time.monotonic() - started < 1.0
+        for workflow_id in ids[0::2]:
+            with pytest.raises(WorkflowTimeoutError):
+                host.wait_for_workflow(workflow_id, 0.05)
+        host.publish_event("go", "k2", "two")
+        for workflow_id in ids[0::2]:
+            instance = host.wait_for_workflow(workflow_id, 5)
+            assert instance.data["got"] == "two"
+            assert [p.event_data for p in instance.execution_pointers if p.event_name] == ["two"]
+
+
+def test_stop_waits_for_a_running_step() -> None:
+    finished = threading.Event()
+
+    class Slow(StepBody):
+        def run(self, context: StepExecutionContext) -> None:
+            time.sleep(0.3)
+            finished.set()
+
+    class SlowFlow(Workflow):
+        def build(self, builder: WorkflowBuilder) -> None:
+            builder.start_with(Slow)
+
+    host = configure_workflow_host()
+    host.register_workflow(SlowFlow())
+    host.start()
+    host.start_workflow("SlowFlow")
+    time.sleep(0.1)
+    host.stop()
+    assert finished.is_set()
+
+
+@pytest.mark.skipif(os.cpu_count() is None, reason="needs cpu count")
+def test_many_workflows_complete() -> None:
+    with configure_workflow_host() as host:
+        host.register_workflow(Simple())
+        ids = [host.start_workflow("Simple") for _ in range(500)]
+        for workflow_id in ids:
+            assert host.wait_for_workflow(workflow_id, 30).status is WorkflowStatus.COMPLETE
