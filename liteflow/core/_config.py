@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, ProviderError
@@ -11,8 +11,6 @@ from ._host import WorkflowHost
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider
-
-P = TypeVar("P")
 
 # scheme -> (module, factory attribute, pip extra). Modules are imported only when asked for, so a
 # missing driver only matters to those who use it.
@@ -45,7 +43,7 @@ def _from_url(kind: str, url: str, table: dict[str, tuple[str, str, str | None]]
     return factory() if url.startswith("memory:") else factory(url)
 
 
-def _resolve(kind: str, value: Any, base: type[P], table: dict[str, tuple[str, str, str | None]]) -> tuple[P, bool]:
+def _resolve(kind: str, value: Any, base: type, table: dict[str, tuple[str, str, str | None]]) -> tuple[Any, bool]:
     """The provider and whether the host owns it (made it, so must close it)."""
     if isinstance(value, str):
         return _from_url(kind, value, table), True

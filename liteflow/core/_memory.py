@@ -154,7 +154,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
             ]
             for workflow_id in doomed:
                 for table in (self._instances, self._revisions, self._meta, self._due, self._errors):
-                    table.pop(workflow_id, None)  # type: ignore[attr-defined]
+                    table.pop(workflow_id, None)
                 for subscription in [s for s in self._subscriptions.values() if s.workflow_id == workflow_id]:
                     self._subscriptions.pop(subscription.id)
                     self._subscriptions_by_key[(subscription.event_name, subscription.event_key)].pop(subscription.id)

@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class TimerQueue:
+class TimerQueue(Generic[T]):
     """Calls ``fire(item)`` at (or just after) each item's monotonic due time, on one thread.
 
     One thread and a heap instead of a ``threading.Timer`` per item: thousands of sleeping
@@ -23,7 +23,7 @@ class TimerQueue:
 
     def __init__(self, fire: Callable[[T], None], name: str = "liteflow-timers") -> None:
         self._fire = fire
-        self._heap: list[tuple[float, int, Any]] = []
+        self._heap: list[tuple[float, int, T]] = []
         self._counter = itertools.count()
         self._condition = threading.Condition()
         self._running = False
@@ -43,13 +43,13 @@ class TimerQueue:
         if self._thread is not None:
             self._thread.join()
 
-    def call_at(self, due: float, item: Any) -> None:
+    def call_at(self, due: float, item: T) -> None:
         with self._condition:
             heapq.heappush(self._heap, (due, next(self._counter), item))
             if self._heap[0][2] is item:
                 self._condition.notify()
 
-    def call_later(self, delay: float, item: Any) -> None:
+    def call_later(self, delay: float, item: T) -> None:
         self.call_at(time.monotonic() + delay, item)
 
     def _run(self) -> None:
