@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from ._builder import Workflow, WorkflowBuilder
 from ._errors import (
     DuplicateWorkflowError,
+    SerializationError,
     InvalidArgumentError,
     InvalidOperationError,
     WorkflowNotFoundError,
@@ -312,7 +313,13 @@ class WorkflowHost:
                     )
                     return
                 result = self._executor.execute(instance, definition, now)
-                self.persistence.persist_workflow(instance, subscriptions=result.subscriptions, errors=result.errors)
+                try:
+                    self.persistence.persist_workflow(
+                        instance, subscriptions=result.subscriptions, errors=result.errors
+                    )
+                except SerializationError as error:
+                    instance = self._suspend_unsaveable(workflow_id, error)
+                    break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)
                 if instance.is_finished:
@@ -321,6 +328,38 @@ class WorkflowHost:
         finally:
             self.lock.release(workflow_id)
         self._schedule(instance)
+
+    def _suspend_unsaveable(self, workflow_id: str, error: SerializationError) -> WorkflowInstance:
+        """A step left data that cannot be stored: keep the last good state, suspended, with the
+        reason recorded, rather than retrying the same failure forever. Lock held."""
+        logger.error("workflow %s suspended: its data can no longer be saved: %s", workflow_id, error)
+        instance = self.persistence.get_workflow_instance(workflow_id)
+        pointer = next((p for p in instance.execution_pointers if p.active), None)
+        instance.status = WorkflowStatus.SUSPENDED
+        instance.next_execution = None
+        failure = ExecutionError(
+            workflow_id=workflow_id,
+            execution_pointer_id=pointer.id if pointer else "",
+            step_id=pointer.step_id if pointer else -1,
+            message=f"workflow suspended: the data left by its steps cannot be saved: {error}",
+            error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+            error_time=self._clock(),
+        )
+        self.persistence.persist_workflow(instance, errors=[failure])
+        return instance
+
+    def purge(
+        self,
+        status: WorkflowStatus | Sequence[WorkflowStatus] = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED),
+        older_than: timedelta | datetime = timedelta(days=7),
+    ) -> int:
+        """Delete finished instances (and processed events) older than ``older_than`` (an age or a
+        point in time) from the store. Returns how many instances were removed."""
+        statuses = [status] if isinstance(status, WorkflowStatus) else list(status)
+        if WorkflowStatus.RUNNABLE in statuses:
+            raise InvalidArgumentError("purge removes finished or suspended workflows, not runnable ones")
+        cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
+        return self.persistence.purge(statuses=statuses, older_than=cutoff)
 
     def _deliver_published(self, instance: WorkflowInstance, subscription: EventSubscription) -> None:
         """Hand a new subscription the oldest event this instance has not consumed yet: this is

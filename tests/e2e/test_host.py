@@ -248,3 +248,43 @@ def test_many_workflows_complete() -> None:
         ids = [host.start_workflow("Simple") for _ in range(500)]
         for workflow_id in ids:
             assert host.wait_for_workflow(workflow_id, 30).status is WorkflowStatus.COMPLETE
+
+
+class Poison(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        context.workflow.data["handle"] = threading.Lock()
+
+
+class Poisoning(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop).then(Poison).then(Noop)
+
+
+def test_a_step_that_leaves_unsaveable_data_suspends_the_workflow_with_the_reason() -> None:
+    with configure_workflow_host() as host:
+        host.register_workflow(Poisoning())
+        workflow_id = host.start_workflow("Poisoning", 1, {"kept": 1})
+        deadline = time.monotonic() + 5
+        while host.get_workflow_instance(workflow_id).status is WorkflowStatus.RUNNABLE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        instance = host.get_workflow_instance(workflow_id)
+        assert instance.status is WorkflowStatus.SUSPENDED
+        assert instance.data == {"kept": 1}
+        [error] = host.get_workflow_errors(workflow_id)
+        assert "data.handle" in error.message
+
+
+def test_purge_removes_only_old_finished_workflows() -> None:
+    with configure_workflow_host() as host:
+        host.register_workflow(Simple())
+        host.register_workflow(Waits())
+        done = host.wait_for_workflow(host.start_workflow("Simple"), 5)
+        waiting = host.start_workflow("Waits", 1, {"key": "x"})
+        assert host.purge(older_than=timedelta(hours=1)) == 0
+        assert host.purge(older_than=timedelta(0)) == 1
+        with pytest.raises(WorkflowNotFoundError):
+            host.get_workflow_instance(done.id)
+        assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE
+        with pytest.raises(InvalidArgumentError):
+            host.purge(WorkflowStatus.RUNNABLE)
