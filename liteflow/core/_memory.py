@@ -128,7 +128,9 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         with self._lock:
-            return [i for i in self._unprocessed if self._event_times[i] <= as_of]
+            # Oldest first by event time: events may be created, or marked unprocessed again, out of time order.
+            due = [i for i in self._unprocessed if self._event_times[i] <= as_of]
+            return sorted(due, key=self._event_times.__getitem__)
 
     def mark_event_processed(self, event_id: str) -> None:
         with self._lock:

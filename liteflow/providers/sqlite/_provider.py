@@ -1,0 +1,407 @@
+"""A :class:`PersistenceProvider` on one SQLite file, with the standard library's ``sqlite3`` only.
+
+Connections
+    All writes go through one writer connection guarded by a ``threading.Lock``: SQLite admits one
+    writer at a time anyway, and taking the lock in-process is cheaper than meeting SQLite's busy
+    handler. Multi-statement writes run in ``BEGIN IMMEDIATE`` transactions, which take the write
+    lock up front (no deadlock on lock upgrade with another process); single-statement writes run in
+    autocommit. Reads use one connection per thread (``threading.local``): in WAL mode readers never
+    block the writer or each other, and each read sees the last committed state.
+
+    ``":memory:"`` gives a private in-memory database on one connection shared by every thread, with
+    the lock around reads too. (``file::memory:?cache=shared`` would let readers run in parallel but
+    would make every in-memory provider of the process the same database, surprising in tests.)
+
+Durability
+    The file is put in WAL mode. ``synchronous="NORMAL"`` (the default) keeps every committed write
+    across a crash of the process; ``"FULL"`` also across a power loss or OS crash, at a cost of an
+    fsync per commit (about 10x fewer commits per second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from liteflow.core._errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    EventNotFoundError,
+    InvalidArgumentError,
+    InvalidOperationError,
+    ProviderError,
+    WorkflowNotFoundError,
+)
+from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
+from liteflow.core._providers import PersistenceProvider
+from liteflow.core._records import (
+    error_from_record,
+    error_to_record,
+    event_from_record,
+    event_to_record,
+    instance_from_record,
+    instance_to_record,
+    subscription_from_record,
+    subscription_to_record,
+)
+
+from ._schema import migrate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_MEMORY = ":memory:"
+
+# json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+
+
+def _micros(value: datetime) -> int:
+    """Microseconds since the epoch, UTC. A naive datetime is taken to be UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+_INSERT_WORKFLOW = (
+    "INSERT INTO workflow (id, definition_id, version, reference, status, next_execution, create_time,"
+    " complete_time, revision, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_WORKFLOW = (
+    "UPDATE workflow SET definition_id = ?, version = ?, reference = ?, status = ?, next_execution = ?,"
+    " complete_time = ?, revision = revision + 1, record = ? WHERE id = ? AND revision = ?"
+)
+_WORKFLOW_REVISION = "SELECT revision FROM workflow WHERE id = ?"
+_SELECT_WORKFLOW = "SELECT record, revision FROM workflow WHERE id = ?"
+_RUNNABLE_WORKFLOWS = (
+    "SELECT id FROM workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
+    " AND next_execution <= ? ORDER BY next_execution"
+)
+_UPSERT_SUBSCRIPTION = (
+    "INSERT OR REPLACE INTO subscription (id, workflow_id, event_name, event_key, subscribe_as_of, record)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DELETE_SUBSCRIPTION = "DELETE FROM subscription WHERE id = ?"
+_SELECT_SUBSCRIPTIONS = (
+    "SELECT record FROM subscription WHERE event_name = ? AND event_key = ? AND subscribe_as_of <= ?"
+    " ORDER BY subscribe_as_of"
+)
+_INSERT_ERROR = "INSERT OR IGNORE INTO execution_error (id, workflow_id, record) VALUES (?, ?, ?)"
+_SELECT_ERRORS = "SELECT record FROM execution_error WHERE workflow_id = ? ORDER BY seq"
+_UPSERT_EVENT = (
+    "INSERT OR REPLACE INTO event (id, event_name, event_key, event_time, is_processed, record)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_EVENT = "SELECT record, is_processed FROM event WHERE id = ?"
+_SELECT_EVENTS = (
+    "SELECT record, is_processed FROM event WHERE event_name = ? AND event_key = ? AND event_time >= ?"
+    " ORDER BY event_time"
+)
+_RUNNABLE_EVENTS = "SELECT id FROM event WHERE is_processed = 0 AND event_time <= ? ORDER BY event_time"
+_MARK_EVENT = "UPDATE event SET is_processed = ? WHERE id = ?"
+_PURGE_EVENTS = "DELETE FROM event WHERE is_processed = 1 AND event_time < ?"
+# Purge looks up the doomed ids first (formatted with one placeholder per status), then deletes by
+# id: every step is an index lookup whatever the planner thinks of a subquery's size.
+_FINISHED = "SELECT id FROM workflow WHERE status IN ({}) AND complete_time < ?"
+_PURGE_SUBSCRIPTIONS = "DELETE FROM subscription WHERE workflow_id = ?"
+_PURGE_ERRORS = "DELETE FROM execution_error WHERE workflow_id = ?"
+_PURGE_WORKFLOW = "DELETE FROM workflow WHERE id = ?"
+
+
+class SqlitePersistenceProvider(PersistenceProvider):
+    """Workflow state in a SQLite file (or ``":memory:"``), safe to call from many threads.
+
+    ``synchronous`` is SQLite's setting for the writer: ``"NORMAL"`` (durable across process
+    crashes) or ``"FULL"`` (also across power loss). ``busy_timeout`` is how long, in seconds, a
+    statement waits for another process holding the database lock before failing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", busy_timeout: float = 5.0) -> None:
+        mode = synchronous.upper()
+        if mode not in _SYNCHRONOUS:
+            raise InvalidArgumentError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
+        self._path = os.fspath(path)
+        self._memory = self._path == _MEMORY or self._path == ""
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        try:
+            if not self._memory:
+                journal = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(journal).lower() != "wal":
+                    raise ProviderError(f"could not put SQLite database {self._path!r} in WAL mode (got {journal})")
+            self._writer.execute(f"PRAGMA synchronous = {mode}")
+            migrate(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlitePersistenceProvider:
+        """``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite://:memory:`` or
+        ``sqlite:///:memory:``; options as query parameters: ``?synchronous=FULL&busy_timeout=10``."""
+        scheme, separator, rest = url.partition("://")
+        if not separator or scheme.split("+")[0].lower() != "sqlite":
+            raise ConfigurationError(f"not a sqlite:// URL: {url!r}")
+        location, _, query = rest.partition("?")
+        options: dict[str, Any] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name == "synchronous":
+                options["synchronous"] = value
+            elif name in ("busy_timeout", "timeout"):
+                try:
+                    options["busy_timeout"] = float(value)
+                except ValueError as error:
+                    raise ConfigurationError(f"bad busy_timeout in {url!r}") from error
+            else:
+                raise ConfigurationError(f"unknown option {name!r} in {url!r}; known: synchronous, busy_timeout")
+        if location in ("", _MEMORY, "/" + _MEMORY):
+            return cls(_MEMORY, **options)
+        if not location.startswith("/"):
+            raise ConfigurationError(
+                f"a sqlite URL has no host: use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}"
+            )
+        return cls(unquote(location[1:]), **options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path!r})"
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: autocommit; transactions are begun explicitly where needed.
+            return sqlite3.connect(
+                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise ProviderError(f"cannot open SQLite database {self._path!r}: {error}") from error
+
+    def _reader(self) -> sqlite3.Connection:
+        try:
+            connection: sqlite3.Connection = self._local.connection
+            return connection
+        except AttributeError:
+            pass
+        with self._readers_lock:
+            if self._closed:
+                raise InvalidOperationError(f"{self!r} is closed")
+            # Close the connections of threads that have ended, so a host that starts many
+            # short-lived threads does not accumulate them.
+            alive = []
+            for thread, old in self._readers:
+                owner = thread()
+                if owner is None or not owner.is_alive():
+                    old.close()
+                else:
+                    alive.append((thread, old))
+            connection = self._connect()
+            connection.execute("PRAGMA query_only = ON")
+            alive.append((weakref.ref(threading.current_thread()), connection))
+            self._readers = alive
+        self._local.connection = connection
+        return connection
+
+    def _fetchall(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        if self._memory:
+            with self._lock:
+                return self._writer.execute(sql, parameters).fetchall()
+        return self._reader().execute(sql, parameters).fetchall()
+
+    def _fetchone(self, sql: str, parameters: tuple[Any, ...]) -> Any:
+        if self._memory:
+            with self._lock:
+                return self._writer.execute(sql, parameters).fetchone()
+        return self._reader().execute(sql, parameters).fetchone()
+
+    def close(self) -> None:
+        with self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers, self._readers = self._readers, []
+        for _, connection in readers:
+            connection.close()
+        with self._lock:
+            self._writer.close()
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def create_workflow(self, instance: WorkflowInstance) -> None:
+        row = (
+            instance.id,
+            instance.workflow_definition_id,
+            instance.version,
+            instance.reference,
+            instance.status.value,
+            None if instance.next_execution is None else _micros(instance.next_execution),
+            _micros(instance.create_time),
+            None if instance.complete_time is None else _micros(instance.complete_time),
+            instance.revision,
+            _dumps(instance_to_record(instance)),
+        )
+        with self._lock:
+            try:
+                self._writer.execute(_INSERT_WORKFLOW, row)
+            except sqlite3.IntegrityError as error:
+                raise ConcurrencyError(f"workflow {instance.id} already exists") from error
+
+    def persist_workflow(
+        self,
+        instance: WorkflowInstance,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        terminated_subscriptions: Sequence[str] = (),
+        errors: Sequence[ExecutionError] = (),
+    ) -> None:
+        # Everything that can fail on the caller's data happens before the transaction.
+        revision = instance.revision
+        record = instance_to_record(instance)
+        record["revision"] = revision + 1
+        update = (
+            instance.workflow_definition_id,
+            instance.version,
+            instance.reference,
+            instance.status.value,
+            None if instance.next_execution is None else _micros(instance.next_execution),
+            None if instance.complete_time is None else _micros(instance.complete_time),
+            _dumps(record),
+            instance.id,
+            revision,
+        )
+        subscription_rows = [
+            (s.id, s.workflow_id, s.event_name, s.event_key, _micros(s.subscribe_as_of),
+             _dumps(subscription_to_record(s)))
+            for s in subscriptions
+        ]
+        ended_rows = [(subscription_id,) for subscription_id in terminated_subscriptions]
+        error_rows = [(e.id, e.workflow_id, _dumps(error_to_record(e))) for e in errors]
+        writer = self._writer
+        with self._lock:
+            if not (subscription_rows or ended_rows or error_rows):
+                # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
+                if writer.execute(_UPDATE_WORKFLOW, update).rowcount == 0:
+                    self._raise_lost_update(instance.id, revision)
+            else:
+                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    if writer.execute(_UPDATE_WORKFLOW, update).rowcount == 0:
+                        self._raise_lost_update(instance.id, revision)
+                    if subscription_rows:
+                        writer.executemany(_UPSERT_SUBSCRIPTION, subscription_rows)
+                    if ended_rows:
+                        writer.executemany(_DELETE_SUBSCRIPTION, ended_rows)
+                    if error_rows:
+                        writer.executemany(_INSERT_ERROR, error_rows)
+                    writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                    raise
+        instance.revision = revision + 1
+
+    def _raise_lost_update(self, workflow_id: str, revision: int) -> None:
+        """Called with the writer lock held, after an update that matched no row."""
+        row = self._writer.execute(_WORKFLOW_REVISION, (workflow_id,)).fetchone()
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+        raise ConcurrencyError(
+            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})"
+        )
+
+    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
+        row = self._fetchone(_SELECT_WORKFLOW, (workflow_id,))
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+        instance = instance_from_record(_loads(row[0]))
+        instance.revision = row[1]
+        return instance
+
+    def get_runnable_instances(self, as_of: datetime) -> list[str]:
+        return [row[0] for row in self._fetchall(_RUNNABLE_WORKFLOWS, (_micros(as_of),))]
+
+    def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
+        rows = self._fetchall(_SELECT_SUBSCRIPTIONS, (event_name, event_key, _micros(as_of)))
+        return [subscription_from_record(_loads(row[0])) for row in rows]
+
+    # -- events --------------------------------------------------------------------------------
+
+    def create_event(self, event: Event) -> None:
+        row = (
+            event.id,
+            event.event_name,
+            event.event_key,
+            _micros(event.event_time),
+            1 if event.is_processed else 0,
+            _dumps(event_to_record(event)),
+        )
+        with self._lock:
+            self._writer.execute(_UPSERT_EVENT, row)
+
+    @staticmethod
+    def _event(row: Any) -> Event:
+        event = event_from_record(_loads(row[0]))
+        event.is_processed = bool(row[1])  # the column is the truth; the record keeps the value at creation
+        return event
+
+    def get_event(self, event_id: str) -> Event:
+        row = self._fetchone(_SELECT_EVENT, (event_id,))
+        if row is None:
+            raise EventNotFoundError(f"no event with id {event_id}")
+        return self._event(row)
+
+    def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
+        rows = self._fetchall(_SELECT_EVENTS, (event_name, event_key, _micros(as_of)))
+        return [self._event(row) for row in rows]
+
+    def get_runnable_events(self, as_of: datetime) -> list[str]:
+        return [row[0] for row in self._fetchall(_RUNNABLE_EVENTS, (_micros(as_of),))]
+
+    def mark_event_processed(self, event_id: str) -> None:
+        with self._lock:
+            self._writer.execute(_MARK_EVENT, (1, event_id))
+
+    def mark_event_unprocessed(self, event_id: str) -> None:
+        with self._lock:
+            changed = self._writer.execute(_MARK_EVENT, (0, event_id)).rowcount
+        if changed == 0:
+            raise EventNotFoundError(f"no event with id {event_id}")
+
+    # -- errors and housekeeping ---------------------------------------------------------------
+
+    def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        return [error_from_record(_loads(row[0])) for row in self._fetchall(_SELECT_ERRORS, (workflow_id,))]
+
+    def purge(self, *, statuses: Sequence[WorkflowStatus], older_than: datetime) -> int:
+        cutoff = _micros(older_than)
+        values = list(dict.fromkeys(WorkflowStatus(status).value for status in statuses))
+        marks = ", ".join("?" * len(values))
+        finished = (*values, cutoff)
+        writer = self._writer
+        with self._lock:
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                doomed = writer.execute(_FINISHED.format(marks), finished).fetchall() if values else []
+                if doomed:
+                    writer.executemany(_PURGE_SUBSCRIPTIONS, doomed)
+                    writer.executemany(_PURGE_ERRORS, doomed)
+                    writer.executemany(_PURGE_WORKFLOW, doomed)
+                writer.execute(_PURGE_EVENTS, (cutoff,))
+                writer.execute("COMMIT")
+            except BaseException:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                raise
+        return len(doomed)

@@ -1,0 +1,520 @@
+"""The contract every :class:`~liteflow.core.PersistenceProvider` must meet, as a pytest suite."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import pytest
+
+from liteflow.core import (
+    ConcurrencyError,
+    Event,
+    EventNotFoundError,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    PersistenceProvider,
+    PointerStatus,
+    SerializationError,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+    register_type,
+)
+from liteflow.core._models import new_id
+
+# Fixed times keep the tests deterministic; microseconds check that nothing is truncated.
+T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=timezone.utc)
+SECOND = timedelta(seconds=1)
+
+
+# Registered under a fixed name so it round-trips even when liteflow is installed in site-packages,
+# where unregistered plain classes are refused.
+@register_type(name="liteflow.testing.ContractData")
+class ContractData:
+    """A plain (non-dataclass) class stored inside workflow data by the round-trip tests."""
+
+    def __init__(self, name: str, amount: int, tags: list[str]) -> None:
+        self.name = name
+        self.amount = amount
+        self.tags = tags
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ContractData) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"ContractData({vars(self)!r})"
+
+
+def rich_data() -> dict[str, Any]:
+    return {
+        "text": "héllo",
+        "number": 42,
+        "ratio": 0.5,
+        "flag": True,
+        "nothing": None,
+        "nested": [[1, 2], [3, [4, {"deep": "yes"}]]],
+        "when": datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2))),
+        "object": ContractData("widget", 7, ["a", "b"]),
+    }
+
+
+def make_pointer(**overrides: Any) -> ExecutionPointer:
+    """A pointer with every field set to a non-default value."""
+    fields: dict[str, Any] = dict(
+        step_id=3,
+        active=False,
+        status=PointerStatus.WAITING_FOR_EVENT,
+        sleep_until=T0 + 30 * SECOND,
+        persistence_data={"iteration": 2, "values": [1, 2, 3]},
+        start_time=T0 - SECOND,
+        end_time=T0,
+        event_name="order-paid",
+        event_key="order-17",
+        event_published=True,
+        event_id=new_id(),
+        event_data={"amount": 12.5, "paid_at": T0},
+        context_item=ContractData("item", 1, []),
+        predecessor_id=new_id(),
+        outcome="approved",
+        retry_count=2,
+        children=[new_id(), new_id()],
+        scope=[new_id()],
+    )
+    fields.update(overrides)
+    return ExecutionPointer(**fields)
+
+
+def make_instance(**overrides: Any) -> WorkflowInstance:
+    fields: dict[str, Any] = dict(
+        workflow_definition_id="contract-workflow",
+        version=1,
+        data={"counter": 0},
+        reference="ref-1",
+        status=WorkflowStatus.RUNNABLE,
+        next_execution=T0,
+        create_time=T0 - 60 * SECOND,
+        execution_pointers=[ExecutionPointer(step_id=0)],
+    )
+    fields.update(overrides)
+    return WorkflowInstance(**fields)
+
+
+def make_subscription(instance: WorkflowInstance, name: str, key: str, as_of: datetime) -> EventSubscription:
+    pointer = instance.execution_pointers[0]
+    return EventSubscription(
+        workflow_id=instance.id,
+        step_id=pointer.step_id,
+        execution_pointer_id=pointer.id,
+        event_name=name,
+        event_key=key,
+        subscribe_as_of=as_of,
+    )
+
+
+def make_error(instance: WorkflowInstance, attempt: int) -> ExecutionError:
+    return ExecutionError(
+        workflow_id=instance.id,
+        execution_pointer_id=instance.execution_pointers[0].id,
+        step_id=0,
+        message=f"boom {attempt}",
+        error_type="ValueError",
+        traceback="Traceback (most recent call last):\n  ...\nValueError: boom",
+        attempt=attempt,
+        error_time=T0 + attempt * SECOND,
+    )
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> None:
+    """Run ``target(index)`` in ``count`` threads; re-raise the first failure."""
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            target(index)
+        except BaseException as e:  # noqa: BLE001 - reported to the test below
+            failures.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "worker threads did not finish"
+    if failures:
+        raise failures[0]
+
+
+def _aware(value: datetime | None) -> bool:
+    return value is None or value.utcoffset() is not None
+
+
+class PersistenceContract:
+    """Subclass as ``Test...`` and supply a ``persistence`` fixture yielding a provider on an empty
+    store; close it after the yield. Every test in the suite then runs against that provider.
+
+    The host calls a provider from several threads at once, so there is no flag to skip the
+    concurrency tests; ``concurrency_threads`` (a class attribute) sets how many they use.
+    """
+
+    concurrency_threads: ClassVar[int] = 8
+
+    @pytest.fixture
+    def persistence(self) -> Iterator[PersistenceProvider]:
+        raise NotImplementedError(f"{type(self).__name__} must define a `persistence` fixture")
+
+    # ------------------------------------------------------------- instances
+
+    def test_create_and_get_round_trip(self, persistence: PersistenceProvider) -> None:
+        pointer = make_pointer()
+        instance = make_instance(
+            data=rich_data(),
+            execution_pointers=[ExecutionPointer(step_id=0), pointer],
+            complete_time=T0 + SECOND,
+        )
+        persistence.create_workflow(instance)
+        loaded = persistence.get_workflow_instance(instance.id)
+        assert loaded == instance
+        assert loaded is not instance
+        assert loaded.data["object"] == ContractData("widget", 7, ["a", "b"])
+        assert loaded.execution_pointers[1] == pointer
+
+    def test_times_come_back_timezone_aware(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(data=rich_data(), execution_pointers=[make_pointer()], complete_time=T0)
+        persistence.create_workflow(instance)
+        loaded = persistence.get_workflow_instance(instance.id)
+        times = [loaded.create_time, loaded.next_execution, loaded.complete_time, loaded.data["when"]]
+        for p in loaded.execution_pointers:
+            times += [p.sleep_until, p.start_time, p.end_time, p.event_data["paid_at"]]
+        assert all(t is not None and _aware(t) for t in times), times
+        assert loaded.data["when"] == rich_data()["when"]
+        assert loaded.execution_pointers[0].sleep_until == T0 + 30 * SECOND
+
+    def test_returned_instances_are_independent_copies(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(data={"items": [1, 2]}, execution_pointers=[make_pointer()])
+        expected = copy.deepcopy(instance)
+        persistence.create_workflow(instance)
+        instance.data["items"].append("changed after create")
+        instance.execution_pointers[0].scope.append("changed after create")
+
+        loaded = persistence.get_workflow_instance(instance.id)
+        loaded.data["items"].append(3)
+        loaded.execution_pointers[0].children.append("extra")
+        loaded.execution_pointers.append(ExecutionPointer(step_id=9))
+        loaded.status = WorkflowStatus.TERMINATED
+
+        assert persistence.get_workflow_instance(instance.id) == expected
+
+    def test_get_unknown_instance_raises(self, persistence: PersistenceProvider) -> None:
+        with pytest.raises(WorkflowNotFoundError):
+            persistence.get_workflow_instance(new_id())
+
+    def test_create_with_unserializable_data_stores_nothing(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(data={"callback": lambda: None})
+        with pytest.raises(SerializationError):
+            persistence.create_workflow(instance)
+        with pytest.raises(WorkflowNotFoundError):
+            persistence.get_workflow_instance(instance.id)
+        assert instance.id not in persistence.get_runnable_instances(T0 + SECOND)
+
+    # ------------------------------------------------------ persist, revisions
+
+    def test_persist_increments_revision_and_saves_changes(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        assert persistence.get_workflow_instance(instance.id).revision == 0
+
+        instance.data = {"counter": 1}
+        instance.execution_pointers.append(make_pointer())
+        persistence.persist_workflow(instance)
+        assert instance.revision == 1
+        assert persistence.get_workflow_instance(instance.id) == instance
+
+        persistence.persist_workflow(instance)
+        assert instance.revision == 2
+        assert persistence.get_workflow_instance(instance.id).revision == 2
+
+    def test_persist_of_stale_copy_raises_concurrency_error(self, persistence: PersistenceProvider) -> None:
+        persistence.create_workflow(original := make_instance())
+        first = persistence.get_workflow_instance(original.id)
+        second = persistence.get_workflow_instance(original.id)
+        first.data = {"counter": "first"}
+        second.data = {"counter": "second"}
+
+        persistence.persist_workflow(first)
+        with pytest.raises(ConcurrencyError):
+            persistence.persist_workflow(second)
+        assert second.revision == 0
+        stored = persistence.get_workflow_instance(original.id)
+        assert stored.data == {"counter": "first"}
+        assert stored.revision == 1
+
+    def test_failed_persist_stores_nothing(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        name, key = f"event-{new_id()}", "k"
+        instance.data = {"callback": lambda: None}
+        with pytest.raises(SerializationError):
+            persistence.persist_workflow(
+                instance,
+                subscriptions=[make_subscription(instance, name, key, T0)],
+                errors=[make_error(instance, 1)],
+            )
+        assert instance.revision == 0
+        stored = persistence.get_workflow_instance(instance.id)
+        assert stored.revision == 0
+        assert stored.data == {"counter": 0}
+        assert persistence.get_subscriptions(name, key, T0 + SECOND) == []
+        assert persistence.get_errors(instance.id) == []
+
+    # ---------------------------------------------------------- runnable query
+
+    def test_runnable_instances_are_those_due(self, persistence: PersistenceProvider) -> None:
+        due = make_instance(next_execution=T0 - SECOND)
+        due_now = make_instance(next_execution=T0)
+        future = make_instance(next_execution=T0 + SECOND)
+        never = make_instance(next_execution=None)
+        others = [
+            make_instance(status=status, next_execution=T0 - SECOND, complete_time=T0 - SECOND)
+            for status in (WorkflowStatus.SUSPENDED, WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+        ]
+        for instance in [due, due_now, future, never, *others]:
+            persistence.create_workflow(instance)
+        mine = {i.id for i in [due, due_now, future, never, *others]}
+
+        found = [i for i in persistence.get_runnable_instances(T0) if i in mine]
+        assert sorted(found) == sorted([due.id, due_now.id])
+        later = [i for i in persistence.get_runnable_instances(T0 + SECOND) if i in mine]
+        assert sorted(later) == sorted([due.id, due_now.id, future.id])
+
+    def test_runnable_instances_follow_persisted_changes(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(next_execution=T0)
+        sleeper = make_instance(next_execution=None)
+        persistence.create_workflow(instance)
+        persistence.create_workflow(sleeper)
+        assert instance.id in persistence.get_runnable_instances(T0)
+
+        instance.status = WorkflowStatus.COMPLETE
+        instance.complete_time = T0
+        persistence.persist_workflow(instance)
+        sleeper.next_execution = T0 - SECOND
+        persistence.persist_workflow(sleeper)
+
+        runnable = persistence.get_runnable_instances(T0)
+        assert instance.id not in runnable
+        assert sleeper.id in runnable
+
+    # ----------------------------------------------------------- subscriptions
+
+    def test_subscriptions_match_name_key_and_time(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        name = f"event-{new_id()}"
+        match = make_subscription(instance, name, "key-1", T0)
+        early = make_subscription(instance, name, "key-1", T0 - SECOND)
+        later = make_subscription(instance, name, "key-1", T0 + SECOND)
+        misses = [
+            make_subscription(instance, name, "key-10", T0),
+            make_subscription(instance, name, "KEY-1", T0),
+            make_subscription(instance, name, "key-2", T0),
+            make_subscription(instance, f"{name}-other", "key-1", T0),
+        ]
+        persistence.persist_workflow(instance, subscriptions=[match, early, later, *misses])
+
+        found = persistence.get_subscriptions(name, "key-1", T0)
+        assert sorted(found, key=lambda s: s.subscribe_as_of) == [early, match]
+        assert persistence.get_subscriptions(name, "key-1", T0 - 2 * SECOND) == []
+        assert persistence.get_subscriptions(name, "no-such-key", T0 + SECOND) == []
+
+    def test_terminated_subscriptions_are_removed(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        name = f"event-{new_id()}"
+        ended = make_subscription(instance, name, "k", T0)
+        kept = make_subscription(instance, name, "k", T0)
+        persistence.persist_workflow(instance, subscriptions=[ended, kept])
+        assert len(persistence.get_subscriptions(name, "k", T0)) == 2
+
+        persistence.persist_workflow(instance, terminated_subscriptions=[ended.id])
+        assert persistence.get_subscriptions(name, "k", T0) == [kept]
+
+    # ------------------------------------------------------------------ events
+
+    @pytest.mark.parametrize(
+        "event_data",
+        [None, "text", 3.25, [1, [2, 3]], {"when": T0, "object": ContractData("e", 1, ["x"])}],
+        ids=["none", "str", "float", "list", "dict"],
+    )
+    def test_event_round_trip(self, persistence: PersistenceProvider, event_data: Any) -> None:
+        event = Event(event_name="paid", event_key="order-1", event_data=event_data, event_time=T0)
+        persistence.create_event(event)
+        loaded = persistence.get_event(event.id)
+        assert loaded == event
+        assert _aware(loaded.event_time)
+
+    def test_returned_events_are_independent_copies(self, persistence: PersistenceProvider) -> None:
+        event = Event(event_name="paid", event_key="k", event_data={"items": [1]}, event_time=T0)
+        persistence.create_event(event)
+        loaded = persistence.get_event(event.id)
+        loaded.event_data["items"].append(2)
+        loaded.is_processed = True
+        assert persistence.get_event(event.id) == Event(
+            event_name="paid", event_key="k", event_data={"items": [1]}, event_time=T0, id=event.id
+        )
+
+    def test_get_unknown_event_raises(self, persistence: PersistenceProvider) -> None:
+        with pytest.raises(EventNotFoundError):
+            persistence.get_event(new_id())
+
+    def test_get_events_at_or_after_as_of_oldest_first(self, persistence: PersistenceProvider) -> None:
+        name = f"event-{new_id()}"
+        times = [T0 + 3 * SECOND, T0 - SECOND, T0, T0 + SECOND]  # created out of time order
+        events = [Event(event_name=name, event_key="k", event_data=i, event_time=t) for i, t in enumerate(times)]
+        other_key = Event(event_name=name, event_key="k2", event_time=T0 + SECOND)
+        other_name = Event(event_name=f"{name}-x", event_key="k", event_time=T0 + SECOND)
+        for event in [*events, other_key, other_name]:
+            persistence.create_event(event)
+        persistence.mark_event_processed(events[3].id)
+
+        found = persistence.get_events(name, "k", T0)
+        # event_data is the creation index: oldest first is T0 (2), T0+1s (3), T0+3s (0).
+        assert [(e.event_data, e.is_processed) for e in found] == [(2, False), (3, True), (0, False)]
+        assert found[0] == events[2]
+
+    def test_runnable_events_unprocessed_and_due_oldest_first(self, persistence: PersistenceProvider) -> None:
+        name = f"event-{new_id()}"
+        late = Event(event_name=name, event_key="a", event_time=T0)
+        early = Event(event_name=name, event_key="b", event_time=T0 - 2 * SECOND)
+        middle = Event(event_name=name, event_key="c", event_time=T0 - SECOND)
+        future = Event(event_name=name, event_key="d", event_time=T0 + SECOND)
+        done = Event(event_name=name, event_key="e", event_time=T0 - SECOND)
+        for event in [late, future, middle, done, early]:
+            persistence.create_event(event)
+        persistence.mark_event_processed(done.id)
+        names = {late.id: "late", early.id: "early", middle.id: "middle", future.id: "future", done.id: "done"}
+
+        found = [names[i] for i in persistence.get_runnable_events(T0) if i in names]
+        assert found == ["early", "middle", "late"]
+
+    def test_mark_event_processed_and_unprocessed(self, persistence: PersistenceProvider) -> None:
+        name = f"event-{new_id()}"
+        first = Event(event_name=name, event_key="k", event_time=T0 - 2 * SECOND)
+        second = Event(event_name=name, event_key="k", event_time=T0 - SECOND)
+        persistence.create_event(first)
+        persistence.create_event(second)
+        assert persistence.get_event(first.id).is_processed is False
+
+        persistence.mark_event_processed(first.id)
+        assert persistence.get_event(first.id).is_processed is True
+        names = {first.id: "first", second.id: "second"}
+        assert [names[i] for i in persistence.get_runnable_events(T0) if i in names] == ["second"]
+
+        persistence.mark_event_unprocessed(first.id)
+        assert persistence.get_event(first.id).is_processed is False
+        # Back in the queue of runnable events, in its place by time.
+        assert [names[i] for i in persistence.get_runnable_events(T0) if i in names] == ["first", "second"]
+
+    # ------------------------------------------------------------------ errors
+
+    def test_errors_round_trip_in_order(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        errors = [make_error(instance, 1), make_error(instance, 2)]
+        persistence.persist_workflow(instance, errors=errors)
+        persistence.persist_workflow(instance, errors=[third := make_error(instance, 3)])
+
+        loaded = persistence.get_errors(instance.id)
+        assert loaded == [*errors, third]
+        assert all(_aware(e.error_time) for e in loaded)
+        assert persistence.get_errors(new_id()) == []
+
+    # ------------------------------------------------------------------- purge
+
+    def test_purge_removes_old_finished_instances_and_processed_events(self, persistence: PersistenceProvider) -> None:
+        def finished(status: WorkflowStatus, when: datetime) -> WorkflowInstance:
+            return make_instance(status=status, complete_time=when, next_execution=None)
+
+        old = finished(WorkflowStatus.COMPLETE, T0 - 3600 * SECOND)
+        recent = finished(WorkflowStatus.COMPLETE, T0 + SECOND)
+        terminated = finished(WorkflowStatus.TERMINATED, T0 - 3600 * SECOND)
+        runnable = make_instance(next_execution=T0 - 3600 * SECOND, create_time=T0 - 7200 * SECOND)
+        for instance in [old, recent, terminated, runnable]:
+            persistence.create_workflow(instance)
+        name = f"event-{new_id()}"
+        persistence.persist_workflow(
+            old, errors=[make_error(old, 1)], subscriptions=[make_subscription(old, name, "k", T0 - 7200 * SECOND)]
+        )
+        persistence.persist_workflow(recent, errors=[make_error(recent, 1)])
+
+        old_done = Event(event_name=name, event_key="k", event_time=T0 - 60 * SECOND)
+        old_open = Event(event_name=name, event_key="k", event_time=T0 - 60 * SECOND)
+        new_done = Event(event_name=name, event_key="k", event_time=T0 + SECOND)
+        for event in [old_done, old_open, new_done]:
+            persistence.create_event(event)
+        persistence.mark_event_processed(old_done.id)
+        persistence.mark_event_processed(new_done.id)
+
+        assert persistence.purge(statuses=[WorkflowStatus.COMPLETE], older_than=T0) == 1
+
+        with pytest.raises(WorkflowNotFoundError):
+            persistence.get_workflow_instance(old.id)
+        assert persistence.get_errors(old.id) == []
+        assert persistence.get_subscriptions(name, "k", T0) == []
+        for kept in [recent, terminated, runnable]:
+            assert persistence.get_workflow_instance(kept.id) == kept
+        assert len(persistence.get_errors(recent.id)) == 1
+        assert runnable.id in persistence.get_runnable_instances(T0)
+
+        with pytest.raises(EventNotFoundError):
+            persistence.get_event(old_done.id)
+        assert persistence.get_event(old_open.id).is_processed is False
+        assert persistence.get_event(new_done.id).is_processed is True
+        assert [e.id for e in persistence.get_events(name, "k", T0 - 3600 * SECOND)] == [old_open.id, new_done.id]
+
+    # ------------------------------------------------------------- concurrency
+
+    def test_concurrent_creates_and_persists(self, persistence: PersistenceProvider) -> None:
+        created: list[list[str]] = [[] for _ in range(self.concurrency_threads)]
+
+        def work(index: int) -> None:
+            for n in range(50):
+                instance = make_instance(data={"thread": index, "n": n})
+                persistence.create_workflow(instance)
+                created[index].append(instance.id)
+                for _ in range(3):
+                    persistence.persist_workflow(instance)
+
+        run_threads(self.concurrency_threads, work)
+        for index, ids in enumerate(created):
+            assert len(ids) == 50
+            for n, workflow_id in enumerate(ids):
+                stored = persistence.get_workflow_instance(workflow_id)
+                assert (stored.revision, stored.data) == (3, {"thread": index, "n": n})
+
+    def test_racing_saves_of_one_revision_exactly_one_wins(self, persistence: PersistenceProvider) -> None:
+        count = self.concurrency_threads
+        persistence.create_workflow(original := make_instance())
+        copies = [persistence.get_workflow_instance(original.id) for _ in range(count)]
+        barrier = threading.Barrier(count)
+        outcomes: list[str] = []
+
+        def save(index: int) -> None:
+            copies[index].data = {"winner": index}
+            barrier.wait()
+            try:
+                persistence.persist_workflow(copies[index])
+                outcomes.append(f"won:{index}")
+            except ConcurrencyError:
+                outcomes.append("lost")
+
+        run_threads(count, save)
+        winners = [o for o in outcomes if o != "lost"]
+        assert len(winners) == 1, outcomes
+        assert outcomes.count("lost") == count - 1
+        stored = persistence.get_workflow_instance(original.id)
+        assert stored.revision == 1
+        assert stored.data == {"winner": int(winners[0].split(":")[1])}

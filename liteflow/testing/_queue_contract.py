@@ -1,0 +1,170 @@
+"""The contract every :class:`~liteflow.core.QueueProvider` must meet, as a pytest suite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from liteflow.core import QueueProvider, QueueType
+from liteflow.core._models import new_id
+
+EMPTY_TIMEOUT = 0.2
+"""The dequeue timeout used on empty queues: short, so the suite stays fast."""
+
+
+def drain(queue: QueueProvider, queue_type: QueueType, *, timeout: float = EMPTY_TIMEOUT) -> list[str]:
+    """Dequeue (and acknowledge) until the queue reports empty."""
+    items: list[str] = []
+    while (item := queue.dequeue(queue_type, timeout)) is not None:
+        queue.acknowledge(queue_type, item)
+        items.append(item)
+    return items
+
+
+class QueueContract:
+    """Subclass as ``Test...`` and supply a ``queue`` fixture yielding a provider whose queues are
+    empty and not shared with anything else running; close it after the yield.
+
+    Capability flags (class attributes) may be overridden by the subclass:
+
+    ``deduplicates``
+        Queuing an id that is already waiting is a no-op, so it is delivered exactly once. When
+        False the suite only requires it to be delivered at least once and at most twice.
+    ``preserves_order``
+        Items of one queue come out in the order they went in (FIFO). When False only the set of
+        items delivered is checked.
+    """
+
+    deduplicates: ClassVar[bool] = True
+    preserves_order: ClassVar[bool] = True
+
+    @pytest.fixture
+    def queue(self) -> Iterator[QueueProvider]:
+        raise NotImplementedError(f"{type(self).__name__} must define a `queue` fixture")
+
+    def test_items_come_out_in_order(self, queue: QueueProvider) -> None:
+        for queue_type in QueueType:
+            items = [f"{queue_type.value}-{n}-{new_id()}" for n in range(5)]
+            for item in items:
+                queue.enqueue(queue_type, item)
+            taken = drain(queue, queue_type)
+            if self.preserves_order:
+                assert taken == items
+            else:
+                assert sorted(taken) == sorted(items)
+
+    def test_queue_types_are_independent(self, queue: QueueProvider) -> None:
+        workflow_item, event_item = f"wf-{new_id()}", f"ev-{new_id()}"
+        queue.enqueue(QueueType.WORKFLOW, workflow_item)
+        queue.enqueue(QueueType.EVENT, event_item)
+        assert drain(queue, QueueType.EVENT) == [event_item]
+        assert drain(queue, QueueType.WORKFLOW) == [workflow_item]
+
+    def test_dequeue_on_empty_queue_waits_about_the_timeout(self, queue: QueueProvider) -> None:
+        for queue_type in QueueType:
+            started = time.monotonic()
+            assert queue.dequeue(queue_type, EMPTY_TIMEOUT) is None
+            elapsed = time.monotonic() - started
+            assert EMPTY_TIMEOUT / 2 <= elapsed <= EMPTY_TIMEOUT + 1.0, elapsed
+
+    def test_blocked_dequeue_wakes_when_an_item_arrives(self, queue: QueueProvider) -> None:
+        item = new_id()
+        result: list[tuple[str | None, float]] = []
+
+        def consume() -> None:
+            value = queue.dequeue(QueueType.WORKFLOW, 10.0)
+            result.append((value, time.monotonic()))
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        time.sleep(0.1)  # let the consumer block first
+        enqueued = time.monotonic()
+        queue.enqueue(QueueType.WORKFLOW, item)
+        consumer.join(timeout=5)
+        assert not consumer.is_alive(), "dequeue did not wake up"
+        value, woke = result[0]
+        assert value == item
+        assert woke - enqueued < 1.0
+        queue.acknowledge(QueueType.WORKFLOW, item)
+
+    def test_close_wakes_a_blocked_dequeue(self, queue: QueueProvider) -> None:
+        result: list[str | None] = []
+        consumer = threading.Thread(target=lambda: result.append(queue.dequeue(QueueType.EVENT, 10.0)))
+        consumer.start()
+        time.sleep(0.1)
+        closed = time.monotonic()
+        queue.close()
+        consumer.join(timeout=5)
+        assert not consumer.is_alive(), "close did not wake a blocked dequeue"
+        assert time.monotonic() - closed < 1.0
+        assert result == [None]
+
+    def test_no_loss_no_duplicates_under_concurrency(self, queue: QueueProvider) -> None:
+        producers, consumers, total = 4, 4, 2000
+        items = [f"item-{n}-{new_id()}" for n in range(total)]
+        taken: list[str] = []
+        taken_lock = threading.Lock()
+        failures: list[BaseException] = []
+        deadline = time.monotonic() + 60
+
+        def produce(index: int) -> None:
+            try:
+                for item in items[index::producers]:
+                    queue.enqueue(QueueType.WORKFLOW, item)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                failures.append(e)
+
+        def consume() -> None:
+            try:
+                while time.monotonic() < deadline:
+                    with taken_lock:
+                        if len(taken) >= total:
+                            return
+                    item = queue.dequeue(QueueType.WORKFLOW, 0.05)
+                    if item is not None:
+                        queue.acknowledge(QueueType.WORKFLOW, item)
+                        with taken_lock:
+                            taken.append(item)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                failures.append(e)
+
+        threads = [threading.Thread(target=produce, args=(i,)) for i in range(producers)]
+        threads += [threading.Thread(target=consume) for _ in range(consumers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=90)
+        assert not failures, failures
+        assert not any(thread.is_alive() for thread in threads)
+
+        taken += drain(queue, QueueType.WORKFLOW)
+        counts = Counter(taken)
+        assert set(counts) == set(items), f"{len(set(items) - set(counts))} items lost"
+        assert [item for item, n in counts.items() if n > 1] == []
+
+    def test_enqueue_of_waiting_item(self, queue: QueueProvider) -> None:
+        item, other = new_id(), new_id()
+        queue.enqueue(QueueType.WORKFLOW, item)
+        queue.enqueue(QueueType.WORKFLOW, other)
+        queue.enqueue(QueueType.WORKFLOW, item)
+
+        counts = Counter(drain(queue, QueueType.WORKFLOW))
+        assert counts[other] == 1
+        if self.deduplicates:
+            assert counts[item] == 1
+        else:
+            assert 1 <= counts[item] <= 2
+
+    def test_item_taken_can_be_queued_again(self, queue: QueueProvider) -> None:
+        # A workflow re-queued while a consumer is still working on it must run again.
+        item = new_id()
+        queue.enqueue(QueueType.WORKFLOW, item)
+        assert queue.dequeue(QueueType.WORKFLOW, EMPTY_TIMEOUT) == item
+        queue.enqueue(QueueType.WORKFLOW, item)
+        queue.acknowledge(QueueType.WORKFLOW, item)
+        assert drain(queue, QueueType.WORKFLOW) == [item]

@@ -1,0 +1,51 @@
+"""While condition: repeat a block of steps as long as a condition on the workflow data holds."""
+from liteflow.core import *
+
+
+class Hello(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        print("Hello world")
+
+
+class Goodbye(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        print("Goodbye")
+        return ExecutionResult.next()
+
+
+class DoStuff(StepBody):
+    def __init__(self):
+        self.my_value = 0
+        self.your_value = 0
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        self.your_value = self.my_value + 1
+        print(f"doing stuff...round {self.your_value}")
+        return ExecutionResult.next()
+
+
+class MyData:
+    def __init__(self):
+        self.value1 = 0
+
+
+class MyWorkflow(Workflow):
+    def build(self, builder: WorkflowBuilder):
+        builder\
+            .start_with(Hello)\
+            .while_(lambda data, context: data.value1 < 3)\
+                .do(lambda do:\
+                    do.start_with(DoStuff)\
+                        .input('my_value', lambda data, context: data.value1)\
+                        .output('value1', lambda step: step.your_value))\
+            .then(Goodbye)
+
+
+host = configure_workflow_host()
+host.register_workflow(MyWorkflow())
+host.start()
+
+wid = host.start_workflow("MyWorkflow", 1, MyData())
+instance = host.wait_for_workflow(wid, timeout=5)
+print(f"value1 = {instance.data.value1} after the loop ({instance.status.value})")
+host.stop()
