@@ -4,6 +4,7 @@ from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
 from ._errors import (
     BuilderError,
+    ChildWorkflowError,
     ConcurrencyError,
     ConfigurationError,
     DuplicateWorkflowError,
@@ -13,11 +14,13 @@ from ._errors import (
     LiteFlowError,
     ProviderError,
     SerializationError,
+    StepTimeoutError,
     WorkflowNotFoundError,
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
 )
 from ._host import WorkflowHost
+from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
     Event,
@@ -29,12 +32,21 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
-from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._serialization import register_type
-from ._steps import ErrorBehavior, ExecutionResult, StepBody, StepExecutionContext, WorkflowStep
+from ._steps import (
+    ErrorBehavior,
+    ExecutionResult,
+    RetryPolicy,
+    StepBody,
+    StepExecutionContext,
+    StepMiddleware,
+    WorkflowStep,
+)
 
 __all__ = [
     "BuilderError",
+    "ChildWorkflowError",
     "ConcurrencyError",
     "ConfigurationError",
     "DuplicateWorkflowError",
@@ -46,8 +58,11 @@ __all__ = [
     "ExecutionPointer",
     "ExecutionResult",
     "HostOptions",
+    "InstanceQuery",
     "InvalidArgumentError",
     "InvalidOperationError",
+    "LifecycleEvent",
+    "LifecycleEventType",
     "LiteFlowError",
     "LocalLockProvider",
     "LockProvider",
@@ -57,15 +72,19 @@ __all__ = [
     "ProviderError",
     "QueueProvider",
     "QueueType",
+    "RetryPolicy",
     "SerializationError",
     "SingleNodeQueueProvider",
     "StepBody",
     "StepBuilder",
     "StepExecutionContext",
+    "StepMiddleware",
+    "StepTimeoutError",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowHost",
     "WorkflowInstance",
+    "WorkflowMiddleware",
     "WorkflowNotFoundError",
     "WorkflowNotRegisteredError",
     "WorkflowStatus",

@@ -12,7 +12,9 @@
     ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
     ├── ConfigurationError           an unknown or invalid host option or provider
     │   └── ProviderError            a backend misconfigured or not installed
-    └── WorkflowTimeoutError         waiting for a workflow took longer than allowed
+    ├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
+    ├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
+    └── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
 """
 
 from __future__ import annotations
@@ -67,4 +69,12 @@ class ProviderError(ConfigurationError):
 
 
 class WorkflowTimeoutError(LiteFlowError, TimeoutError):
+    pass
+
+
+class StepTimeoutError(LiteFlowError):
+    pass
+
+
+class ChildWorkflowError(LiteFlowError):
     pass

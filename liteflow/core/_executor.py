@@ -8,14 +8,16 @@ so the whole engine can be tested without threads. Pointers created during a pas
 from __future__ import annotations
 
 import logging
+import random
 import traceback as tb
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from ._errors import StepTimeoutError, WorkflowNotRegisteredError
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -25,10 +27,14 @@ from ._models import (
     WorkflowStatus,
 )
 from ._steps import (
+    _ANY,
     ErrorBehavior,
+    ErrorHandling,
     ExecutionResult,
+    RetryPolicy,
     StepBody,
     StepExecutionContext,
+    StepMiddleware,
     WorkflowDefinition,
     WorkflowStep,
 )
@@ -36,6 +42,7 @@ from ._steps import (
 logger = logging.getLogger("liteflow")
 
 AwaitRunner = Callable[[Awaitable[Any]], Any]
+DefinitionLookup = Callable[[str, "int | None"], "WorkflowDefinition | None"]
 
 
 @dataclass
@@ -44,6 +51,10 @@ class PassResult:
 
     subscriptions: list[EventSubscription] = field(default_factory=list)
     errors: list[ExecutionError] = field(default_factory=list)
+    children: list[WorkflowInstance] = field(default_factory=list)
+    """Sub-workflows to create before the instance is saved."""
+    step_events: list[tuple[str, ExecutionPointer]] = field(default_factory=list)
+    """("started" | "completed", pointer) in the order they happened."""
     steps_run: int = 0
 
 
@@ -67,13 +78,34 @@ def _open_children(instance: WorkflowInstance) -> Counter[str]:
     return counts
 
 
+def _end(pointer: ExecutionPointer, status: PointerStatus, now: datetime) -> None:
+    pointer.active = False
+    pointer.status = status
+    pointer.end_time = now
+    pointer.sleep_until = None
+
+
 class WorkflowExecutor:
-    def __init__(self, *, retry_interval: timedelta, run_awaitable: AwaitRunner) -> None:
+    def __init__(
+        self,
+        *,
+        retry_interval: timedelta,
+        default_error_behavior: ErrorHandling,
+        run_awaitable: AwaitRunner,
+        find_definition: DefinitionLookup = lambda workflow_id, version: None,
+        step_middleware: Sequence[StepMiddleware] = (),
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
         self._retry_interval = retry_interval
+        self._default_error_behavior = default_error_behavior
         self._run_awaitable = run_awaitable
+        self._find_definition = find_definition
+        self._middleware = step_middleware
+        self._random = random_fraction
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         result = PassResult()
+        self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
         due = [
             pointer
@@ -85,11 +117,30 @@ class WorkflowExecutor:
         for pointer in due:
             if instance.status is not WorkflowStatus.RUNNABLE:
                 break
+            if not pointer.active:  # ended earlier in this pass (end_workflow, compensation)
+                continue
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
             result.steps_run += 1
-        self._finish_pass(instance, now)
+        if result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
+            # The steps may have changed what a cancel condition looks at.
+            self._cancel_and_expire(instance, definition, now, result)
+        self._finish_pass(instance, definition, now)
         return result
+
+    # -- running one pointer -----------------------------------------------------------------
+
+    def _context(
+        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: Counter[str]
+    ) -> StepExecutionContext:
+        return StepExecutionContext(
+            workflow=instance,
+            step=step,
+            execution_pointer=pointer,
+            persistence_data=pointer.persistence_data,
+            item=pointer.context_item,
+            branch_complete=lambda: open_children[pointer.id] == 0,
+        )
 
     def _run_pointer(
         self,
@@ -103,77 +154,86 @@ class WorkflowExecutor:
     ) -> None:
         if pointer.start_time is None:
             pointer.start_time = now
+            result.step_events.append(("started", pointer))
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = StepExecutionContext(
-            workflow=instance,
-            step=step,
-            execution_pointer=pointer,
-            persistence_data=pointer.persistence_data,
-            item=pointer.context_item,
-            branch_complete=lambda: open_children[pointer.id] == 0,
-        )
+        context = self._context(instance, step, pointer, open_children)
         try:
             body = step.body_factory()
             for prop, function in step.inputs:
                 setattr(body, prop, function(instance.data, context))
-            outcome = body.run(context)
-            if outcome is not None and not isinstance(outcome, ExecutionResult):
-                outcome = self._run_awaitable(outcome) if hasattr(outcome, "__await__") else outcome
-            if outcome is None:
-                outcome = ExecutionResult.next()
-            if not isinstance(outcome, ExecutionResult):
-                raise TypeError(f"step {step.body_name} returned {outcome!r}, not an ExecutionResult or None")
+            outcome = self._invoke(body, context)
+            if outcome.start_child is not None:
+                result.children.append(self._child_instance(instance, outcome, now))
             if outcome.proceed:
-                self._apply_outputs(instance, step, body)
+                for prop, output in step.outputs:
+                    instance.data = _set_data(instance.data, prop, output(body))
         except Exception as error:  # a failing step is the workflow's business, not the host's
             self._handle_error(instance, definition, step, pointer, now, error, result)
             return
-        self._apply_result(instance, step, pointer, outcome, now, result)
+        self._apply_result(instance, definition, step, pointer, outcome, now, result)
 
-    @staticmethod
-    def _apply_outputs(instance: WorkflowInstance, step: WorkflowStep, body: StepBody) -> None:
-        for prop, function in step.outputs:
-            instance.data = _set_data(instance.data, prop, function(body))
+    def _invoke(self, body: StepBody, context: StepExecutionContext) -> ExecutionResult:
+        def call() -> ExecutionResult:
+            outcome = body.run(context)
+            if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
+                outcome = self._run_awaitable(outcome)
+            if outcome is None:
+                return ExecutionResult.next()
+            if not isinstance(outcome, ExecutionResult):
+                raise TypeError(f"step {context.step.body_name} returned {outcome!r}, not an ExecutionResult or None")
+            return outcome
+
+        chain = call
+        for middleware in reversed(self._middleware):
+            chain = (lambda m, inner: lambda: m(context, body, inner))(middleware, chain)
+        return chain()
+
+    def _child_instance(self, parent: WorkflowInstance, outcome: ExecutionResult, now: datetime) -> WorkflowInstance:
+        child = outcome.start_child
+        assert child is not None
+        version = None if child.version < 0 else child.version
+        definition = self._find_definition(child.workflow_id, version)
+        if definition is None:
+            wanted = "" if version is None else f" version {version}"
+            raise WorkflowNotRegisteredError(f"sub-workflow {child.workflow_id!r}{wanted} is not registered")
+        return WorkflowInstance(
+            id=child.id,
+            workflow_definition_id=definition.id,
+            version=definition.version,
+            data=child.data,
+            create_time=now,
+            next_execution=now,
+            execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
+            parent_workflow_id=parent.id,
+        )
 
     def _apply_result(
         self,
         instance: WorkflowInstance,
+        definition: WorkflowDefinition,
         step: WorkflowStep,
         pointer: ExecutionPointer,
         outcome: ExecutionResult,
         now: datetime,
         result: PassResult,
     ) -> None:
-        if outcome.proceed:
-            pointer.active = False
-            pointer.status = PointerStatus.COMPLETE
-            pointer.end_time = now
-            pointer.outcome = outcome.outcome_value
-            pointer.persistence_data = None
-            for next_step in step.outcomes:
-                if next_step.matches(outcome.outcome_value):
-                    instance.execution_pointers.append(
-                        ExecutionPointer(
-                            step_id=next_step.next_step,
-                            predecessor_id=pointer.id,
-                            context_item=pointer.context_item,
-                            scope=list(pointer.scope),
-                        )
-                    )
-            return
-
-        pointer.persistence_data = outcome.persistence_data
-        pointer.status = PointerStatus.PENDING
+        pointer.persistence_data = None if outcome.proceed else outcome.persistence_data
         if outcome.branch_values is not None:
             scope = [pointer.id, *pointer.scope]
             for value in outcome.branch_values:
-                for child_step in step.children:
+                for child_step in outcome.branch_children or step.children:
                     child = ExecutionPointer(
                         step_id=child_step, predecessor_id=pointer.id, context_item=value, scope=scope
                     )
                     pointer.children.append(child.id)
                     instance.execution_pointers.append(child)
+        if outcome.proceed:
+            self._complete(instance, definition, step, pointer, outcome.outcome_value, now, result)
+            if outcome.end_workflow:
+                self._end_workflow(instance, now)
+            return
+        pointer.status = PointerStatus.PENDING
         if outcome.sleep_for is not None:
             pointer.sleep_until = now + outcome.sleep_for
             pointer.status = PointerStatus.SLEEPING
@@ -193,6 +253,103 @@ class WorkflowExecutor:
                     subscribe_as_of=outcome.event_as_of or instance.create_time,
                 )
             )
+
+    def _complete(
+        self,
+        instance: WorkflowInstance,
+        definition: WorkflowDefinition,
+        step: WorkflowStep,
+        pointer: ExecutionPointer,
+        outcome_value: Any,
+        now: datetime,
+        result: PassResult,
+    ) -> None:
+        """End a pointer successfully and start the steps that follow its outcome."""
+        _end(pointer, PointerStatus.COMPLETE, now)
+        pointer.outcome = outcome_value
+        result.step_events.append(("completed", pointer))
+        for next_step in step.outcomes:
+            if next_step.matches(outcome_value):
+                instance.execution_pointers.append(
+                    ExecutionPointer(
+                        step_id=next_step.next_step,
+                        predecessor_id=pointer.id,
+                        context_item=pointer.context_item,
+                        scope=list(pointer.scope),
+                    )
+                )
+        for queued in instance.execution_pointers:
+            if queued.status is PointerStatus.QUEUED and queued.predecessor_id == pointer.id:
+                queued.status = PointerStatus.PENDING
+                queued.active = True
+
+    @staticmethod
+    def _end_workflow(instance: WorkflowInstance, now: datetime) -> None:
+        for pointer in instance.execution_pointers:
+            if pointer.end_time is None:
+                _end(pointer, PointerStatus.CANCELLED, now)
+        instance.status = WorkflowStatus.COMPLETE
+        instance.complete_time = now
+
+    # -- cancellation and timeouts -------------------------------------------------------------
+
+    def _cancel_and_expire(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime, result: PassResult
+    ) -> None:
+        open_children = _open_children(instance)
+        for pointer in list(instance.execution_pointers):
+            if pointer.end_time is None:
+                step = definition.steps[pointer.step_id]
+                if step.cancel_condition is not None and self._cancel_requested(instance, step, pointer, open_children):
+                    self._cancel(instance, pointer, now)
+                    if step.proceed_after_cancel:
+                        self._complete(instance, definition, step, pointer, None, now, result)
+                        pointer.status = PointerStatus.CANCELLED
+                elif step.timeout is not None and pointer.start_time is not None:
+                    if now >= pointer.start_time + step.timeout:
+                        self._expire(instance, definition, step, pointer, now, result)
+
+    def _cancel_requested(
+        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: Counter[str]
+    ) -> bool:
+        assert step.cancel_condition is not None
+        try:
+            return bool(step.cancel_condition(instance.data, self._context(instance, step, pointer, open_children)))
+        except Exception:
+            logger.exception("cancel condition of step %s in workflow %s failed", step.id, instance.id)
+            return False
+
+    @staticmethod
+    def _cancel(instance: WorkflowInstance, pointer: ExecutionPointer, now: datetime) -> None:
+        """End a pointer and everything still open inside it."""
+        for inner in instance.execution_pointers:
+            if inner.end_time is None and (inner is pointer or pointer.id in inner.scope):
+                _end(inner, PointerStatus.CANCELLED, now)
+
+    def _expire(
+        self,
+        instance: WorkflowInstance,
+        definition: WorkflowDefinition,
+        step: WorkflowStep,
+        pointer: ExecutionPointer,
+        now: datetime,
+        result: PassResult,
+    ) -> None:
+        for inner in instance.execution_pointers:
+            if inner.end_time is None and pointer.id in inner.scope:
+                _end(inner, PointerStatus.CANCELLED, now)
+        if step.timeout_outcome is not _ANY:
+            self._complete(instance, definition, step, pointer, step.timeout_outcome, now, result)
+            return
+        # Fail, and start the step afresh if it is retried: a new clock, a new wait.
+        pointer.start_time = None
+        pointer.persistence_data = None
+        pointer.event_published = False
+        pointer.active = True
+        error = StepTimeoutError(f"step {step.name or step.body_name} timed out after {step.timeout}")
+        self._handle_error(instance, definition, step, pointer, now, error, result)
+
+    # -- errors --------------------------------------------------------------------------------
 
     def _handle_error(
         self,
@@ -218,44 +375,136 @@ class WorkflowExecutor:
                 error_time=now,
             )
         )
-        behavior = step.error_behavior or definition.default_error_behavior
+        handling = self._error_handling_for(instance, definition, step, pointer)
+        behavior: ErrorBehavior
+        delay: timedelta | None = None
+        if isinstance(handling, RetryPolicy):
+            if pointer.retry_count < handling.max_attempts:
+                behavior, delay = ErrorBehavior.RETRY, handling.interval(pointer.retry_count, self._random())
+            else:
+                behavior = ErrorBehavior(handling.then)
+        else:
+            behavior = ErrorBehavior(handling)
+            if behavior is ErrorBehavior.RETRY:
+                delay = step.retry_interval or definition.default_retry_interval or self._retry_interval
         logger.warning(
             "step %s (%s) of workflow %s failed on attempt %d, will %s: %s",
             step.id,
-            step.body_name,
+            step.name or step.body_name,
             instance.id,
             pointer.retry_count,
-            behavior.value,
+            behavior.value if delay is None else f"retry in {delay.total_seconds():g} s",
             error,
             exc_info=error,
         )
         if behavior is ErrorBehavior.RETRY:
-            interval = step.retry_interval or definition.default_retry_interval or self._retry_interval
-            pointer.sleep_until = now + interval
+            assert delay is not None
+            pointer.sleep_until = now + delay
         elif behavior is ErrorBehavior.SUSPEND:
             instance.status = WorkflowStatus.SUSPENDED
-        else:
+        elif behavior is ErrorBehavior.TERMINATE:
+            _end(pointer, PointerStatus.FAILED, now)
             instance.status = WorkflowStatus.TERMINATED
             instance.complete_time = now
-            pointer.active = False
-            pointer.end_time = now
+        else:
+            self._compensate(instance, definition, pointer, now)
+
+    def _error_handling_for(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition, step: WorkflowStep, pointer: ExecutionPointer
+    ) -> ErrorHandling:
+        if step.error_behavior is not None:
+            return step.error_behavior
+        if not step.is_compensation and self._saga_of(instance, definition, pointer) is not None:
+            return ErrorBehavior.COMPENSATE
+        return definition.default_error_behavior or self._default_error_behavior
 
     @staticmethod
-    def _finish_pass(instance: WorkflowInstance, now: datetime) -> None:
+    def _saga_of(
+        instance: WorkflowInstance, definition: WorkflowDefinition, pointer: ExecutionPointer
+    ) -> ExecutionPointer | None:
+        """The innermost saga container enclosing ``pointer``, or None."""
+        by_id = {p.id: p for p in instance.execution_pointers if p.id in pointer.scope}
+        for scope_id in pointer.scope:
+            container = by_id.get(scope_id)
+            if container is not None and definition.steps[container.step_id].is_saga:
+                return container
+        return None
+
+    def _compensate(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition, failed: ExecutionPointer, now: datetime
+    ) -> None:
+        """Undo the enclosing saga (or, outside any saga, the whole workflow, which then ends as
+        terminated): end what is still open in it and queue the compensation of every completed
+        step, latest first, one after the other."""
+        saga = self._saga_of(instance, definition, failed)
+        members = [
+            (index, p)
+            for index, p in enumerate(instance.execution_pointers)
+            if p is not saga and (saga is None or saga.id in p.scope)
+        ]
+        for _, pointer in members:
+            if pointer.end_time is None:
+                _end(pointer, PointerStatus.FAILED if pointer is failed else PointerStatus.CANCELLED, now)
+        done = [
+            (pointer.end_time, index, pointer)
+            for index, pointer in members
+            if pointer.status is PointerStatus.COMPLETE and definition.steps[pointer.step_id].compensation_step is not None
+        ]
+        to_undo = [pointer for _, _, pointer in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True)]
+        if saga is not None and definition.steps[saga.step_id].compensation_step is not None:
+            to_undo.append(saga)
+        scope = [] if saga is None else [saga.id, *saga.scope]
+        previous: ExecutionPointer | None = None
+        for original in to_undo:
+            compensation_step = definition.steps[original.step_id].compensation_step
+            assert compensation_step is not None
+            if original is not saga:
+                original.status = PointerStatus.COMPENSATED
+            undo = ExecutionPointer(
+                step_id=compensation_step,
+                predecessor_id=original.id if previous is None else previous.id,
+                context_item=original.context_item,
+                scope=scope,
+                active=previous is None,
+                status=PointerStatus.PENDING if previous is None else PointerStatus.QUEUED,
+            )
+            instance.execution_pointers.append(undo)
+            if saga is not None:
+                saga.children.append(undo.id)
+            previous = undo
+        if saga is None and not to_undo:
+            instance.status = WorkflowStatus.TERMINATED
+            instance.complete_time = now
+
+    # -- after the pass ------------------------------------------------------------------------
+
+    def _finish_pass(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> None:
         if instance.status is not WorkflowStatus.RUNNABLE:
             instance.next_execution = None
             return
         if all(pointer.end_time is not None for pointer in instance.execution_pointers):
-            instance.status = WorkflowStatus.COMPLETE
+            failed = self._failed_outside_saga(instance, definition)
+            instance.status = WorkflowStatus.TERMINATED if failed else WorkflowStatus.COMPLETE
             instance.complete_time = now
             instance.next_execution = None
             return
         open_children = _open_children(instance)
         next_execution: datetime | None = None
         for pointer in instance.execution_pointers:
-            if not pointer.active or open_children[pointer.id]:
-                continue  # waiting for an event, or a container waiting for its children
-            due = pointer.sleep_until or now
-            if next_execution is None or due < next_execution:
+            due: datetime | None = None
+            if pointer.active and not open_children[pointer.id]:
+                due = pointer.sleep_until or now
+            timeout = definition.steps[pointer.step_id].timeout
+            if pointer.end_time is None and timeout is not None and pointer.start_time is not None:
+                deadline = pointer.start_time + timeout
+                due = deadline if due is None else min(due, deadline)
+            if due is not None and (next_execution is None or due < next_execution):
                 next_execution = due
         instance.next_execution = next_execution
+
+    def _failed_outside_saga(self, instance: WorkflowInstance, definition: WorkflowDefinition) -> bool:
+        """A step compensated outside any saga ends the workflow as terminated."""
+        return any(
+            p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None
+            for p in instance.execution_pointers
+        )

@@ -1,8 +1,9 @@
 """The workflow host: registers definitions, starts workflows, delivers events, runs the workers.
 
 Order of work for one workflow (the part that keeps the engine correct, see DESIGN-NOTES):
-lock it, load it, run a pass, save it with its new subscriptions and errors in one write, look for
-events already published for the new subscriptions, release the lock, then schedule the next turn.
+lock it, load it, run a pass, create any sub-workflows, save it with its new subscriptions, errors
+and outgoing events in one write, look for events already published for the new subscriptions,
+release the lock, then schedule the next turn.
 """
 
 from __future__ import annotations
@@ -10,22 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from ._builder import Workflow, WorkflowBuilder
+from ._builder import Workflow
 from ._errors import (
-    DuplicateWorkflowError,
-    SerializationError,
+    ConcurrencyError,
     InvalidArgumentError,
     InvalidOperationError,
+    SerializationError,
     WorkflowNotFoundError,
-    WorkflowNotRegisteredError,
     WorkflowTimeoutError,
 )
 from ._executor import WorkflowExecutor
+from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
 from ._models import (
     Event,
     EventSubscription,
@@ -36,61 +38,24 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
-from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
-from ._steps import WorkflowDefinition
+from ._primitives import CHILD_COMPLETED_EVENT
+from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._registry import WorkflowRegistry
+from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
 
 logger = logging.getLogger("liteflow")
 
 _EVENT_LOCK_PREFIX = "event:"
+_RESERVED_PREFIX = "liteflow."
+CONTROL_EVENT = "liteflow.control"
+"""Suspend/resume/terminate requests made while a step was running, applied when it returns."""
 
-
-class WorkflowRegistry:
-    def __init__(self) -> None:
-        self._definitions: dict[tuple[str, int], tuple[type[Workflow], WorkflowDefinition]] = {}
-        self._latest: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def register(self, workflow: Workflow) -> WorkflowDefinition:
-        if not isinstance(workflow, Workflow):
-            raise InvalidArgumentError(f"register_workflow needs a Workflow instance, got {workflow!r}")
-        workflow_id, version = workflow.id(), workflow.version()
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise InvalidArgumentError(f"{type(workflow).__name__}.id() must return a non-empty str")
-        if not isinstance(version, int):
-            raise InvalidArgumentError(f"{type(workflow).__name__}.version() must return an int")
-        builder = WorkflowBuilder()
-        workflow.build(builder)
-        definition = builder.build(workflow_id, version)
-        with self._lock:
-            known = self._definitions.get((workflow_id, version))
-            if known is not None:
-                if known[0] is type(workflow):
-                    return known[1]
-                raise DuplicateWorkflowError(
-                    f"workflow {workflow_id!r} version {version} is already registered by "
-                    f"{known[0].__qualname__}; give {type(workflow).__qualname__} another id or version"
-                )
-            self._definitions[(workflow_id, version)] = (type(workflow), definition)
-            self._latest[workflow_id] = max(version, self._latest.get(workflow_id, version))
-        return definition
-
-    def find(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition | None:
-        if version is None:
-            version = self._latest.get(workflow_id)
-            if version is None:
-                return None
-        known = self._definitions.get((workflow_id, version))
-        return None if known is None else known[1]
-
-    def get(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
-        definition = self.find(workflow_id, version)
-        if definition is None:
-            versions = sorted(v for (i, v) in self._definitions if i == workflow_id)
-            known = f"registered versions: {versions}" if versions else "no version is registered"
-            wanted = "" if version is None else f" version {version}"
-            raise WorkflowNotRegisteredError(f"workflow {workflow_id!r}{wanted} is not registered ({known})")
-        return definition
+_ALLOWED: dict[str, tuple[WorkflowStatus, ...]] = {
+    "suspend": (WorkflowStatus.RUNNABLE,),
+    "resume": (WorkflowStatus.SUSPENDED,),
+    "terminate": (WorkflowStatus.RUNNABLE, WorkflowStatus.SUSPENDED),
+}
 
 
 class WorkflowHost:
@@ -112,12 +77,24 @@ class WorkflowHost:
         self._owned = owned
         self._clock = options.clock
         self._async = AsyncRunner()
-        self._executor = WorkflowExecutor(retry_interval=options.retry_interval, run_awaitable=self._async.run)
+        self._step_middleware: list[StepMiddleware] = []
+        self._lifecycle = Lifecycle()
+        self._executor = WorkflowExecutor(
+            retry_interval=options.retry_interval,
+            default_error_behavior=options.default_error_behavior,
+            run_awaitable=self._async.run,
+            find_definition=self.registry.find,
+            step_middleware=self._step_middleware,
+        )
         self._timers: TimerQueue[tuple[QueueType, str]] = TimerQueue(self._fire_timer)
         self._threads: list[threading.Thread] = []
         self._running = False
         self._stopping = threading.Event()
         self._finished = threading.Condition()
+        # Events whose delivery found their workflow busy: retried as soon as it is released here.
+        self._blocked: defaultdict[str, set[str]] = defaultdict(set)
+        self._blocked_retries: dict[str, int] = {}
+        self._blocked_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,14 +141,30 @@ class WorkflowHost:
         self.start()
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
-    # -- public API --------------------------------------------------------------------------
+    # -- registration and extension points ---------------------------------------------------
 
     def register_workflow(self, workflow: Workflow) -> None:
         """Make a workflow definition known to this host (by its id and version)."""
         self.registry.register(workflow)
+
+    def on_lifecycle_event(self, callback: LifecycleCallback) -> None:
+        """Call ``callback(LifecycleEvent)`` for every workflow and step event on this host, after
+        the change it reports is saved. Callbacks run on worker threads: keep them quick."""
+        self._lifecycle.subscribe(callback)
+
+    def use_step_middleware(self, middleware: StepMiddleware) -> None:
+        """Wrap every step: ``middleware(context, body, next_)`` must return ``next_()``'s result."""
+        self._step_middleware.append(middleware)
+
+    def use_workflow_middleware(self, middleware: WorkflowMiddleware) -> None:
+        self._lifecycle.middleware.append(middleware)
+
+    # -- starting, events, queries -----------------------------------------------------------
 
     def start_workflow(
         self, workflow_id: str, version: int | None = None, data: Any = None, *, reference: str | None = None
@@ -187,9 +180,12 @@ class WorkflowHost:
             reference=reference,
             create_time=now,
             next_execution=now,
-            execution_pointers=[ExecutionPointer(step_id=0)],
+            execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
         )
+        for middleware in self._lifecycle.middleware:
+            middleware.before_start(instance)
         self.persistence.create_workflow(instance)
+        self._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
         self.queue.enqueue(QueueType.WORKFLOW, instance.id)
         return instance.id
 
@@ -200,16 +196,15 @@ class WorkflowHost:
         those that will wait for it later (see the README on event matching). Returns its id."""
         if not isinstance(event_name, str) or not event_name:
             raise InvalidArgumentError(f"publish_event needs a non-empty event name, got {event_name!r}")
+        if event_name.startswith(_RESERVED_PREFIX):
+            raise InvalidArgumentError(f"event names starting with {_RESERVED_PREFIX!r} are reserved for LiteFlow")
         if event_key is None:
             raise InvalidArgumentError(f"publish_event({event_name!r}) needs an event key, got None")
         if effective_date is not None and effective_date.tzinfo is None:
             raise InvalidArgumentError("effective_date must be timezone-aware (for example UTC)")
-        event = Event(
-            event_name=event_name,
-            event_key=str(event_key),
-            event_data=event_data,
-            event_time=effective_date or self._clock(),
-        )
+        return self._publish(Event(event_name, str(event_key), event_data, event_time=effective_date or self._clock()))
+
+    def _publish(self, event: Event) -> str:
         self.persistence.create_event(event)
         self.queue.enqueue(QueueType.EVENT, event.id)
         return event.id
@@ -222,6 +217,32 @@ class WorkflowHost:
         """Every step error recorded for an instance, oldest first."""
         self.persistence.get_workflow_instance(workflow_id)
         return self.persistence.get_errors(workflow_id)
+
+    def query_workflows(
+        self,
+        *,
+        status: WorkflowStatus | None = None,
+        workflow_id: str | None = None,
+        reference: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkflowInstance]:
+        """Instances matching every given filter, oldest first, one page of ``limit`` at ``offset``.
+        ``workflow_id`` is the definition id; the creation range includes ``created_from`` and
+        excludes ``created_to``."""
+        return self.persistence.query_instances(
+            InstanceQuery(
+                status=status,
+                workflow_definition_id=workflow_id,
+                reference=reference,
+                created_from=created_from,
+                created_to=created_to,
+                limit=limit,
+                offset=offset,
+            )
+        )
 
     def wait_for_workflow(self, workflow_id: str, timeout: float | timedelta | None = None) -> WorkflowInstance:
         """Block until the instance is complete or terminated and return it.
@@ -243,6 +264,121 @@ class WorkflowHost:
                 # Completions on this node notify at once; the cap covers those on other nodes.
                 self._finished.wait(1.0 if remaining is None else min(remaining, 1.0))
 
+    def purge(
+        self,
+        status: WorkflowStatus | Sequence[WorkflowStatus] = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED),
+        older_than: timedelta | datetime = timedelta(days=7),
+    ) -> int:
+        """Delete finished instances (and processed events) older than ``older_than`` (an age or a
+        point in time) from the store. Returns how many instances were removed."""
+        statuses = [status] if isinstance(status, WorkflowStatus) else list(status)
+        if WorkflowStatus.RUNNABLE in statuses:
+            raise InvalidArgumentError("purge removes finished or suspended workflows, not runnable ones")
+        cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
+        return self.persistence.purge(statuses=statuses, older_than=cutoff)
+
+    # -- controls ----------------------------------------------------------------------------
+
+    def suspend_workflow(self, workflow_id: str) -> None:
+        """Suspend a runnable workflow. While one of its steps runs, the request is recorded and
+        applied when the step returns."""
+        self._control(workflow_id, "suspend")
+
+    def resume_workflow(self, workflow_id: str) -> None:
+        """Resume a suspended workflow (its definition must be registered on this host)."""
+        self._control(workflow_id, "resume")
+
+    def terminate_workflow(self, workflow_id: str) -> None:
+        """End a runnable or suspended workflow as terminated (applied after a running step)."""
+        self._control(workflow_id, "terminate")
+
+    def _control(self, workflow_id: str, action: str) -> None:
+        instance = self.persistence.get_workflow_instance(workflow_id)
+        self._check_transition(instance, action)
+        if action == "resume":
+            self.registry.get(instance.workflow_definition_id, instance.version)
+        if not self.lock.acquire(workflow_id):
+            self._publish(Event(CONTROL_EVENT, workflow_id, action, event_time=self._clock()))
+            return
+        try:
+            instance = self.persistence.get_workflow_instance(workflow_id)
+            self._check_transition(instance, action)
+            self._apply_control(instance, action)
+        finally:
+            self._release(workflow_id)
+        self._schedule(instance)
+
+    @staticmethod
+    def _check_transition(instance: WorkflowInstance, action: str) -> None:
+        if instance.status not in _ALLOWED[action]:
+            raise InvalidOperationError(f"cannot {action} workflow {instance.id}: it is {instance.status.value}")
+
+    def _apply_control(self, instance: WorkflowInstance, action: str) -> None:
+        """Change the status of a locked instance and save it."""
+        before, now = instance.status, self._clock()
+        if action == "suspend":
+            instance.status, instance.next_execution = WorkflowStatus.SUSPENDED, None
+        elif action == "resume":
+            instance.status, instance.next_execution = WorkflowStatus.RUNNABLE, now
+        else:
+            instance.status, instance.next_execution, instance.complete_time = WorkflowStatus.TERMINATED, None, now
+            for pointer in instance.execution_pointers:
+                if pointer.end_time is None:
+                    pointer.active, pointer.status, pointer.end_time = False, PointerStatus.CANCELLED, now
+        self._save(instance, before)
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def _save(
+        self,
+        instance: WorkflowInstance,
+        before: WorkflowStatus,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        terminated_subscriptions: Sequence[str] = (),
+        errors: Sequence[ExecutionError] = (),
+        step_events: Sequence[tuple[str, ExecutionPointer]] = (),
+    ) -> None:
+        """Persist an instance (lock held) and tell everyone who cares what changed."""
+        now = self._clock()
+        events: list[Event] = []
+        ended = instance.is_finished and before not in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+        if ended and instance.parent_workflow_id is not None:
+            outcome = {"status": instance.status.value, "data": instance.data}
+            events.append(Event(CHILD_COMPLETED_EVENT, instance.id, outcome, event_time=now))
+        self.persistence.persist_workflow(
+            instance,
+            subscriptions=subscriptions,
+            terminated_subscriptions=terminated_subscriptions,
+            errors=errors,
+            events=events,
+        )
+        for event in events:
+            self.queue.enqueue(QueueType.EVENT, event.id)
+        self._lifecycle.after_save(instance, before, now, step_events, errors)
+        if ended:
+            with self._finished:
+                self._finished.notify_all()
+
+    def _suspend_with_error(self, workflow_id: str, message: str, error_type: str) -> WorkflowInstance:
+        """Suspend the stored instance with the reason recorded, rather than retrying a failure
+        that will not go away by itself. Lock held."""
+        logger.error("workflow %s suspended: %s", workflow_id, message)
+        instance = self.persistence.get_workflow_instance(workflow_id)
+        pointer = next((p for p in instance.execution_pointers if p.active), None)
+        before = instance.status
+        instance.status, instance.next_execution = WorkflowStatus.SUSPENDED, None
+        failure = ExecutionError(
+            workflow_id=workflow_id,
+            execution_pointer_id=pointer.id if pointer else "",
+            step_id=pointer.step_id if pointer else -1,
+            message=f"workflow suspended: {message}",
+            error_type=error_type,
+            error_time=self._clock(),
+        )
+        self._save(instance, before, errors=[failure])
+        return instance
+
     # -- workers -----------------------------------------------------------------------------
 
     def _fire_timer(self, item: tuple[QueueType, str]) -> None:
@@ -261,14 +397,16 @@ class WorkflowHost:
         idle = self.options.idle_timeout.total_seconds()
         while self._running:
             item_id = self.queue.dequeue(queue, idle)
-            if item_id is None:
-                continue
-            try:
-                handle(item_id)
-            except Exception:
-                logger.exception("failed to process %s %s; the poller will retry it", queue.value, item_id)
-            finally:
-                self.queue.acknowledge(queue, item_id)
+            if item_id is not None:
+                self._handle(queue, item_id, handle)
+
+    def _handle(self, queue: QueueType, item_id: str, handle: Callable[[str], None]) -> None:
+        try:
+            handle(item_id)
+        except Exception:
+            logger.exception("failed to process %s %s; the poller will retry it", queue.value, item_id)
+        finally:
+            self.queue.acknowledge(queue, item_id)
 
     def _workflow_worker(self) -> None:
         self._consume(QueueType.WORKFLOW, self._process_workflow)
@@ -279,16 +417,52 @@ class WorkflowHost:
     def _poller(self) -> None:
         interval = self.options.poll_interval.total_seconds()
         while not self._stopping.is_set():
-            try:
-                # Look one interval ahead: the workers set a timer for anything not yet due.
-                horizon = self._clock() + self.options.poll_interval
-                for workflow_id in self.persistence.get_runnable_instances(horizon):
-                    self.queue.enqueue(QueueType.WORKFLOW, workflow_id)
-                for event_id in self.persistence.get_runnable_events(self._clock()):
-                    self.queue.enqueue(QueueType.EVENT, event_id)
-            except Exception:
-                logger.exception("polling the store for runnable work failed")
+            self.poll()
             self._stopping.wait(interval)
+
+    def poll(self) -> None:
+        """Queue everything the store says is due (the workers set timers for what is not yet)."""
+        try:
+            horizon = self._clock() + self.options.poll_interval
+            for workflow_id in self.persistence.get_runnable_instances(horizon):
+                self.queue.enqueue(QueueType.WORKFLOW, workflow_id)
+            for event_id in self.persistence.get_runnable_events(self._clock()):
+                self.queue.enqueue(QueueType.EVENT, event_id)
+        except Exception:
+            logger.exception("polling the store for runnable work failed")
+
+    def run_until_idle(self, max_items: int = 1_000_000) -> int:
+        """Process queued work in the calling thread until both queues are empty; for tests and
+        scripts with a host that was not started. Returns the number of items processed."""
+        if self._running:
+            raise InvalidOperationError("run_until_idle is for a host that is not started")
+        for count in range(max_items):
+            for queue, handle in ((QueueType.WORKFLOW, self._process_workflow), (QueueType.EVENT, self._process_event)):
+                item_id = self.queue.dequeue(queue, 0)
+                if item_id is not None:
+                    self._handle(queue, item_id, handle)
+                    break
+            else:
+                return count
+        return max_items
+
+    def _release(self, workflow_id: str) -> None:
+        """Release a workflow lock and retry at once the event deliveries that found it busy."""
+        self.lock.release(workflow_id)
+        with self._blocked_lock:
+            waiting = self._blocked.pop(workflow_id, ())
+        for event_id in waiting:
+            self.queue.enqueue(QueueType.EVENT, event_id)
+
+    def _retry_blocked(self, event_id: str, workflow_id: str) -> None:
+        """An event could not be delivered because its workflow was busy: retry when this node
+        releases it, and with a growing delay in case another node holds it."""
+        with self._blocked_lock:
+            self._blocked[workflow_id].add(event_id)
+            attempt = self._blocked_retries.get(event_id, 0)
+            self._blocked_retries[event_id] = attempt + 1
+        delay = min(self.options.lock_retry_delay.total_seconds() * 2**attempt, 1.0)
+        self._timers.call_later(delay, (QueueType.EVENT, event_id))
 
     def _process_workflow(self, workflow_id: str) -> None:
         if not self.lock.acquire(workflow_id):
@@ -305,61 +479,41 @@ class WorkflowHost:
                     break
                 definition = self.registry.find(instance.workflow_definition_id, instance.version)
                 if definition is None:
-                    logger.error(
-                        "workflow %s needs definition %s version %s, which this host has not registered",
-                        workflow_id,
-                        instance.workflow_definition_id,
-                        instance.version,
+                    message = (
+                        f"its definition {instance.workflow_definition_id!r} version {instance.version} "
+                        "is not registered on this host"
                     )
-                    return
+                    instance = self._suspend_with_error(workflow_id, message, "liteflow.WorkflowNotRegisteredError")
+                    break
+                before = instance.status
                 result = self._executor.execute(instance, definition, now)
+                for child in result.children:
+                    self._create_child(child)
                 try:
-                    self.persistence.persist_workflow(
-                        instance, subscriptions=result.subscriptions, errors=result.errors
+                    self._save(
+                        instance,
+                        before,
+                        subscriptions=result.subscriptions,
+                        errors=result.errors,
+                        step_events=result.step_events,
                     )
                 except SerializationError as error:
-                    instance = self._suspend_unsaveable(workflow_id, error)
+                    message = f"the data left by its steps cannot be saved: {error}"
+                    instance = self._suspend_with_error(workflow_id, message, "liteflow.SerializationError")
                     break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)
-                if instance.is_finished:
-                    with self._finished:
-                        self._finished.notify_all()
         finally:
-            self.lock.release(workflow_id)
+            self._release(workflow_id)
         self._schedule(instance)
 
-    def _suspend_unsaveable(self, workflow_id: str, error: SerializationError) -> WorkflowInstance:
-        """A step left data that cannot be stored: keep the last good state, suspended, with the
-        reason recorded, rather than retrying the same failure forever. Lock held."""
-        logger.error("workflow %s suspended: its data can no longer be saved: %s", workflow_id, error)
-        instance = self.persistence.get_workflow_instance(workflow_id)
-        pointer = next((p for p in instance.execution_pointers if p.active), None)
-        instance.status = WorkflowStatus.SUSPENDED
-        instance.next_execution = None
-        failure = ExecutionError(
-            workflow_id=workflow_id,
-            execution_pointer_id=pointer.id if pointer else "",
-            step_id=pointer.step_id if pointer else -1,
-            message=f"workflow suspended: the data left by its steps cannot be saved: {error}",
-            error_type=f"{type(error).__module__}.{type(error).__qualname__}",
-            error_time=self._clock(),
-        )
-        self.persistence.persist_workflow(instance, errors=[failure])
-        return instance
-
-    def purge(
-        self,
-        status: WorkflowStatus | Sequence[WorkflowStatus] = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED),
-        older_than: timedelta | datetime = timedelta(days=7),
-    ) -> int:
-        """Delete finished instances (and processed events) older than ``older_than`` (an age or a
-        point in time) from the store. Returns how many instances were removed."""
-        statuses = [status] if isinstance(status, WorkflowStatus) else list(status)
-        if WorkflowStatus.RUNNABLE in statuses:
-            raise InvalidArgumentError("purge removes finished or suspended workflows, not runnable ones")
-        cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
-        return self.persistence.purge(statuses=statuses, older_than=cutoff)
+    def _create_child(self, child: WorkflowInstance) -> None:
+        try:
+            self.persistence.create_workflow(child)
+        except ConcurrencyError:
+            return  # created by an earlier run of the same step attempt
+        self._lifecycle.publish(child, LifecycleEventType.WORKFLOW_STARTED, child.create_time)
+        self.queue.enqueue(QueueType.WORKFLOW, child.id)
 
     def _deliver_published(self, instance: WorkflowInstance, subscription: EventSubscription) -> None:
         """Hand a new subscription the oldest event this instance has not consumed yet: this is
@@ -381,7 +535,7 @@ class WorkflowHost:
         pointer.status = PointerStatus.PENDING
         if instance.status is WorkflowStatus.RUNNABLE:
             instance.next_execution = self._clock()
-        self.persistence.persist_workflow(instance, terminated_subscriptions=[subscription.id])
+        self._save(instance, instance.status, terminated_subscriptions=[subscription.id])
 
     def _process_event(self, event_id: str) -> None:
         lock_name = _EVENT_LOCK_PREFIX + event_id
@@ -391,24 +545,45 @@ class WorkflowHost:
             event = self.persistence.get_event(event_id)
             if event.is_processed:
                 return
-            subscriptions = self.persistence.get_subscriptions(event.event_name, event.event_key, event.event_time)
-            delivered = all([self._deliver_to(subscription, event) for subscription in subscriptions])
+            if event.event_name == CONTROL_EVENT:
+                delivered = self._deliver_control(event)
+            else:
+                subscriptions = self.persistence.get_subscriptions(event.event_name, event.event_key, event.event_time)
+                delivered = all([self._deliver_to(subscription, event) for subscription in subscriptions])
             if delivered:
                 self.persistence.mark_event_processed(event_id)
-            else:
-                self._timers.call_later(self.options.lock_retry_delay.total_seconds(), (QueueType.EVENT, event_id))
+                with self._blocked_lock:
+                    self._blocked_retries.pop(event_id, None)
         finally:
             self.lock.release(lock_name)
+
+    def _deliver_control(self, event: Event) -> bool:
+        workflow_id = event.event_key
+        if not self.lock.acquire(workflow_id):
+            self._retry_blocked(event.id, workflow_id)
+            return False
+        try:
+            instance = self.persistence.get_workflow_instance(workflow_id)
+            if instance.status in _ALLOWED[event.event_data]:
+                self._apply_control(instance, event.event_data)
+            else:
+                logger.info("%s of workflow %s dropped: it is %s", event.event_data, workflow_id, instance.status.value)
+        finally:
+            self._release(workflow_id)
+        self._schedule(instance)
+        return True
 
     def _deliver_to(self, subscription: EventSubscription, event: Event) -> bool:
         """Deliver to one subscription; False when its workflow is busy and this must be retried."""
         if not self.lock.acquire(subscription.workflow_id):
+            self._retry_blocked(event.id, subscription.workflow_id)
             return False
         try:
             instance = self.persistence.get_workflow_instance(subscription.workflow_id)
             pointer = instance.pointer(subscription.execution_pointer_id)
-            if pointer is None or pointer.event_published or instance.is_finished:
-                self.persistence.persist_workflow(instance, terminated_subscriptions=[subscription.id])
+            waiting = pointer is not None and pointer.status is PointerStatus.WAITING_FOR_EVENT
+            if not waiting or instance.is_finished:
+                self._save(instance, instance.status, terminated_subscriptions=[subscription.id])
                 return True
             # Older events still being fanned out go first, so a waiting step sees events in order.
             consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
@@ -422,6 +597,6 @@ class WorkflowHost:
         except WorkflowNotFoundError:
             return True  # purged meanwhile
         finally:
-            self.lock.release(subscription.workflow_id)
+            self._release(subscription.workflow_id)
         self._schedule(instance)
         return True

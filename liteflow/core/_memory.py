@@ -12,11 +12,32 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
 from ._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._records import event_from_record, event_to_record, instance_from_record, instance_to_record
+
+
+class _Meta(NamedTuple):
+    """The fields of a stored instance that purge and queries filter on."""
+
+    status: WorkflowStatus
+    complete_time: datetime | None
+    definition_id: str
+    reference: str | None
+    create_time: datetime
+
+
+def _matches(meta: _Meta, query: InstanceQuery) -> bool:
+    return (
+        (query.status is None or meta.status == query.status)
+        and (query.workflow_definition_id is None or meta.definition_id == query.workflow_definition_id)
+        and (query.reference is None or meta.reference == query.reference)
+        and (query.created_from is None or meta.create_time >= query.created_from)
+        and (query.created_to is None or meta.create_time < query.created_to)
+    )
 
 
 class MemoryPersistenceProvider(PersistenceProvider):
@@ -24,19 +45,27 @@ class MemoryPersistenceProvider(PersistenceProvider):
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
         self._revisions: dict[str, int] = {}
-        self._meta: dict[str, tuple[WorkflowStatus, datetime | None]] = {}
+        self._meta: dict[str, _Meta] = {}
         self._due: dict[str, datetime] = {}
         self._subscriptions: dict[str, EventSubscription] = {}
+        # The by-key tables hold no empty entries: a key goes when its last item does.
         self._subscriptions_by_key: defaultdict[tuple[str, str], dict[str, EventSubscription]] = defaultdict(dict)
         self._events: dict[str, str] = {}
         self._event_times: dict[str, datetime] = {}
+        self._event_keys: dict[str, tuple[str, str]] = {}
         self._events_by_key: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
         self._unprocessed: dict[str, None] = {}  # insertion-ordered set
         self._errors: defaultdict[str, list[ExecutionError]] = defaultdict(list)
 
     def _store(self, instance: WorkflowInstance, text: str) -> None:
         self._instances[instance.id] = text
-        self._meta[instance.id] = (instance.status, instance.complete_time)
+        self._meta[instance.id] = _Meta(
+            instance.status,
+            instance.complete_time,
+            instance.workflow_definition_id,
+            instance.reference,
+            instance.create_time,
+        )
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._due[instance.id] = instance.next_execution
         else:
@@ -57,9 +86,11 @@ class MemoryPersistenceProvider(PersistenceProvider):
         subscriptions: Sequence[EventSubscription] = (),
         terminated_subscriptions: Sequence[str] = (),
         errors: Sequence[ExecutionError] = (),
+        events: Sequence[Event] = (),
     ) -> None:
         revision = instance.revision + 1
         text = json.dumps({**instance_to_record(instance), "revision": revision})
+        event_texts = [(event, json.dumps(event_to_record(event))) for event in events]
         with self._lock:
             stored = self._revisions.get(instance.id)
             if stored is None:
@@ -76,11 +107,21 @@ class MemoryPersistenceProvider(PersistenceProvider):
                 key = (subscription.event_name, subscription.event_key)
                 self._subscriptions_by_key[key][subscription.id] = self._subscriptions[subscription.id]
             for subscription_id in terminated_subscriptions:
-                ended = self._subscriptions.pop(subscription_id, None)
-                if ended is not None:
-                    self._subscriptions_by_key[(ended.event_name, ended.event_key)].pop(subscription_id, None)
-            self._errors[instance.id].extend(replace(error) for error in errors)
+                self._drop_subscription(subscription_id)
+            if errors:
+                self._errors[instance.id].extend(replace(error) for error in errors)
+            for event, event_text in event_texts:
+                self._store_event(event, event_text)
         instance.revision = revision
+
+    def _drop_subscription(self, subscription_id: str) -> None:
+        ended = self._subscriptions.pop(subscription_id, None)
+        if ended is not None:
+            key = (ended.event_name, ended.event_key)
+            by_key = self._subscriptions_by_key[key]
+            by_key.pop(subscription_id, None)
+            if not by_key:
+                del self._subscriptions_by_key[key]
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         text = self._instances.get(workflow_id)
@@ -92,6 +133,12 @@ class MemoryPersistenceProvider(PersistenceProvider):
         with self._lock:
             return [workflow_id for workflow_id, due in self._due.items() if due <= as_of]
 
+    def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
+        with self._lock:
+            found = sorted((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query))
+            texts = [self._instances[i] for _, i in found[query.offset : query.offset + query.limit]]
+        return [instance_from_record(json.loads(text)) for text in texts]
+
     def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
         with self._lock:
             found = self._subscriptions_by_key.get((event_name, event_key), {})
@@ -100,14 +147,31 @@ class MemoryPersistenceProvider(PersistenceProvider):
     def create_event(self, event: Event) -> None:
         text = json.dumps(event_to_record(event))
         with self._lock:
-            self._events[event.id] = text
-            self._event_times[event.id] = event.event_time
-            ids = self._events_by_key[(event.event_name, event.event_key)]
-            ids.append(event.id)
-            if len(ids) > 1 and self._event_times[ids[-2]] > event.event_time:
-                ids.sort(key=self._event_times.__getitem__)
-            if not event.is_processed:
-                self._unprocessed[event.id] = None
+            self._store_event(event, text)
+
+    def _store_event(self, event: Event, text: str) -> None:
+        """Store or replace an event; called with the lock held."""
+        if event.id in self._events:
+            self._unlink_event(event.id)
+        self._events[event.id] = text
+        self._event_times[event.id] = event.event_time
+        key = self._event_keys[event.id] = (event.event_name, event.event_key)
+        ids = self._events_by_key[key]
+        ids.append(event.id)
+        if len(ids) > 1 and self._event_times[ids[-2]] > event.event_time:
+            ids.sort(key=self._event_times.__getitem__)
+        if not event.is_processed:
+            self._unprocessed[event.id] = None
+
+    def _unlink_event(self, event_id: str) -> None:
+        """Remove an event from every table but ``_events``; called with the lock held."""
+        del self._event_times[event_id]
+        self._unprocessed.pop(event_id, None)
+        key = self._event_keys.pop(event_id)
+        ids = self._events_by_key[key]
+        ids.remove(event_id)
+        if not ids:
+            del self._events_by_key[key]
 
     def _load_event(self, event_id: str) -> Event:
         text = self._events.get(event_id)
@@ -134,6 +198,8 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     def mark_event_processed(self, event_id: str) -> None:
         with self._lock:
+            if event_id not in self._events:
+                raise EventNotFoundError(f"no event with id {event_id}")
             self._unprocessed.pop(event_id, None)
 
     def mark_event_unprocessed(self, event_id: str) -> None:
@@ -149,21 +215,19 @@ class MemoryPersistenceProvider(PersistenceProvider):
     def purge(self, *, statuses: Sequence[WorkflowStatus], older_than: datetime) -> int:
         wanted = set(statuses)
         with self._lock:
-            doomed = [
+            doomed = {
                 workflow_id
-                for workflow_id, (status, completed) in self._meta.items()
-                if status in wanted and completed is not None and completed < older_than
-            ]
+                for workflow_id, meta in self._meta.items()
+                if meta.status in wanted and meta.complete_time is not None and meta.complete_time < older_than
+            }
             for workflow_id in doomed:
                 for table in (self._instances, self._revisions, self._meta, self._due, self._errors):
                     table.pop(workflow_id, None)
-                for subscription in [s for s in self._subscriptions.values() if s.workflow_id == workflow_id]:
-                    self._subscriptions.pop(subscription.id)
-                    self._subscriptions_by_key[(subscription.event_name, subscription.event_key)].pop(subscription.id)
+            for subscription in [s for s in self._subscriptions.values() if s.workflow_id in doomed]:
+                self._drop_subscription(subscription.id)
             for event_id in [i for i, t in self._event_times.items() if t < older_than and i not in self._unprocessed]:
-                event = event_from_record(json.loads(self._events.pop(event_id)))
-                del self._event_times[event_id]
-                self._events_by_key[(event.event_name, event.event_key)].remove(event_id)
+                del self._events[event_id]
+                self._unlink_event(event_id)
             return len(doomed)
 
 

@@ -36,6 +36,9 @@ class PointerStatus(str, Enum):
     FAILED = "failed"
     COMPLETE = "complete"
     CANCELLED = "cancelled"
+    COMPENSATED = "compensated"
+    QUEUED = "queued"
+    """Created but waiting for its predecessor to end (sequential compensation)."""
 
 
 @dataclass
@@ -83,6 +86,8 @@ class WorkflowInstance:
     create_time: datetime = field(default_factory=utcnow)
     complete_time: datetime | None = None
     execution_pointers: list[ExecutionPointer] = field(default_factory=list)
+    parent_workflow_id: str | None = None
+    """Set on a sub-workflow: the instance that started it and waits for it."""
     revision: int = 0
     """Incremented by every save; a save based on an older revision fails (optimistic concurrency)."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ._errors import ConfigurationError
 from ._models import utcnow
+from ._steps import ErrorBehavior, ErrorHandling, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,13 @@ class HostOptions:
     """Worker threads delivering published events."""
 
     retry_interval: timedelta = timedelta(seconds=10)
-    """Delay before a failed step is retried, unless its step or workflow sets one."""
+    """Delay before a step with ``on_error(RETRY)`` and no interval of its own is retried."""
+
+    default_error_behavior: ErrorHandling = RetryPolicy(
+        max_attempts=10, initial_interval=timedelta(seconds=1), max_interval=timedelta(minutes=5), jitter=0.1
+    )
+    """For steps and workflows that set none: bounded retries with backoff (about 8 minutes in
+    all), then the workflow is suspended, to be resumed once the cause is fixed."""
 
     idle_timeout: timedelta = timedelta(seconds=1)
     """Longest a worker blocks on an empty queue before checking whether the host is stopping."""
@@ -60,5 +67,7 @@ class HostOptions:
                 raise ConfigurationError(f"host option {name} must be a positive integer, got {value!r}")
             elif name == "clock" and not callable(value):
                 raise ConfigurationError(f"host option clock must be callable, got {value!r}")
+            elif name == "default_error_behavior" and not isinstance(value, (ErrorBehavior, RetryPolicy)):
+                raise ConfigurationError(f"default_error_behavior must be an ErrorBehavior or RetryPolicy, got {value!r}")
             changes[name] = value
         return replace(defaults, **changes)

@@ -7,11 +7,13 @@ stores as JSON.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from ._steps import ExecutionResult, StepBody, StepExecutionContext
+from ._errors import ChildWorkflowError, InvalidArgumentError
+from ._steps import ChildWorkflow, ExecutionResult, StepBody, StepExecutionContext
 
 _CHILDREN_ACTIVE = {"children_active": True}
 
@@ -22,20 +24,131 @@ def _children_running(context: StepExecutionContext) -> bool:
 
 
 class Foreach(StepBody):
-    """Runs its block once per item of ``collection``, all branches in parallel."""
+    """Runs its block once per item of ``collection``: all branches at once, or one after the
+    other in item order when ``run_parallel`` is false (the collection is then evaluated again for
+    each item, so it should not change while the loop runs)."""
 
     def __init__(self) -> None:
         self.collection: Iterable[Any] = ()
+        self.run_parallel = True
 
     def run(self, context: StepExecutionContext) -> ExecutionResult:
         if not _children_running(context):
             items = list(self.collection)
             if not items:
                 return ExecutionResult.next()
-            return ExecutionResult.branch(items, dict(_CHILDREN_ACTIVE))
+            if self.run_parallel:
+                return ExecutionResult.branch(items, dict(_CHILDREN_ACTIVE))
+            return ExecutionResult.branch(items[:1], {"children_active": True, "index": 0})
+        if not context.branch_complete():
+            return ExecutionResult.persist(context.persistence_data)
+        index = context.persistence_data.get("index")
+        if index is not None:
+            items = list(self.collection)
+            if index + 1 < len(items):
+                return ExecutionResult.branch([items[index + 1]], {"children_active": True, "index": index + 1})
+        return ExecutionResult.next()
+
+
+class Sequence(StepBody):
+    """Runs its block once, then goes on: the body of ``saga``, ``when`` and ``parallel``."""
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        if not _children_running(context):
+            return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
         if context.branch_complete():
             return ExecutionResult.next()
         return ExecutionResult.persist(context.persistence_data)
+
+
+class Saga(Sequence):
+    """A block whose completed steps are compensated, in reverse order, when one of them fails."""
+
+
+class Parallel(Sequence):
+    """Runs each of its ``do`` blocks at once and goes on when all have ended."""
+
+
+class When(Sequence):
+    """The block that runs when the preceding step completed with a given outcome."""
+
+
+class Decide(StepBody):
+    """Runs the block registered for the value of ``expression``, if any, then goes on."""
+
+    def __init__(self) -> None:
+        self.expression: Any = None
+        self.branches: list[tuple[Any, int]] = []
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        if not _children_running(context):
+            chosen = [child for value, child in self.branches if value == self.expression]
+            if not chosen:
+                return ExecutionResult.next()
+            return ExecutionResult(branch_values=[None], branch_children=chosen, persistence_data=dict(_CHILDREN_ACTIVE))
+        if context.branch_complete():
+            return ExecutionResult.next()
+        return ExecutionResult.persist(context.persistence_data)
+
+
+class Delay(StepBody):
+    """Waits ``period`` (a timedelta), then goes on."""
+
+    def __init__(self) -> None:
+        self.period = timedelta(0)
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        if context.persistence_data is not None:
+            return ExecutionResult.next()
+        if not isinstance(self.period, timedelta):
+            raise InvalidArgumentError(f"delay needs a timedelta, got {self.period!r}")
+        return ExecutionResult.sleep(self.period, {"slept": True})
+
+
+class Detach(StepBody):
+    """Starts its block in the background and goes on at once (``schedule`` and ``recur``)."""
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        return ExecutionResult(proceed=True, branch_values=[None])
+
+
+class EndWorkflow(StepBody):
+    """Completes the whole workflow, ending any branch still open."""
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        return ExecutionResult(proceed=True, end_workflow=True)
+
+
+CHILD_COMPLETED_EVENT = "liteflow.workflow-ended"
+"""Event a sub-workflow publishes (keyed by its id) when it completes or is terminated."""
+
+
+class SubWorkflow(StepBody):
+    """Starts another registered workflow and waits for it; ``result`` is its final data."""
+
+    def __init__(self) -> None:
+        self.workflow_id = ""
+        self.version: int | None = None
+        self.data: Any = None
+        self.result: Any = None
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        pointer = context.execution_pointer
+        if pointer.event_published:
+            ended = pointer.event_data
+            if ended["status"] != "complete":
+                raise ChildWorkflowError(f"sub-workflow {self.workflow_id} ({pointer.event_key}) was {ended['status']}")
+            self.result = ended["data"]
+            return ExecutionResult.next()
+        # The child's id derives from this pointer and attempt, so a re-run after a crash finds
+        # the child it already started instead of starting a second one.
+        child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"liteflow:{context.idempotency_key}").hex
+        version = -1 if self.version is None else self.version  # -1: the latest, resolved by the executor
+        return ExecutionResult(
+            start_child=ChildWorkflow(child_id, self.workflow_id, version, self.data),
+            event_name=CHILD_COMPLETED_EVENT,
+            event_key=child_id,
+        )
 
 
 class While(StepBody):

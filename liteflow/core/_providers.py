@@ -8,10 +8,34 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from ._errors import InvalidArgumentError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
+
+MAX_QUERY_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """What :meth:`PersistenceProvider.query_instances` returns: instances matching every field
+    given (None matches all), created in ``[created_from, created_to)``, one page of them."""
+
+    status: WorkflowStatus | None = None
+    workflow_definition_id: str | None = None
+    reference: str | None = None
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # exclusive
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_QUERY_LIMIT:
+            raise InvalidArgumentError(f"limit must be between 1 and {MAX_QUERY_LIMIT}, got {self.limit}")
+        if self.offset < 0:
+            raise InvalidArgumentError(f"offset must be 0 or more, got {self.offset}")
 
 
 class PersistenceProvider(ABC):
@@ -19,13 +43,15 @@ class PersistenceProvider(ABC):
 
     Every query below is meant to be answered from an index in a real database: runnable
     instances by next execution time, subscriptions by (event name, event key), events by
-    (event name, event key, time) and unprocessed events by time.
+    (event name, event key, time), unprocessed events by time, and :meth:`query_instances` by
+    (definition, creation time), reference, (status, creation time) or creation time.
     """
 
     @abstractmethod
     def create_workflow(self, instance: WorkflowInstance) -> None:
         """Store a new instance (its ``id`` is set by the caller). Its data must be serializable:
-        otherwise :class:`SerializationError` is raised and nothing is stored."""
+        otherwise :class:`SerializationError` is raised and nothing is stored. If an instance with
+        that id exists, :class:`ConcurrencyError` is raised and the stored one is left unchanged."""
 
     @abstractmethod
     def persist_workflow(
@@ -35,14 +61,26 @@ class PersistenceProvider(ABC):
         subscriptions: Sequence[EventSubscription] = (),
         terminated_subscriptions: Sequence[str] = (),
         errors: Sequence[ExecutionError] = (),
+        events: Sequence[Event] = (),
     ) -> None:
-        """Save an instance together with new subscriptions, ended subscriptions and errors, all or
-        nothing. The stored revision must equal ``instance.revision``, else :class:`ConcurrencyError`
-        is raised and nothing is written; on success ``instance.revision`` is incremented."""
+        """Save an instance together with new subscriptions, ended subscriptions, errors and new
+        events, all or nothing. The stored revision must equal ``instance.revision``, else
+        :class:`ConcurrencyError` is raised and nothing is written; on success ``instance.revision``
+        is incremented. Any data that cannot be serialized raises :class:`SerializationError` and
+        nothing is written either.
+
+        ``events`` are stored as by :meth:`create_event` in the same write (a transactional outbox):
+        an event that must follow from this save, such as a sub-workflow's completion, is never lost
+        to a crash between two writes."""
 
     @abstractmethod
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         """Load an instance, or raise :class:`WorkflowNotFoundError`."""
+
+    @abstractmethod
+    def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
+        """Instances matching ``query``, ordered by (create time, id), ``query.offset`` of them
+        skipped and at most ``query.limit`` returned."""
 
     @abstractmethod
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
@@ -54,7 +92,8 @@ class PersistenceProvider(ABC):
 
     @abstractmethod
     def create_event(self, event: Event) -> None:
-        """Store a published event. Its data must be serializable."""
+        """Store a published event. Its data must be serializable. An event with the same id is
+        replaced."""
 
     @abstractmethod
     def get_event(self, event_id: str) -> Event:
@@ -69,10 +108,12 @@ class PersistenceProvider(ABC):
         """Ids of unprocessed events published at or before ``as_of``, oldest first."""
 
     @abstractmethod
-    def mark_event_processed(self, event_id: str) -> None: ...
+    def mark_event_processed(self, event_id: str) -> None:
+        """Take an event out of the runnable ones, or raise :class:`EventNotFoundError`."""
 
     @abstractmethod
-    def mark_event_unprocessed(self, event_id: str) -> None: ...
+    def mark_event_unprocessed(self, event_id: str) -> None:
+        """Make an event runnable again, or raise :class:`EventNotFoundError`."""
 
     @abstractmethod
     def get_errors(self, workflow_id: str) -> list[ExecutionError]:

@@ -91,6 +91,7 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         "create_time": _time(instance.create_time),
         "complete_time": _time(instance.complete_time),
         "revision": instance.revision,
+        "parent_workflow_id": instance.parent_workflow_id,
         "data": to_jsonable(instance.data, "data"),
         "execution_pointers": [
             pointer_to_record(pointer, f"execution_pointers[{index}]")
@@ -112,6 +113,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         create_time=create_time,
         complete_time=_parse_time(record["complete_time"]),
         revision=record["revision"],
+        parent_workflow_id=record.get("parent_workflow_id"),
         data=from_jsonable(record["data"]),
         execution_pointers=[pointer_from_record(p) for p in record["execution_pointers"]],
     )

@@ -207,7 +207,10 @@ def _encode(value: Any, seen: set[int]) -> Any:
         return _encode_attrs(value, value, seen)
     tag = _CONTAINERS.get(t)
     if tag is not None:
-        return {_TAG: tag, "v": _encode_items(value, seen)}
+        items = _encode_items(value, seen)
+        if t is not tuple:  # a set has no order of its own: sort, so equal sets store alike
+            items.sort(key=lambda item: json.dumps(item, sort_keys=True))
+        return {_TAG: tag, "v": items}
     simple = _VALUES.get(t)
     if simple is not None:
         return {_TAG: simple[0], "v": simple[1](value)}

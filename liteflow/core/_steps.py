@@ -16,8 +16,58 @@ class ErrorBehavior(str, enum.Enum):
     """What happens when a step raises."""
 
     RETRY = "retry"
+    """Run the step again after the retry interval, as often as it takes."""
     SUSPEND = "suspend"
+    """Suspend the workflow; ``resume_workflow`` runs the step again."""
     TERMINATE = "terminate"
+    """End the workflow as terminated."""
+    COMPENSATE = "compensate"
+    """Undo the completed steps of the enclosing saga (or of the whole workflow) in reverse order."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff, then a final behaviour.
+
+    Attempt ``n`` (1-based) that fails waits ``initial_interval * backoff ** (n - 1)``, capped at
+    ``max_interval``, plus or minus ``jitter`` (a fraction: 0.1 = up to 10 %). After
+    ``max_attempts`` failures, ``then`` applies (TERMINATE, SUSPEND or COMPENSATE).
+    """
+
+    max_attempts: int = 3
+    initial_interval: timedelta = timedelta(seconds=1)
+    backoff: float = 2.0
+    max_interval: timedelta = timedelta(minutes=10)
+    jitter: float = 0.0
+    then: ErrorBehavior = ErrorBehavior.SUSPEND
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("RetryPolicy.max_attempts must be at least 1")
+        if self.backoff < 1 or not 0 <= self.jitter < 1:
+            raise ValueError("RetryPolicy needs backoff >= 1 and 0 <= jitter < 1")
+        if ErrorBehavior(self.then) is ErrorBehavior.RETRY:
+            raise ValueError("RetryPolicy.then must be TERMINATE, SUSPEND or COMPENSATE")
+
+    def interval(self, attempt: int, random_fraction: float) -> timedelta:
+        """The wait after failed attempt ``attempt``; ``random_fraction`` in [0, 1) drives jitter."""
+        seconds = self.initial_interval.total_seconds() * self.backoff ** (attempt - 1)
+        seconds = min(seconds, self.max_interval.total_seconds())
+        seconds *= 1 + self.jitter * (2 * random_fraction - 1)
+        return timedelta(seconds=seconds)
+
+
+ErrorHandling = ErrorBehavior | RetryPolicy
+
+
+@dataclass(frozen=True)
+class ChildWorkflow:
+    """A sub-workflow a step asks the host to start (its id is fixed, so a re-run reuses it)."""
+
+    id: str
+    workflow_id: str
+    version: int
+    data: Any
 
 
 @dataclass
@@ -32,6 +82,10 @@ class ExecutionResult:
     event_key: str | None = None
     event_as_of: datetime | None = None
     branch_values: list[Any] | None = None
+    # Used by built-in primitives only:
+    branch_children: list[int] | None = None
+    end_workflow: bool = False
+    start_child: ChildWorkflow | None = None
 
     @staticmethod
     def next() -> ExecutionResult:
@@ -109,8 +163,16 @@ class FunctionStep(StepBody):
         return self.function(context)
 
 
-_ANY = object()
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+_ANY: Any = _Any()
 """Outcome value that matches whatever the step returned (what ``then`` creates)."""
+
+StepMiddleware = Callable[["StepExecutionContext", StepBody, Callable[[], "ExecutionResult"]], "ExecutionResult"]
+"""Wraps every step: ``middleware(context, body, next_)`` must call ``next_()`` and return its result."""
 
 
 @dataclass
@@ -133,6 +195,7 @@ class WorkflowStep:
     RETRY: ClassVar[ErrorBehavior] = ErrorBehavior.RETRY
     SUSPEND: ClassVar[ErrorBehavior] = ErrorBehavior.SUSPEND
     TERMINATE: ClassVar[ErrorBehavior] = ErrorBehavior.TERMINATE
+    COMPENSATE: ClassVar[ErrorBehavior] = ErrorBehavior.COMPENSATE
 
     id: int
     body_factory: Callable[[], StepBody]
@@ -143,8 +206,17 @@ class WorkflowStep:
     outcomes: list[StepOutcome] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
     is_container: bool = False
-    error_behavior: ErrorBehavior | None = None
+    is_saga: bool = False
+    is_compensation: bool = False
+    external_id: str | None = None
+    error_behavior: ErrorHandling | None = None
     retry_interval: timedelta | None = None
+    compensation_step: int | None = None
+    cancel_condition: DataFunction | None = None
+    proceed_after_cancel: bool = False
+    timeout: timedelta | None = None
+    timeout_outcome: Any = _ANY
+    """Outcome the step completes with when it times out; unset means it fails with StepTimeoutError."""
 
     def __repr__(self) -> str:
         return f"WorkflowStep(id={self.id}, body={self.body_name})"
@@ -155,5 +227,6 @@ class WorkflowDefinition:
     id: str
     version: int
     steps: list[WorkflowStep]
-    default_error_behavior: ErrorBehavior = ErrorBehavior.RETRY
+    start_step: int = 0
+    default_error_behavior: ErrorHandling | None = None
     default_retry_interval: timedelta | None = None

@@ -1,9 +1,12 @@
-"""Helpers for testing LiteFlow and its providers.
+"""Helpers for testing workflows and providers.
+
+:class:`WorkflowTestHost` runs workflows to completion in the calling thread on a
+:class:`ManualClock`, so a workflow with a three-day delay is tested in milliseconds.
 
 The provider contract suites (:class:`PersistenceContract`, :class:`QueueContract`,
 :class:`LockContract`) are pytest base classes: subclass one as ``Test...`` with a fixture
 yielding your provider, and pytest runs the whole contract against it. They need pytest
-(``pip install 'liteflow.core[test]'``), imported only when a suite is first used, so other
+(``pip install 'liteflow.core[test]'``), imported only when a suite is first used, so the other
 helpers in this package work without it.
 """
 
@@ -11,14 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._host import ManualClock, WorkflowTestHost
+
 if TYPE_CHECKING:
     from .contracts import LockContract, PersistenceContract, QueueContract
 
-__all__ = ["LockContract", "PersistenceContract", "QueueContract"]
+__all__ = ["LockContract", "ManualClock", "PersistenceContract", "QueueContract", "WorkflowTestHost"]
+
+_CONTRACTS = {"LockContract", "PersistenceContract", "QueueContract"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in _CONTRACTS:
         from . import contracts
 
         return getattr(contracts, name)

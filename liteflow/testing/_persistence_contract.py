@@ -1,4 +1,10 @@
-"""The contract every :class:`~liteflow.core.PersistenceProvider` must meet, as a pytest suite."""
+"""The contract every :class:`~liteflow.core.PersistenceProvider` must meet, as a pytest suite.
+
+Beyond storing and loading, it pins down: creating an id that exists is a :class:`ConcurrencyError`;
+``persist_workflow`` writes the instance, subscriptions, errors and events all or nothing;
+``query_instances`` filters, orders by (create time, id) and pages; marking an unknown event raises
+:class:`EventNotFoundError`; creating an event again replaces it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from liteflow.core import (
     EventSubscription,
     ExecutionError,
     ExecutionPointer,
+    InvalidArgumentError,
     PersistenceProvider,
     PointerStatus,
     SerializationError,
@@ -26,6 +33,7 @@ from liteflow.core import (
     register_type,
 )
 from liteflow.core._models import new_id
+from liteflow.core._providers import InstanceQuery
 
 # Fixed times keep the tests deterministic; microseconds check that nothing is truncated.
 T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -149,6 +157,10 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
         raise failures[0]
 
 
+def query_ids(persistence: PersistenceProvider, **fields: Any) -> list[str]:
+    return [instance.id for instance in persistence.query_instances(InstanceQuery(**fields))]
+
+
 def _aware(value: datetime | None) -> bool:
     return value is None or value.utcoffset() is not None
 
@@ -213,6 +225,26 @@ class PersistenceContract:
         with pytest.raises(WorkflowNotFoundError):
             persistence.get_workflow_instance(new_id())
 
+    def test_create_with_an_existing_id_raises_and_keeps_the_stored_instance(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        persistence.create_workflow(original := make_instance())
+        persistence.persist_workflow(original)
+        duplicate = make_instance(
+            id=original.id,
+            data={"counter": "duplicate"},
+            reference="ref-duplicate",
+            status=WorkflowStatus.COMPLETE,
+            next_execution=None,
+            complete_time=T0,
+            revision=7,
+        )
+        with pytest.raises(ConcurrencyError):
+            persistence.create_workflow(duplicate)
+        assert persistence.get_workflow_instance(original.id) == original
+        assert original.id in persistence.get_runnable_instances(T0)
+        assert persistence.query_instances(InstanceQuery(reference="ref-duplicate")) == []
+
     def test_create_with_unserializable_data_stores_nothing(self, persistence: PersistenceProvider) -> None:
         instance = make_instance(data={"callback": lambda: None})
         with pytest.raises(SerializationError):
@@ -271,6 +303,54 @@ class PersistenceContract:
         assert persistence.get_subscriptions(name, key, T0 + SECOND) == []
         assert persistence.get_errors(instance.id) == []
 
+    # ------------------------------------------------------ persist with events
+
+    def test_events_persisted_with_the_instance_are_stored(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        name = f"event-{new_id()}"
+        done = Event(event_name=name, event_key="k", event_data={"result": 1}, event_time=T0 - SECOND)
+        later = Event(event_name=name, event_key="k", event_data=ContractData("e", 2, []), event_time=T0)
+        instance.data = {"counter": 1}
+        persistence.persist_workflow(instance, events=[done, later])
+
+        assert instance.revision == 1
+        assert persistence.get_workflow_instance(instance.id) == instance
+        assert persistence.get_event(done.id) == done
+        assert persistence.get_events(name, "k", T0 - 2 * SECOND) == [done, later]
+        mine = {done.id, later.id}
+        assert [i for i in persistence.get_runnable_events(T0) if i in mine] == [done.id, later.id]
+
+    def test_events_of_a_stale_persist_are_not_stored(self, persistence: PersistenceProvider) -> None:
+        persistence.create_workflow(original := make_instance())
+        stale = persistence.get_workflow_instance(original.id)
+        persistence.persist_workflow(original)
+        event = Event(event_name=f"event-{new_id()}", event_key="k", event_time=T0)
+        with pytest.raises(ConcurrencyError):
+            persistence.persist_workflow(stale, events=[event])
+        with pytest.raises(EventNotFoundError):
+            persistence.get_event(event.id)
+        assert persistence.get_events(event.event_name, "k", T0 - SECOND) == []
+        assert event.id not in persistence.get_runnable_events(T0)
+
+    def test_unserializable_event_data_stores_nothing(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance()
+        persistence.create_workflow(instance)
+        name = f"event-{new_id()}"
+        good = Event(event_name=name, event_key="k", event_time=T0)
+        bad = Event(event_name=name, event_key="k", event_data={"callback": lambda: None}, event_time=T0)
+        instance.data = {"counter": 1}
+        with pytest.raises(SerializationError):
+            persistence.persist_workflow(instance, events=[good, bad], errors=[make_error(instance, 1)])
+        assert instance.revision == 0
+        stored = persistence.get_workflow_instance(instance.id)
+        assert (stored.revision, stored.data) == (0, {"counter": 0})
+        for event in (good, bad):
+            with pytest.raises(EventNotFoundError):
+                persistence.get_event(event.id)
+        assert persistence.get_events(name, "k", T0 - SECOND) == []
+        assert persistence.get_errors(instance.id) == []
+
     # ---------------------------------------------------------- runnable query
 
     def test_runnable_instances_are_those_due(self, persistence: PersistenceProvider) -> None:
@@ -307,6 +387,120 @@ class PersistenceContract:
         runnable = persistence.get_runnable_instances(T0)
         assert instance.id not in runnable
         assert sleeper.id in runnable
+
+    # ------------------------------------------------------------ query instances
+
+    def test_instance_query_validates_paging(self) -> None:
+        for bad in (dict(limit=0), dict(limit=10_001), dict(offset=-1)):
+            with pytest.raises(InvalidArgumentError):
+                InstanceQuery(**bad)  # type: ignore[arg-type]
+        assert InstanceQuery(limit=10_000, offset=0).limit == 10_000
+
+    def _query_data(self, persistence: PersistenceProvider) -> dict[str, Any]:
+        """Instances a..e over two definitions, three statuses and two references, and a function
+        naming those a query finds, in the order found."""
+        definition, other = f"query-{new_id()}", f"query-{new_id()}"
+        ref_a, ref_c = f"ref-{new_id()}", f"ref-{new_id()}"
+        done: dict[str, Any] = dict(status=WorkflowStatus.COMPLETE, next_execution=None, complete_time=T0)
+        suspended: dict[str, Any] = dict(status=WorkflowStatus.SUSPENDED, next_execution=None)
+        instances = dict(
+            a=make_instance(workflow_definition_id=definition, reference=ref_a, create_time=T0),
+            b=make_instance(workflow_definition_id=definition, reference=None, create_time=T0 + SECOND, **suspended),
+            c=make_instance(workflow_definition_id=definition, reference=ref_c, create_time=T0 + 2 * SECOND, **done),
+            d=make_instance(workflow_definition_id=other, reference=ref_a, create_time=T0 + 3 * SECOND),
+            e=make_instance(workflow_definition_id=other, reference=None, create_time=T0 - SECOND, **done),
+        )
+        for instance in instances.values():
+            persistence.create_workflow(instance)
+        names = {instance.id: name for name, instance in instances.items()}
+
+        def found(**fields: Any) -> list[str]:
+            return [names[i] for i in query_ids(persistence, **fields) if i in names]
+
+        return dict(instances, definition=definition, other=other, ref_a=ref_a, ref_c=ref_c, found=found)
+
+    def test_query_by_each_filter(self, persistence: PersistenceProvider) -> None:
+        data = self._query_data(persistence)
+        found = data["found"]
+        by_definition = persistence.query_instances(InstanceQuery(workflow_definition_id=data["definition"]))
+        assert by_definition == [data["a"], data["b"], data["c"]]
+        assert found(workflow_definition_id=data["other"]) == ["e", "d"]
+        assert found(reference=data["ref_a"]) == ["a", "d"]
+        assert found(reference=data["ref_c"]) == ["c"]
+        assert found(status=WorkflowStatus.RUNNABLE) == ["a", "d"]
+        assert found(status=WorkflowStatus.SUSPENDED) == ["b"]
+        assert found(status=WorkflowStatus.COMPLETE) == ["e", "c"]
+        assert found(status=WorkflowStatus.TERMINATED) == []
+        assert found(created_from=T0 + SECOND) == ["b", "c", "d"]
+        assert found(created_to=T0 + SECOND) == ["e", "a"]
+        assert found() == ["e", "a", "b", "c", "d"]
+        assert query_ids(persistence, workflow_definition_id=f"query-{new_id()}") == []
+        assert query_ids(persistence, reference=f"ref-{new_id()}") == []
+
+    def test_query_with_combined_filters(self, persistence: PersistenceProvider) -> None:
+        data = self._query_data(persistence)
+        found, definition, other = data["found"], data["definition"], data["other"]
+        assert found(workflow_definition_id=other, status=WorkflowStatus.COMPLETE) == ["e"]
+        assert found(workflow_definition_id=definition, reference=data["ref_a"]) == ["a"]
+        assert found(workflow_definition_id=definition, status=WorkflowStatus.RUNNABLE) == ["a"]
+        assert found(status=WorkflowStatus.RUNNABLE, reference=data["ref_a"], created_from=T0 + SECOND) == ["d"]
+        assert found(workflow_definition_id=definition, created_from=T0 + SECOND, created_to=T0 + 3 * SECOND) == [
+            "b",
+            "c",
+        ]
+        assert found(status=WorkflowStatus.COMPLETE, created_to=T0) == ["e"]
+        assert found(workflow_definition_id=other, reference=data["ref_c"]) == []
+
+    def test_query_time_range_is_inclusive_from_exclusive_to(self, persistence: PersistenceProvider) -> None:
+        definition = f"query-{new_id()}"
+        micro = timedelta(microseconds=1)
+        before, at, after = (
+            make_instance(workflow_definition_id=definition, create_time=T0 + n * micro) for n in (-1, 0, 1)
+        )
+        for instance in (after, at, before):
+            persistence.create_workflow(instance)
+
+        def ids(**fields: Any) -> list[str]:
+            return query_ids(persistence, workflow_definition_id=definition, **fields)
+
+        assert ids(created_from=T0) == [at.id, after.id]
+        assert ids(created_to=T0) == [before.id]
+        assert ids(created_from=T0, created_to=T0 + micro) == [at.id]
+        assert ids(created_from=T0, created_to=T0) == []
+        # The same instants in another time zone select the same instances.
+        plus_two = timezone(timedelta(hours=2))
+        assert ids(created_from=T0.astimezone(plus_two), created_to=(T0 + micro).astimezone(plus_two)) == [at.id]
+
+    def test_query_orders_by_create_time_then_id_and_pages(self, persistence: PersistenceProvider) -> None:
+        definition = f"query-{new_id()}"
+        # Created out of time order, with ties on create_time that the id must break.
+        offsets = [5, 1, 3, 1, 0, 3, 3, 2]
+        instances = [make_instance(workflow_definition_id=definition, create_time=T0 + n * SECOND) for n in offsets]
+        for instance in instances:
+            persistence.create_workflow(instance)
+        expected = [i.id for i in sorted(instances, key=lambda i: (i.create_time, i.id))]
+
+        assert query_ids(persistence, workflow_definition_id=definition) == expected
+        pages = [query_ids(persistence, workflow_definition_id=definition, limit=3, offset=o) for o in (0, 3, 6, 9)]
+        assert [len(page) for page in pages] == [3, 3, 2, 0]
+        assert [i for page in pages for i in page] == expected
+        mine = set(expected)
+        by_status = query_ids(persistence, status=WorkflowStatus.RUNNABLE, limit=10_000)
+        assert [i for i in by_status if i in mine] == expected
+
+    def test_query_follows_persisted_changes(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(workflow_definition_id=f"query-{new_id()}", reference=f"ref-{new_id()}")
+        persistence.create_workflow(instance)
+        old_reference = instance.reference
+        instance.status = WorkflowStatus.COMPLETE
+        instance.complete_time = T0
+        instance.reference = f"ref-{new_id()}"
+        persistence.persist_workflow(instance)
+
+        assert instance.id not in query_ids(persistence, status=WorkflowStatus.RUNNABLE, limit=10_000)
+        assert instance.id in query_ids(persistence, status=WorkflowStatus.COMPLETE, limit=10_000)
+        assert query_ids(persistence, reference=old_reference) == []
+        assert persistence.query_instances(InstanceQuery(reference=instance.reference)) == [instance]
 
     # ----------------------------------------------------------- subscriptions
 
@@ -399,6 +593,29 @@ class PersistenceContract:
 
         found = [names[i] for i in persistence.get_runnable_events(T0) if i in names]
         assert found == ["early", "middle", "late"]
+
+    def test_marking_an_unknown_event_raises(self, persistence: PersistenceProvider) -> None:
+        with pytest.raises(EventNotFoundError):
+            persistence.mark_event_processed(new_id())
+        with pytest.raises(EventNotFoundError):
+            persistence.mark_event_unprocessed(new_id())
+
+    def test_creating_an_event_again_replaces_it(self, persistence: PersistenceProvider) -> None:
+        name = f"event-{new_id()}"
+        first = Event(event_name=name, event_key="k", event_data=1, event_time=T0)
+        persistence.create_event(first)
+        persistence.mark_event_processed(first.id)
+        again = Event(event_name=name, event_key="k", event_data=2, event_time=T0 - SECOND, id=first.id)
+        persistence.create_event(again)
+        assert persistence.get_event(first.id) == again
+        assert persistence.get_events(name, "k", T0 - 2 * SECOND) == [again]
+        assert persistence.get_runnable_events(T0).count(first.id) == 1
+
+        moved = Event(event_name=name, event_key="k2", event_data=3, event_time=T0, is_processed=True, id=first.id)
+        persistence.create_event(moved)
+        assert persistence.get_events(name, "k", T0 - 2 * SECOND) == []
+        assert persistence.get_events(name, "k2", T0 - 2 * SECOND) == [moved]
+        assert first.id not in persistence.get_runnable_events(T0)
 
     def test_mark_event_processed_and_unprocessed(self, persistence: PersistenceProvider) -> None:
         name = f"event-{new_id()}"
@@ -499,6 +716,8 @@ class PersistenceContract:
         count = self.concurrency_threads
         persistence.create_workflow(original := make_instance())
         copies = [persistence.get_workflow_instance(original.id) for _ in range(count)]
+        name = f"event-{new_id()}"
+        events = [Event(event_name=name, event_key="k", event_data=i, event_time=T0) for i in range(count)]
         barrier = threading.Barrier(count)
         outcomes: list[str] = []
 
@@ -506,7 +725,7 @@ class PersistenceContract:
             copies[index].data = {"winner": index}
             barrier.wait()
             try:
-                persistence.persist_workflow(copies[index])
+                persistence.persist_workflow(copies[index], events=[events[index]])
                 outcomes.append(f"won:{index}")
             except ConcurrencyError:
                 outcomes.append("lost")
@@ -516,5 +735,8 @@ class PersistenceContract:
         assert len(winners) == 1, outcomes
         assert outcomes.count("lost") == count - 1
         stored = persistence.get_workflow_instance(original.id)
+        winner = int(winners[0].split(":")[1])
         assert stored.revision == 1
-        assert stored.data == {"winner": int(winners[0].split(":")[1])}
+        assert stored.data == {"winner": winner}
+        # Only the winner's outbox event was written.
+        assert persistence.get_events(name, "k", T0) == [events[winner]]

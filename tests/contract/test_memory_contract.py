@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from liteflow.core import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
+from liteflow.core import Event, LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider, WorkflowStatus
 from liteflow.testing import LockContract, PersistenceContract, QueueContract
+from liteflow.testing._persistence_contract import SECOND, T0, make_instance, make_subscription
 
 
 class TestMemoryPersistence(PersistenceContract):
@@ -16,6 +17,26 @@ class TestMemoryPersistence(PersistenceContract):
         provider = MemoryPersistenceProvider()
         yield provider
         provider.close()
+
+    def test_by_key_tables_keep_no_empty_entries(self, persistence: MemoryPersistenceProvider) -> None:
+        # Memory-only: every (name, key) ever used would otherwise stay in the tables for good.
+        instance = make_instance(status=WorkflowStatus.COMPLETE, complete_time=T0, next_execution=None)
+        persistence.create_workflow(instance)
+        ended, purged = make_subscription(instance, "a", "k", T0), make_subscription(instance, "b", "k", T0)
+        persistence.persist_workflow(instance, subscriptions=[ended, purged])
+        persistence.persist_workflow(instance, terminated_subscriptions=[ended.id])
+        assert list(persistence._subscriptions_by_key) == [("b", "k")]
+
+        event = Event(event_name="e", event_key="k", event_time=T0)
+        persistence.create_event(event)
+        persistence.create_event(Event(event_name="e", event_key="moved", event_time=T0, id=event.id))
+        assert list(persistence._events_by_key) == [("e", "moved")]
+        persistence.mark_event_processed(event.id)
+
+        assert persistence.purge(statuses=[WorkflowStatus.COMPLETE], older_than=T0 + SECOND) == 1
+        assert not persistence._subscriptions_by_key
+        assert not persistence._events_by_key
+        assert not persistence._errors
 
 
 class TestSingleNodeQueue(QueueContract):

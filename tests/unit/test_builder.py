@@ -36,7 +36,7 @@ def register(build: Callable[[WorkflowBuilder], Any]) -> None:
     ("build", "message"),
     [
         (lambda b: None, "has no steps"),
-        (lambda b: b.start_with(Step).do(lambda x: x.start_with(Step)), "do() follows for_each"),
+        (lambda b: b.start_with(Step).do(lambda x: x.start_with(Step)), "do() follows a container"),
         (lambda b: b.start_with(Step).input("value", 42), "needs a function"),
         (lambda b: b.start_with(Step).input("", lambda d, c: 1), "attribute name"),
         (lambda b: b.start_with(Step).output("value", "not callable"), "needs a function"),
@@ -48,6 +48,11 @@ def register(build: Callable[[WorkflowBuilder], Any]) -> None:
         (lambda b: b.start_with(Step).if_(lambda d, c: True).do(lambda x: None), "must add steps"),
         (lambda b: b.start_with(Step).wait_for("", lambda d, c: "k"), "event name"),
         (lambda b: b.start_with(Step).on_error("explode"), "unknown error behavior"),
+        (lambda b: b.start_with(Step).attach("nowhere"), "no step has that id"),
+        (lambda b: b.start_with(Step).id("a").then(Step).id("a"), "two steps have the id"),
+        (lambda b: b.start_with(Step).branch(1, lambda x: x.start_with(Step)), "branch() follows decide"),
+        (lambda b: b.start_with(Step).join(), "join() follows parallel"),
+        (lambda b: b.start_with(Step).timeout(timedelta(0)), "positive timedelta"),
         (lambda b: b.start_with(Step).on_error(WorkflowStep.RETRY, 5), "timedelta"),
         (
             lambda b: b.start_with(Step).for_each(lambda d, c: []).do(lambda x: x.start_with(Step)).do(lambda x: x.start_with(Step)),

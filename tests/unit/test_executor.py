@@ -41,7 +41,9 @@ def new_instance(definition: WorkflowDefinition, data: Any = None) -> WorkflowIn
     )
 
 
-executor = WorkflowExecutor(retry_interval=timedelta(seconds=10), run_awaitable=asyncio.run)
+executor = WorkflowExecutor(
+    retry_interval=timedelta(seconds=10), default_error_behavior=WorkflowStep.RETRY, run_awaitable=asyncio.run
+)
 
 
 def run_until_idle(instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime = T0) -> list[PassResult]:

@@ -25,6 +25,7 @@ from liteflow.core import (
     WorkflowStatus,
 )
 from liteflow.core._config import _PERSISTENCE_URLS, _from_url
+from liteflow.core._providers import InstanceQuery
 from liteflow.providers import sqlite as sqlite_package
 from liteflow.providers.sqlite import SqlitePersistenceProvider
 from liteflow.providers.sqlite import _provider, _schema
@@ -100,6 +101,23 @@ def test_new_migration_is_applied_once_on_an_existing_file(db_path: Path, monkey
     with raw(db_path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == len(extended)
         assert connection.execute("SELECT count(*) FROM extra").fetchone()[0] == 1
+
+
+def test_a_version_1_file_is_upgraded_with_the_query_indexes(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])
+        old = SqlitePersistenceProvider(db_path)
+        old.create_workflow(wf := instance(reference="r"))
+        old.close()
+    upgraded = SqlitePersistenceProvider(db_path)
+    try:
+        assert _schema.schema_version(upgraded._writer) == 2
+        assert [found.id for found in upgraded.query_instances(InstanceQuery(reference="r"))] == [wf.id]
+    finally:
+        upgraded.close()
+    with raw(db_path) as connection:
+        indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"workflow_definition", "workflow_reference", "workflow_status", "workflow_created"} <= indexes
 
 
 def test_a_failed_migration_is_rolled_back(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,6 +277,39 @@ def test_purge(store: SqlitePersistenceProvider) -> None:
 # -- query plans -----------------------------------------------------------------------------------
 
 
+_QUERIES = {
+    "definition": InstanceQuery(workflow_definition_id="flow"),
+    "definition and time": InstanceQuery(workflow_definition_id="flow", created_from=T0, created_to=T0 + US),
+    "reference": InstanceQuery(reference="r1"),
+    "status": InstanceQuery(status=WorkflowStatus.RUNNABLE, offset=10),
+    "status and time": InstanceQuery(status=WorkflowStatus.SUSPENDED, created_from=T0),
+    "time": InstanceQuery(created_from=T0, created_to=T0 + US),
+}
+
+
+def _fill_for_plans(store: SqlitePersistenceProvider, analyze: bool) -> None:
+    """Fill the tables a little, and ANALYZE or not: the planner must pick well either way (a
+    provider that never runs ANALYZE is the common case)."""
+    for n in range(50):
+        wf = instance(
+            next_execution=T0 + n * US if n % 2 else None,
+            reference=f"r{n}" if n % 3 else None,
+            status=WorkflowStatus.COMPLETE if n % 4 == 0 else WorkflowStatus.RUNNABLE,
+            complete_time=T0 if n % 4 == 0 else None,
+            create_time=T0 + n * US,
+        )
+        store.create_workflow(wf)
+        store.persist_workflow(wf, subscriptions=[subscription(wf.id, event_key=str(n))])
+        store.create_event(Event(event_name="paid", event_key=str(n % 5), event_time=T0, is_processed=n % 3 == 0))
+    if analyze:
+        store._writer.execute("ANALYZE")
+
+
+def _plan(store: SqlitePersistenceProvider, sql: str, parameters: tuple[object, ...]) -> list[str]:
+    return [row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + sql, parameters)]
+
+
+@pytest.mark.parametrize("analyze", [True, False], ids=["analyzed", "not-analyzed"])
 @pytest.mark.parametrize(
     ("sql", "parameters"),
     [
@@ -277,18 +328,34 @@ def test_purge(store: SqlitePersistenceProvider) -> None:
     ],
 )
 def test_queries_are_answered_from_indexes(
-    store: SqlitePersistenceProvider, sql: str, parameters: tuple[object, ...]
+    store: SqlitePersistenceProvider, sql: str, parameters: tuple[object, ...], analyze: bool
 ) -> None:
-    # Fill the tables a little and ANALYZE, so the planner decides on statistics, not guesses.
-    for n in range(50):
-        wf = instance(next_execution=T0 + n * US if n % 2 else None)
-        store.create_workflow(wf)
-        store.persist_workflow(wf, subscriptions=[subscription(wf.id, event_key=str(n))])
-        store.create_event(Event(event_name="paid", event_key=str(n % 5), event_time=T0, is_processed=n % 3 == 0))
-    store._writer.execute("ANALYZE")
-    plan = [row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + sql, parameters)]
+    _fill_for_plans(store, analyze)
+    plan = _plan(store, sql, parameters)
     assert not [step for step in plan if step.startswith("SCAN")], plan
     assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+
+@pytest.mark.parametrize("analyze", [True, False], ids=["analyzed", "not-analyzed"])
+@pytest.mark.parametrize("query", list(_QUERIES.values()), ids=list(_QUERIES))
+def test_instance_queries_are_answered_from_indexes(
+    store: SqlitePersistenceProvider, query: InstanceQuery, analyze: bool
+) -> None:
+    _fill_for_plans(store, analyze)
+    plan = _plan(store, *_provider._query_sql(query))
+    assert any(step.startswith("SEARCH workflow USING INDEX") for step in plan), plan
+    assert not [step for step in plan if step.startswith("SCAN")], plan
+    # Rows come off the index in create_time order; only ties are sorted ("RIGHT PART"). A
+    # reference matches a handful of rows, which may be sorted whole.
+    if query.reference is None:
+        assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_query_instances_reads_back_revisions(store: SqlitePersistenceProvider) -> None:
+    wf = instance(reference="r")
+    store.create_workflow(wf)
+    store.persist_workflow(wf)
+    assert [found.revision for found in store.query_instances(InstanceQuery(reference="r"))] == [1]
 
 
 # -- threads, memory, closing ----------------------------------------------------------------------

@@ -40,7 +40,7 @@ from liteflow.core._errors import (
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import PersistenceProvider
+from liteflow.core._providers import InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
     error_to_record,
@@ -81,8 +81,11 @@ _UPDATE_WORKFLOW = (
 )
 _WORKFLOW_REVISION = "SELECT revision FROM workflow WHERE id = ?"
 _SELECT_WORKFLOW = "SELECT record, revision FROM workflow WHERE id = ?"
+# The poller's and purge's queries name their index: without ANALYZE statistics the planner would
+# prefer workflow_status (an equality on its first column) and read every runnable or finished
+# instance instead of just the due or old ones. INDEXED BY also fails loudly if the index is unusable.
 _RUNNABLE_WORKFLOWS = (
-    "SELECT id FROM workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
+    "SELECT id FROM workflow INDEXED BY workflow_runnable WHERE status = 'runnable' AND next_execution IS NOT NULL"
     " AND next_execution <= ? ORDER BY next_execution"
 )
 _UPSERT_SUBSCRIPTION = (
@@ -110,10 +113,29 @@ _MARK_EVENT = "UPDATE event SET is_processed = ? WHERE id = ?"
 _PURGE_EVENTS = "DELETE FROM event WHERE is_processed = 1 AND event_time < ?"
 # Purge looks up the doomed ids first (formatted with one placeholder per status), then deletes by
 # id: every step is an index lookup whatever the planner thinks of a subquery's size.
-_FINISHED = "SELECT id FROM workflow WHERE status IN ({}) AND complete_time < ?"
+_FINISHED = "SELECT id FROM workflow INDEXED BY workflow_finished WHERE status IN ({}) AND complete_time < ?"
 _PURGE_SUBSCRIPTIONS = "DELETE FROM subscription WHERE workflow_id = ?"
 _PURGE_ERRORS = "DELETE FROM execution_error WHERE workflow_id = ?"
 _PURGE_WORKFLOW = "DELETE FROM workflow WHERE id = ?"
+
+
+def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
+    """The SELECT for :meth:`SqlitePersistenceProvider.query_instances`, and its parameters."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for clause, value in (
+        ("status = ?", None if query.status is None else WorkflowStatus(query.status).value),
+        ("definition_id = ?", query.workflow_definition_id),
+        ("reference = ?", query.reference),
+        ("create_time >= ?", None if query.created_from is None else _micros(query.created_from)),
+        ("create_time < ?", None if query.created_to is None else _micros(query.created_to)),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            parameters.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT record, revision FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
+    return sql, (*parameters, query.limit, query.offset)
 
 
 class SqlitePersistenceProvider(PersistenceProvider):
@@ -265,6 +287,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         subscriptions: Sequence[EventSubscription] = (),
         terminated_subscriptions: Sequence[str] = (),
         errors: Sequence[ExecutionError] = (),
+        events: Sequence[Event] = (),
     ) -> None:
         # Everything that can fail on the caller's data happens before the transaction.
         revision = instance.revision
@@ -288,9 +311,10 @@ class SqlitePersistenceProvider(PersistenceProvider):
         ]
         ended_rows = [(subscription_id,) for subscription_id in terminated_subscriptions]
         error_rows = [(e.id, e.workflow_id, _dumps(error_to_record(e))) for e in errors]
+        event_rows = [self._event_row(event) for event in events]
         writer = self._writer
         with self._lock:
-            if not (subscription_rows or ended_rows or error_rows):
+            if not (subscription_rows or ended_rows or error_rows or event_rows):
                 # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
                 if writer.execute(_UPDATE_WORKFLOW, update).rowcount == 0:
                     self._raise_lost_update(instance.id, revision)
@@ -305,6 +329,8 @@ class SqlitePersistenceProvider(PersistenceProvider):
                         writer.executemany(_DELETE_SUBSCRIPTION, ended_rows)
                     if error_rows:
                         writer.executemany(_INSERT_ERROR, error_rows)
+                    if event_rows:
+                        writer.executemany(_UPSERT_EVENT, event_rows)
                     writer.execute("COMMIT")
                 except BaseException:
                     if writer.in_transaction:
@@ -321,13 +347,20 @@ class SqlitePersistenceProvider(PersistenceProvider):
             f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})"
         )
 
+    @staticmethod
+    def _instance(row: Any) -> WorkflowInstance:
+        instance = instance_from_record(_loads(row[0]))
+        instance.revision = row[1]
+        return instance
+
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         row = self._fetchone(_SELECT_WORKFLOW, (workflow_id,))
         if row is None:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
-        instance = instance_from_record(_loads(row[0]))
-        instance.revision = row[1]
-        return instance
+        return self._instance(row)
+
+    def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
+        return [self._instance(row) for row in self._fetchall(*_query_sql(query))]
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall(_RUNNABLE_WORKFLOWS, (_micros(as_of),))]
@@ -338,8 +371,9 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     # -- events --------------------------------------------------------------------------------
 
-    def create_event(self, event: Event) -> None:
-        row = (
+    @staticmethod
+    def _event_row(event: Event) -> tuple[Any, ...]:
+        return (
             event.id,
             event.event_name,
             event.event_key,
@@ -347,6 +381,9 @@ class SqlitePersistenceProvider(PersistenceProvider):
             1 if event.is_processed else 0,
             _dumps(event_to_record(event)),
         )
+
+    def create_event(self, event: Event) -> None:
+        row = self._event_row(event)
         with self._lock:
             self._writer.execute(_UPSERT_EVENT, row)
 
@@ -371,7 +408,9 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     def mark_event_processed(self, event_id: str) -> None:
         with self._lock:
-            self._writer.execute(_MARK_EVENT, (1, event_id))
+            changed = self._writer.execute(_MARK_EVENT, (1, event_id)).rowcount
+        if changed == 0:
+            raise EventNotFoundError(f"no event with id {event_id}")
 
     def mark_event_unprocessed(self, event_id: str) -> None:
         with self._lock:

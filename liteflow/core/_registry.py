@@ -1,0 +1,57 @@
+"""The workflow definitions a host knows, by id and version."""
+
+from __future__ import annotations
+
+import threading
+
+from ._builder import Workflow, WorkflowBuilder
+from ._errors import DuplicateWorkflowError, InvalidArgumentError, WorkflowNotRegisteredError
+from ._steps import WorkflowDefinition
+
+
+class WorkflowRegistry:
+    def __init__(self) -> None:
+        self._definitions: dict[tuple[str, int], tuple[type[Workflow], WorkflowDefinition]] = {}
+        self._latest: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def register(self, workflow: Workflow) -> WorkflowDefinition:
+        if not isinstance(workflow, Workflow):
+            raise InvalidArgumentError(f"register_workflow needs a Workflow instance, got {workflow!r}")
+        workflow_id, version = workflow.id(), workflow.version()
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise InvalidArgumentError(f"{type(workflow).__name__}.id() must return a non-empty str")
+        if not isinstance(version, int):
+            raise InvalidArgumentError(f"{type(workflow).__name__}.version() must return an int")
+        builder = WorkflowBuilder()
+        workflow.build(builder)
+        definition = builder.build(workflow_id, version)
+        with self._lock:
+            known = self._definitions.get((workflow_id, version))
+            if known is not None:
+                if known[0] is type(workflow):
+                    return known[1]
+                raise DuplicateWorkflowError(
+                    f"workflow {workflow_id!r} version {version} is already registered by "
+                    f"{known[0].__qualname__}; give {type(workflow).__qualname__} another id or version"
+                )
+            self._definitions[(workflow_id, version)] = (type(workflow), definition)
+            self._latest[workflow_id] = max(version, self._latest.get(workflow_id, version))
+        return definition
+
+    def find(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition | None:
+        if version is None:
+            version = self._latest.get(workflow_id)
+            if version is None:
+                return None
+        known = self._definitions.get((workflow_id, version))
+        return None if known is None else known[1]
+
+    def get(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
+        definition = self.find(workflow_id, version)
+        if definition is None:
+            versions = sorted(v for (i, v) in self._definitions if i == workflow_id)
+            known = f"registered versions: {versions}" if versions else "no version is registered"
+            wanted = "" if version is None else f" version {version}"
+            raise WorkflowNotRegisteredError(f"workflow {workflow_id!r}{wanted} is not registered ({known})")
+        return definition
