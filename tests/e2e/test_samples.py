@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +30,13 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
-def run_sample(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_sample(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, str(SAMPLES / name), *args],
-        cwd=ROOT,
+        cwd=cwd,
+        check=False,
         env=env,
         capture_output=True,
         text=True,
@@ -48,8 +50,8 @@ def test_the_seed_samples_exist() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_sample_runs(name: str) -> None:
-    result = run_sample(name)
+def test_sample_runs(name: str, tmp_path: Path) -> None:
+    result = run_sample(name, cwd=tmp_path)  # the demo keeps its store in the current directory
     assert result.returncode == 0, result.stderr
     for line in EXPECTED[name]:
         assert line in result.stdout, f"{line!r} missing from the output of {name}:\n{result.stdout}"
@@ -73,8 +75,35 @@ def test_error_sample_makes_exactly_three_attempts() -> None:
     assert len([line for line in lines if "error on attempt" in line]) == 2
 
 
-def test_demo_accepts_a_store_url() -> None:
-    result = run_sample("demo.py", "--store", "memory://")
+def test_demo_accepts_a_store_url(tmp_path: Path) -> None:
+    result = run_sample("demo.py", "--store", "memory://", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "store memory://" in result.stdout
     assert "paid     57.06" in result.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_demo_run_twice_resumes_the_waiting_workflow_from_the_database(tmp_path: Path) -> None:
+    first = run_sample("demo.py", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "store sqlite:///liteflow-demo.db" in first.stdout
+    assert "workflow complete" in first.stdout
+    assert "run `make demo` again to see it resume from the database" in first.stdout
+    assert "delivered:" not in first.stdout
+    parcel = re.search(r"dispatch: parcel (P-\d+) is with the courier", first.stdout)
+    assert parcel, first.stdout
+    assert (tmp_path / "liteflow-demo.db").exists()
+
+    second = run_sample("demo.py", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "workflow complete" in second.stdout  # the order part runs every time
+    assert f"in the store: parcel {parcel[1]}" in second.stdout
+    assert "dispatch:" not in second.stdout  # the first step is not run again
+    assert f"delivered: parcel {parcel[1]} arrived" in second.stdout
+    stamps = re.findall(r"by process (\d+)", second.stdout.split("courier confirms")[1])
+    assert len(stamps) == 2 and stamps[0] != stamps[1], second.stdout  # data from both runs
+    assert "run `make demo` again" not in second.stdout
+
+    third = run_sample("demo.py", cwd=tmp_path)  # and the next run leaves a new one waiting
+    assert third.returncode == 0, third.stderr
+    assert "run `make demo` again to see it resume from the database" in third.stdout
