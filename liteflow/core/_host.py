@@ -47,6 +47,7 @@ from ._timers import AsyncRunner, TimerQueue
 logger = logging.getLogger("liteflow")
 
 _EVENT_LOCK_PREFIX = "event:"
+_SLOW_STEP = timedelta(milliseconds=50)
 _RESERVED_PREFIX = "liteflow."
 CONTROL_EVENT = "liteflow.control"
 """Suspend/resume/terminate requests made while a step was running, applied when it returns."""
@@ -467,6 +468,7 @@ class WorkflowHost:
     def _process_workflow(self, workflow_id: str) -> None:
         if not self.lock.acquire(workflow_id):
             return  # another worker has it and will schedule its next turn
+        yielded = False
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
             for _ in range(self.options.max_passes_per_turn):
@@ -485,6 +487,16 @@ class WorkflowHost:
                     )
                     instance = self._suspend_with_error(workflow_id, message, "liteflow.WorkflowNotRegisteredError")
                     break
+                control = self._pending_control(workflow_id, instance, now)
+                if control is not None:
+                    self._apply_control_event(instance, control)
+                    continue
+                with self._blocked_lock:
+                    if self._blocked.get(workflow_id):
+                        # An event delivery here waits for the lock: let it in first. It
+                        # schedules the workflow again once it is done.
+                        yielded = True
+                        break
                 before = instance.status
                 result = self._executor.execute(instance, definition, now)
                 for child in result.children:
@@ -505,7 +517,26 @@ class WorkflowHost:
                     self._deliver_published(instance, subscription)
         finally:
             self._release(workflow_id)
-        self._schedule(instance)
+        if not yielded:
+            self._schedule(instance)
+
+    def _pending_control(self, workflow_id: str, instance: WorkflowInstance, now: datetime) -> Event | None:
+        """A suspend/resume/terminate request recorded while this workflow's last step ran (on any
+        node). Only asked of the store after a slow step: a request can only have been recorded
+        while the lock was held, and a turn of quick steps releases it soon enough."""
+        last_run = max((p.start_time for p in instance.execution_pointers if p.start_time), default=now)
+        if now - last_run < _SLOW_STEP:
+            return None
+        pending = self.persistence.get_events(CONTROL_EVENT, workflow_id, last_run)
+        return next((event for event in pending if not event.is_processed), None)
+
+    def _apply_control_event(self, instance: WorkflowInstance, event: Event) -> None:
+        """Apply a recorded control request to a locked instance and mark it handled."""
+        if instance.status in _ALLOWED[event.event_data]:
+            self._apply_control(instance, event.event_data)
+        else:
+            logger.info("%s of workflow %s dropped: it is %s", event.event_data, instance.id, instance.status.value)
+        self.persistence.mark_event_processed(event.id)
 
     def _create_child(self, child: WorkflowInstance) -> None:
         try:
@@ -563,11 +594,10 @@ class WorkflowHost:
             self._retry_blocked(event.id, workflow_id)
             return False
         try:
+            if self.persistence.get_event(event.id).is_processed:
+                return True  # applied meanwhile by the worker that held the lock
             instance = self.persistence.get_workflow_instance(workflow_id)
-            if instance.status in _ALLOWED[event.event_data]:
-                self._apply_control(instance, event.event_data)
-            else:
-                logger.info("%s of workflow %s dropped: it is %s", event.event_data, workflow_id, instance.status.value)
+            self._apply_control_event(instance, event)
         finally:
             self._release(workflow_id)
         self._schedule(instance)
