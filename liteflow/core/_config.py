@@ -20,9 +20,12 @@ _PERSISTENCE_URLS: dict[str, tuple[str, str, str | None]] = {
 }
 _QUEUE_URLS: dict[str, tuple[str, str, str | None]] = {
     "memory": ("liteflow.core._memory", "SingleNodeQueueProvider", None),
+    "redis": ("liteflow.providers.redis", "RedisQueueProvider.from_url", "redis"),
+    "amqp": ("liteflow.providers.rabbitmq", "RabbitMQQueueProvider.from_url", "rabbitmq"),
 }
 _LOCK_URLS: dict[str, tuple[str, str, str | None]] = {
     "memory": ("liteflow.core._memory", "LocalLockProvider", None),
+    "redis": ("liteflow.providers.redis", "RedisLockProvider.from_url", "redis"),
 }
 
 

@@ -1,0 +1,290 @@
+"""A :class:`QueueProvider` on RabbitMQ, with pika's ``BlockingConnection``.
+
+Queues
+    One durable queue per queue type, ``{prefix}.workflow`` and ``{prefix}.event``, declared on
+    connect. Messages are persistent (delivery mode 2) and published to the default exchange with
+    ``mandatory`` set, on a channel in publisher-confirm mode: ``enqueue`` returns only once the
+    broker has taken responsibility for the message, and raises :class:`ProviderError` otherwise.
+
+Delivery (at least once)
+    A node starts consuming a queue with manual acknowledgement at its first ``dequeue`` of that
+    queue (so a process that only enqueues holds no messages), with ``prefetch`` unacknowledged
+    messages at most. ``acknowledge`` acks the delivery that ``dequeue`` handed out. A message
+    not acknowledged when its consumer's connection closes, because the node stopped, crashed or
+    lost the network, is put back by RabbitMQ at once, ahead of newer messages, and handed to
+    another consumer: a crash is noticed when the TCP connection drops, or at worst after two
+    missed heartbeats (the heartbeat is negotiated with the broker, 60 s by default; set
+    ``?heartbeat=10`` in the URL to notice sooner). ``close`` closes the connection, so this
+    node's unacknowledged and buffered messages are redelivered to others. RabbitMQ does not
+    de-duplicate: an id queued twice is delivered twice (the host's lock and revision check make
+    the second delivery harmless). An unacknowledged message stays with its consumer while the
+    connection lives, up to the broker's ``consumer_timeout`` (30 min by default): past it the
+    broker closes the channel, this provider reconnects, and the message is delivered again.
+
+Threads
+    A ``BlockingConnection`` must only be used by one thread. Each provider owns one connection
+    and one I/O thread that alone touches it: it keeps the heartbeats going, receives deliveries
+    into per-queue buffers that ``dequeue`` waits on (a condition variable: no polling), and runs
+    publishes and acks that other threads hand it. If the connection drops, the I/O thread
+    reconnects with backoff; deliveries from the old connection are dropped (RabbitMQ redelivers
+    them) and acks for them are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pika  # type: ignore[import-untyped]
+import pika.exceptions  # type: ignore[import-untyped]
+
+from liteflow.core._errors import ConfigurationError, InvalidArgumentError, ProviderError
+from liteflow.core._providers import QueueProvider, QueueType
+
+logger = logging.getLogger("liteflow.providers.rabbitmq")
+
+_AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
+_RECONNECT_ON: tuple[type[BaseException], ...] = (ProviderError, *_AMQP_ERRORS)
+_IO_WAIT = 1.0
+"""Longest the I/O thread waits for network events before looking at handed-over work again."""
+
+# (connection generation, delivery tag, item id)
+_Delivery = tuple[int, int, str]
+
+
+class RabbitMQQueueProvider(QueueProvider):
+    """Durable, confirmed, at-least-once queues on RabbitMQ; see the module docstring.
+
+    ``url`` is an ``amqp://user:password@host:port/vhost`` URL (``%2F`` is the default vhost;
+    pika's own query parameters such as ``heartbeat`` are accepted). ``prefetch`` caps the
+    messages this node holds per queue, those being processed included: keep it at or above the
+    host's workers for that queue. ``publish_timeout`` bounds how long ``enqueue`` waits.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "liteflow", prefetch: int = 16, publish_timeout: float = 30.0
+    ) -> None:
+        if prefetch < 1:
+            raise InvalidArgumentError(f"prefetch must be at least 1, got {prefetch}")
+        try:
+            self._parameters = pika.URLParameters(url)
+        except ValueError as error:
+            raise ConfigurationError(f"bad AMQP URL {url!r}: {error}") from error
+        self.prefix = prefix
+        self.prefetch = prefetch
+        self.publish_timeout = publish_timeout
+        self._names = {queue: f"{prefix}.{queue.value}" for queue in QueueType}
+        self._mutex = threading.Lock()
+        self._arrived = {queue: threading.Condition(self._mutex) for queue in QueueType}
+        self._buffers: dict[QueueType, deque[_Delivery]] = {queue: deque() for queue in QueueType}
+        self._unacked: dict[tuple[QueueType, str], list[tuple[int, int]]] = {}
+        self._consuming: set[QueueType] = set()
+        self._commands: queue_module.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue_module.SimpleQueue()
+        self._closing = threading.Event()
+        self._generation = 0
+        self._connection: Any = None
+        self._channel: Any = None
+        self._connect()  # in the caller's thread, so a wrong URL or a broker down fails here
+        self._io = threading.Thread(target=self._run, name=f"liteflow-rabbitmq-{prefix}", daemon=True)
+        self._io.start()
+
+    @classmethod
+    def from_url(cls, url: str) -> RabbitMQQueueProvider:
+        """``amqp://user:password@host:port/vhost``; LiteFlow options as query parameters
+        (``?prefix=app&prefetch=32&publish_timeout=10``), any others go to pika."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ConfigurationError(f"not an amqp:// URL: {url!r}")
+        parsers: dict[str, Callable[[str], Any]] = {"prefix": str, "prefetch": int, "publish_timeout": float}
+        options: dict[str, Any] = {}
+        theirs: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name not in parsers:
+                theirs.append((name, value))
+                continue
+            try:
+                options[name] = parsers[name](value)
+            except ValueError as error:
+                raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
+        return cls(urlunsplit(parts._replace(query=urlencode(theirs))), **options)
+
+    # -- the public calls, from any thread ------------------------------------------------------
+
+    def enqueue(self, queue: QueueType, item_id: str) -> None:
+        self._call(partial(self._publish, queue, item_id), f"queue {queue.value} {item_id}")
+
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        if queue not in self._consuming and not self._closing.is_set():
+            try:
+                self._call(partial(self._consume, queue), f"consume the {queue.value} queue")
+            except ProviderError as error:
+                # Keep the host's workers alive while the broker is away: report "nothing yet".
+                logger.warning("%s; will retry", error)
+                self._closing.wait(max(0.0, min(deadline - time.monotonic(), 1.0)))
+                return None
+        buffer = self._buffers[queue]
+        with self._mutex:
+            self._arrived[queue].wait_for(
+                lambda: bool(buffer) or self._closing.is_set(), max(0.0, deadline - time.monotonic())
+            )
+            if self._closing.is_set() or not buffer:
+                return None  # once closing, buffered messages go back to the broker with the connection
+            generation, tag, item_id = buffer.popleft()
+            self._unacked.setdefault((queue, item_id), []).append((generation, tag))
+            return item_id
+
+    def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        with self._mutex:
+            taken = self._unacked.get((queue, item_id))
+            if not taken:
+                return
+            generation, tag = taken.pop(0)
+            if not taken:
+                del self._unacked[(queue, item_id)]
+        # No need to wait: an ack that never arrives means one more delivery, which is allowed.
+        self._submit(partial(self._ack, generation, tag))
+
+    def close(self) -> None:
+        """Wake blocked ``dequeue`` calls at once, send acks already made, and close the
+        connection: RabbitMQ redelivers this node's unacknowledged messages to other consumers."""
+        with self._mutex:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+            for condition in self._arrived.values():
+                condition.notify_all()
+        self._wake()
+        self._io.join(timeout=10)
+
+    def _submit(self, command: Callable[[], None]) -> Future[None]:
+        future: Future[None] = Future()
+        if self._closing.is_set():
+            future.set_exception(ProviderError("the RabbitMQ queue provider is closed"))
+            return future
+        self._commands.put((command, future))
+        self._wake()
+        return future
+
+    def _call(self, command: Callable[[], None], what: str) -> None:
+        try:
+            self._submit(command).result(timeout=self.publish_timeout)
+        except FutureTimeout as error:
+            raise ProviderError(f"could not {what} in RabbitMQ within {self.publish_timeout} s") from error
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise ProviderError(f"could not {what} in RabbitMQ: {error!r}") from error
+
+    def _wake(self) -> None:
+        connection = self._connection
+        try:
+            if connection is not None:
+                connection.add_callback_threadsafe(lambda: None)  # makes process_data_events return
+        except _AMQP_ERRORS:
+            pass  # reconnecting: the I/O thread looks at the commands once connected
+
+    # -- the I/O thread: the only one that touches the connection ---------------------------------
+
+    def _connect(self) -> None:
+        try:
+            connection = pika.BlockingConnection(self._parameters)
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self.prefetch)
+            for name in self._names.values():
+                channel.queue_declare(queue=name, durable=True)
+        except _AMQP_ERRORS as error:
+            raise ProviderError(f"could not connect to RabbitMQ at {self._parameters.host}: {error!r}") from error
+        with self._mutex:
+            self._generation += 1
+            self._connection, self._channel = connection, channel
+        for queue in list(self._consuming):
+            self._consume(queue, again=True)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._closing.is_set():
+            try:
+                if self._connection is None:
+                    self._connect()
+                    backoff = 0.5
+                while not self._closing.is_set():
+                    self._connection.process_data_events(time_limit=_IO_WAIT)
+                    self._run_commands()
+                self._run_commands()  # acks handed over before close() still count
+            except _RECONNECT_ON as error:
+                logger.warning("RabbitMQ connection lost, reconnecting in %s s: %r", backoff, error)
+                self._drop_connection(ProviderError(f"RabbitMQ connection lost: {error!r}"))
+                self._closing.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self._drop_connection(ProviderError("the RabbitMQ queue provider is closed"))
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command, future = self._commands.get_nowait()
+            except queue_module.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                command()
+            except _AMQP_ERRORS as error:
+                future.set_exception(error)
+                raise  # the channel or connection is gone: reconnect
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+    def _drop_connection(self, reason: ProviderError) -> None:
+        with self._mutex:
+            connection, self._connection, self._channel = self._connection, None, None
+            for buffer in self._buffers.values():
+                buffer.clear()  # RabbitMQ redelivers them when the connection goes
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except _AMQP_ERRORS:
+                pass
+        while True:
+            try:
+                _, future = self._commands.get_nowait()
+            except queue_module.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(reason)
+
+    def _publish(self, queue: QueueType, item_id: str) -> None:
+        properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="text/plain")
+        # With confirms on, this returns once the broker has the message, else raises (nack, unroutable).
+        self._channel.basic_publish(
+            exchange="", routing_key=self._names[queue], body=item_id.encode(), properties=properties, mandatory=True
+        )
+
+    def _consume(self, queue: QueueType, again: bool = False) -> None:
+        if queue in self._consuming and not again:
+            return
+        self._channel.basic_consume(
+            queue=self._names[queue], on_message_callback=partial(self._on_message, queue), auto_ack=False
+        )
+        self._consuming.add(queue)
+
+    def _on_message(self, queue: QueueType, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        with self._mutex:
+            self._buffers[queue].append((self._generation, method.delivery_tag, body.decode()))
+            self._arrived[queue].notify()
+
+    def _ack(self, generation: int, tag: int) -> None:
+        if generation == self._generation and self._channel is not None:
+            self._channel.basic_ack(delivery_tag=tag)

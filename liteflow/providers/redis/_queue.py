@@ -1,0 +1,274 @@
+"""A reliable :class:`QueueProvider` on Redis lists, a set and sorted sets.
+
+Keys, for each queue type ``q`` (``workflow``, ``event``) under the prefix ``p``:
+
+``p:queue:q:ready``       list of ids waiting, oldest at the right
+``p:queue:q:waiting``     set of the ids in ``ready`` or in transit (makes ``enqueue`` idempotent)
+``p:queue:q:processing``  sorted set of deliveries (``<16-hex token><id>``) scored by deadline (ms)
+``p:queue:q:inbox:<node>`` list an item passes through between ``BLMOVE`` and its claim
+``p:queue:q:inboxes``     sorted set of nodes' inboxes scored by expiry (ms)
+
+Delivery (at least once)
+    ``enqueue`` adds the id to ``waiting`` and ``ready`` in one script, unless it is already
+    waiting. ``dequeue`` blocks on ``BLMOVE ready -> inbox`` (so many consumers wait without
+    polling), then a script moves the id from the inbox into ``processing`` with the deadline
+    ``now + visibility_timeout`` (Redis server time, so the nodes' clocks do not matter).
+    ``acknowledge`` deletes that delivery. Any consumer's ``dequeue`` runs, at most every
+    ``min(visibility_timeout / 4, 1 s)``, a script that puts expired deliveries back at the front of
+    ``ready`` (unless the id is waiting already) and empties the inboxes of nodes that stopped
+    registering. So an item taken by a consumer that died is handed out again within about
+    ``visibility_timeout + 2 * min(visibility_timeout / 4, 1 s) + 0.25 s``, as long as some node
+    is dequeuing. An item processed for longer than ``visibility_timeout`` is handed out again too,
+    so pick a timeout above your slowest step; the host's instance lock and the store's revision
+    check keep such a second delivery harmless. ``close`` puts this node's unacknowledged
+    deliveries back at once, as RabbitMQ does when a consumer's connection closes.
+
+Items of one queue come out first in, first out, except that redelivered items go first.
+Needs a single Redis server (the scripts touch keys they do not declare, so not Redis Cluster)
+of version 6.2 or later.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._providers import QueueProvider, QueueType
+
+from ._common import client_from, split_url, text
+
+logger = logging.getLogger("liteflow.providers.redis")
+
+_SLICE = 0.25
+"""Longest single BLMOVE: bounds how long ``close`` takes to wake a blocked ``dequeue``."""
+_TOKEN_CHARS = 16
+_RECLAIM_BATCH = 1000
+
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+# KEYS: waiting, ready. ARGV: id.
+_ENQUEUE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: inbox, waiting, processing. ARGV: id, delivery, visibility ms.
+# Returns 0 when the inbox was emptied by a reclaim meanwhile: the id is back in `ready`.
+_CLAIM = f"""{_NOW}
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+return 1
+"""
+
+# KEYS: processing, waiting, ready, inboxes. ARGV: node, inbox key prefix, hold ms, batch.
+# An id in an inbox is still in `waiting` (it was never claimed), so it goes back unconditionally.
+_RECLAIM = f"""{_NOW}
+redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[3]), ARGV[1])
+local moved = 0
+for _, delivery in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
+  redis.call('ZREM', KEYS[1], delivery)
+  local id = string.sub(delivery, {_TOKEN_CHARS + 1})
+  if redis.call('SADD', KEYS[2], id) == 1 then
+    redis.call('RPUSH', KEYS[3], id)
+    moved = moved + 1
+  end
+end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local inbox = ARGV[2] .. node
+  local id = redis.call('RPOP', inbox)
+  while id do
+    redis.call('SADD', KEYS[2], id)
+    redis.call('RPUSH', KEYS[3], id)
+    moved = moved + 1
+    id = redis.call('RPOP', inbox)
+  end
+  redis.call('ZREM', KEYS[4], node)
+end
+return moved
+"""
+
+# KEYS: processing, waiting, ready. ARGV: deliveries. Hands back deliveries not yet acknowledged.
+_RETURN = f"""
+for _, delivery in ipairs(ARGV) do
+  if redis.call('ZREM', KEYS[1], delivery) == 1 then
+    local id = string.sub(delivery, {_TOKEN_CHARS + 1})
+    if redis.call('SADD', KEYS[2], id) == 1 then redis.call('RPUSH', KEYS[3], id) end
+  end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class _Keys:
+    ready: str
+    waiting: str
+    processing: str
+    inboxes: str
+    inbox_prefix: str
+    inbox: str
+
+
+class RedisQueueProvider(QueueProvider):
+    """Reliable, de-duplicating FIFO queues on Redis; see the module docstring for the guarantees.
+
+    ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
+    it makes) or a ``redis.Redis`` client (left open on ``close``). Every key starts with
+    ``prefix + ":"``, so applications (or tests) sharing a server use different prefixes.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | redis.Redis,
+        *,
+        prefix: str = "liteflow",
+        visibility_timeout: float = 30.0,
+    ) -> None:
+        if visibility_timeout <= 0:
+            raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
+        self._client, self._owns_client = client_from(url_or_client)
+        self.prefix = prefix
+        self.visibility_timeout = visibility_timeout
+        self._reclaim_every = min(visibility_timeout / 4, 1.0)
+        self._node = secrets.token_hex(8)
+        self._keys = {queue: self._make_keys(queue) for queue in QueueType}
+        self._enqueue = self._client.register_script(_ENQUEUE)
+        self._claim = self._client.register_script(_CLAIM)
+        self._reclaim = self._client.register_script(_RECLAIM)
+        self._return = self._client.register_script(_RETURN)
+        # redis-py types BLMOVE's timeout as int; Redis takes fractions of a second.
+        self._command: Any = self._client.execute_command
+        self._mutex = threading.Lock()
+        self._deliveries: dict[tuple[QueueType, str], list[str]] = {}
+        self._next_reclaim = {queue: 0.0 for queue in QueueType}
+        self._closed = threading.Event()
+        self._active = 0  # dequeue calls running: close() lets them end before closing the client
+        self._idle = threading.Condition(self._mutex)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisQueueProvider:
+        """``redis://[:password@]host:port/db``; LiteFlow options as query parameters
+        (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``."""
+        clean, options = split_url(url, {"prefix": str, "visibility_timeout": float})
+        return cls(clean, **options)
+
+    def _make_keys(self, queue: QueueType) -> _Keys:
+        base = f"{self.prefix}:queue:{queue.value}"
+        return _Keys(
+            ready=f"{base}:ready",
+            waiting=f"{base}:waiting",
+            processing=f"{base}:processing",
+            inboxes=f"{base}:inboxes",
+            inbox_prefix=f"{base}:inbox:",
+            inbox=f"{base}:inbox:{self._node}",
+        )
+
+    def enqueue(self, queue: QueueType, item_id: str) -> None:
+        keys = self._keys[queue]
+        try:
+            self._enqueue(keys=[keys.waiting, keys.ready], args=[item_id])
+        except redis.RedisError as error:
+            raise ProviderError(f"could not queue {queue.value} {item_id} in Redis: {error}") from error
+
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        with self._mutex:
+            if self._closed.is_set():
+                return None
+            self._active += 1
+        try:
+            return self._dequeue(queue, timeout)
+        finally:
+            with self._mutex:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        keys = self._keys[queue]
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            while not self._closed.is_set():
+                self._maybe_reclaim(queue, keys)
+                wait = min(deadline - time.monotonic(), _SLICE)
+                # A zero timeout would block forever: the shortest BLMOVE still waits 10 ms.
+                moved = self._command("BLMOVE", keys.ready, keys.inbox, "RIGHT", "LEFT", max(wait, 0.01))
+                if moved is not None:
+                    item_id = text(moved)
+                    delivery = secrets.token_hex(_TOKEN_CHARS // 2) + item_id
+                    args: list[Any] = [item_id, delivery, round(self.visibility_timeout * 1000)]
+                    if self._claim(keys=[keys.inbox, keys.waiting, keys.processing], args=args):
+                        with self._mutex:
+                            self._deliveries.setdefault((queue, item_id), []).append(delivery)
+                        return item_id
+                if time.monotonic() >= deadline:
+                    return None
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            if self._closed.is_set():
+                return None
+            # Keep the host's workers alive through a Redis restart: report "nothing yet".
+            logger.warning("dequeue from Redis failed, will retry: %s", error)
+            self._closed.wait(max(0.0, min(deadline - time.monotonic(), 1.0)))
+        except redis.RedisError as error:
+            raise ProviderError(f"could not dequeue from Redis: {error}") from error
+        return None
+
+    def _maybe_reclaim(self, queue: QueueType, keys: _Keys) -> None:
+        now = time.monotonic()
+        if now < self._next_reclaim[queue]:
+            return
+        self._next_reclaim[queue] = now + self._reclaim_every
+        # The inbox registration must outlive every BLMOVE until the next refresh.
+        hold = round((self.visibility_timeout + self._reclaim_every + _SLICE) * 1000)
+        moved = self._reclaim(
+            keys=[keys.processing, keys.waiting, keys.ready, keys.inboxes],
+            args=[self._node, keys.inbox_prefix, hold, _RECLAIM_BATCH],
+        )
+        if moved:
+            logger.info("redelivering %s %s item(s) not acknowledged in time", moved, queue.value)
+
+    def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        with self._mutex:
+            deliveries = self._deliveries.get((queue, item_id))
+            if not deliveries:
+                return
+            delivery = deliveries.pop(0)
+            if not deliveries:
+                del self._deliveries[(queue, item_id)]
+        try:
+            self._client.zrem(self._keys[queue].processing, delivery)
+        except redis.RedisError as error:
+            raise ProviderError(f"could not acknowledge {queue.value} {item_id} in Redis: {error}") from error
+
+    def close(self) -> None:
+        """Wake blocked ``dequeue`` calls (within 0.25 s), hand back unacknowledged items, and
+        close the client if this provider made it."""
+        if self._closed.is_set():
+            return
+        with self._mutex:
+            self._closed.set()
+            self._idle.wait_for(lambda: self._active == 0, timeout=_SLICE + 5.0)
+            pending = self._deliveries
+            self._deliveries = {}
+        try:
+            for queue in QueueType:
+                deliveries = [d for (q, _), ds in pending.items() if q is queue for d in ds]
+                if deliveries:
+                    keys = self._keys[queue]
+                    self._return(keys=[keys.processing, keys.waiting, keys.ready], args=deliveries)
+        except redis.RedisError as error:
+            logger.warning(
+                "could not hand back unacknowledged items; they return after the visibility timeout: %s", error
+            )
+        finally:
+            if self._owns_client:
+                self._client.close()

@@ -1,0 +1,205 @@
+"""The queue and lock contracts, and Redis-specific redelivery and lease behaviour, on a real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+redis = pytest.importorskip("redis")
+
+from liteflow.core import QueueType
+from liteflow.core._config import _LOCK_URLS, _QUEUE_URLS, _from_url
+from liteflow.core._models import new_id
+from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
+from liteflow.testing import LockContract, QueueContract
+
+Prefix = Callable[[], str]
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[Prefix]:
+    """Hands out a fresh key prefix per call, and deletes every key under it afterwards."""
+    used: list[str] = []
+
+    def make() -> str:
+        used.append(f"liteflow-test-{new_id()}")
+        return used[-1]
+
+    yield make
+    client = redis.Redis.from_url(redis_url)
+    for name in used:
+        keys = list(client.scan_iter(match=f"{name}:*"))
+        if keys:
+            client.delete(*keys)
+    client.close()
+
+
+class TestRedisQueue(QueueContract):
+    deduplicates = True
+
+    @pytest.fixture
+    def queue(self, redis_url: str, prefix: Prefix) -> Iterator[RedisQueueProvider]:
+        provider = RedisQueueProvider(redis_url, prefix=prefix())
+        yield provider
+        provider.close()
+
+
+class TestRedisLock(LockContract):
+    supports_concurrent_nodes = True
+
+    @pytest.fixture
+    def lock_prefix(self, prefix: Prefix) -> str:
+        return prefix()
+
+    @pytest.fixture
+    def lock(self, redis_url: str, lock_prefix: str) -> Iterator[RedisLockProvider]:
+        provider = RedisLockProvider(redis_url, prefix=lock_prefix)
+        yield provider
+        provider.close()
+
+    @pytest.fixture
+    def second_lock(self, redis_url: str, lock_prefix: str) -> Iterator[RedisLockProvider]:
+        provider = RedisLockProvider(redis_url, prefix=lock_prefix)
+        yield provider
+        provider.close()
+
+
+# -- queue: redelivery ------------------------------------------------------------------------
+
+
+def test_unacknowledged_item_comes_back_after_the_visibility_timeout(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    dead = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.5)
+    alive = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.5)
+    try:
+        dead.enqueue(QueueType.WORKFLOW, "wf-1")
+        assert dead.dequeue(QueueType.WORKFLOW, 1.0) == "wf-1"
+        taken = time.monotonic()
+        # `dead` never acknowledges (nor closes: a crashed node does neither).
+        assert alive.dequeue(QueueType.WORKFLOW, 0.2) is None
+        assert alive.dequeue(QueueType.WORKFLOW, 3.0) == "wf-1"
+        assert 0.5 <= time.monotonic() - taken < 1.5
+        alive.acknowledge(QueueType.WORKFLOW, "wf-1")
+        assert alive.dequeue(QueueType.WORKFLOW, 0.8) is None  # acknowledged: gone for good
+    finally:
+        alive.close()
+
+
+def test_close_hands_back_unacknowledged_items_at_once(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    first = RedisQueueProvider(redis_url, prefix=name)
+    second = RedisQueueProvider(redis_url, prefix=name)
+    try:
+        first.enqueue(QueueType.EVENT, "ev-1")
+        assert first.dequeue(QueueType.EVENT, 1.0) == "ev-1"
+        first.close()
+        assert second.dequeue(QueueType.EVENT, 1.0) == "ev-1"
+    finally:
+        second.close()
+
+
+def test_item_stranded_in_a_dead_nodes_inbox_comes_back(redis_url: str, prefix: Prefix) -> None:
+    # A node that died between BLMOVE and its claim leaves the id in its inbox, still "waiting".
+    name = prefix()
+    base = f"{name}:queue:workflow"
+    client = redis.Redis.from_url(redis_url)
+    client.sadd(f"{base}:waiting", "wf-lost")
+    client.lpush(f"{base}:inbox:deadnode", "wf-lost")
+    client.zadd(f"{base}:inboxes", {"deadnode": 0})
+    client.close()
+    queue = RedisQueueProvider(redis_url, prefix=name)
+    try:
+        queue.enqueue(QueueType.WORKFLOW, "wf-lost")  # still waiting: not queued twice
+        assert queue.dequeue(QueueType.WORKFLOW, 1.0) == "wf-lost"
+        queue.acknowledge(QueueType.WORKFLOW, "wf-lost")
+        assert queue.dequeue(QueueType.WORKFLOW, 0.2) is None
+    finally:
+        queue.close()
+
+
+def test_queue_and_lock_from_url(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    queue = _from_url("queue", f"{redis_url}?prefix={name}&visibility_timeout=7", _QUEUE_URLS)
+    lock = _from_url("lock", f"{redis_url}?prefix={name}&lease=3", _LOCK_URLS)
+    try:
+        assert isinstance(queue, RedisQueueProvider)
+        assert (queue.prefix, queue.visibility_timeout) == (name, 7.0)
+        assert isinstance(lock, RedisLockProvider)
+        assert (lock.prefix, lock.lease) == (name, 3.0)
+        queue.enqueue(QueueType.WORKFLOW, "x")
+        assert queue.dequeue(QueueType.WORKFLOW, 1.0) == "x"
+        assert lock.acquire("r") is True
+    finally:
+        queue.close()
+        lock.close()
+
+
+# -- lock: leases, renewal, fencing -----------------------------------------------------------
+
+
+def test_lock_not_renewed_lapses_after_the_lease(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    stalled = RedisLockProvider(redis_url, prefix=name, lease=0.5, renew=False)
+    other = RedisLockProvider(redis_url, prefix=name, lease=0.5)
+    try:
+        assert stalled.acquire("wf") is True
+        assert other.acquire("wf") is False
+        time.sleep(0.7)
+        assert other.acquire("wf") is True
+        stalled.release("wf")  # the stalled node wakes up: its release must not free the new holder's lock
+        assert stalled.acquire("wf") is False
+    finally:
+        stalled.close()
+        other.close()
+
+
+def test_renewal_keeps_a_lock_past_its_lease(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    holder = RedisLockProvider(redis_url, prefix=name, lease=0.4)
+    other = RedisLockProvider(redis_url, prefix=name, lease=0.4)
+    try:
+        assert holder.acquire("wf") is True
+        time.sleep(1.0)  # 2.5 leases
+        assert other.acquire("wf") is False
+        holder.release("wf")
+        assert other.acquire("wf") is True
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_renewal_notices_a_lapsed_lock(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    stalled = RedisLockProvider(redis_url, prefix=name, lease=0.3, renew=False)
+    other = RedisLockProvider(redis_url, prefix=name)
+    try:
+        assert stalled.acquire("wf") is True
+        time.sleep(0.5)
+        assert other.acquire("wf") is True
+        stalled.renew_now()
+        assert stalled.token("wf") is None
+        assert other.acquire("wf") is False  # the failed renewal did not touch the new holder's lock
+    finally:
+        stalled.close()
+        other.close()
+
+
+def test_fencing_tokens_grow_with_each_grant(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    first = RedisLockProvider(redis_url, prefix=name)
+    second = RedisLockProvider(redis_url, prefix=name)
+    try:
+        assert first.token("wf") is None
+        assert first.acquire("wf") is True
+        earlier = first.token("wf")
+        assert earlier is not None and second.token("wf") is None
+        first.release("wf")
+        assert first.token("wf") is None
+        assert second.acquire("wf") is True
+        later = second.token("wf")
+        assert later is not None and later > earlier
+    finally:
+        first.close()
+        second.close()
