@@ -105,7 +105,9 @@ class WorkflowExecutor:
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         result = PassResult()
-        self._cancel_and_expire(instance, definition, now, result)
+        watched = definition.has_watched_steps
+        if watched:
+            self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
         due = [
             pointer
@@ -122,7 +124,7 @@ class WorkflowExecutor:
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
             result.steps_run += 1
-        if result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
+        if watched and result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
             # The steps may have changed what a cancel condition looks at.
             self._cancel_and_expire(instance, definition, now, result)
         self._finish_pass(instance, definition, now)
@@ -494,10 +496,11 @@ class WorkflowExecutor:
             due: datetime | None = None
             if pointer.active and not open_children[pointer.id]:
                 due = pointer.sleep_until or now
-            timeout = definition.steps[pointer.step_id].timeout
-            if pointer.end_time is None and timeout is not None and pointer.start_time is not None:
-                deadline = pointer.start_time + timeout
-                due = deadline if due is None else min(due, deadline)
+            if definition.has_watched_steps and pointer.end_time is None and pointer.start_time is not None:
+                timeout = definition.steps[pointer.step_id].timeout
+                if timeout is not None:
+                    deadline = pointer.start_time + timeout
+                    due = deadline if due is None else min(due, deadline)
             if due is not None and (next_execution is None or due < next_execution):
                 next_execution = due
         instance.next_execution = next_execution

@@ -31,6 +31,10 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _value(value: Any, path: str, name: str) -> Any:
+    return None if value is None else to_jsonable(value, f"{path}.{name}")
+
+
 def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
     return {
         "id": pointer.id,
@@ -38,17 +42,17 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "active": pointer.active,
         "status": pointer.status.value,
         "sleep_until": _time(pointer.sleep_until),
-        "persistence_data": to_jsonable(pointer.persistence_data, f"{path}.persistence_data"),
+        "persistence_data": _value(pointer.persistence_data, path, "persistence_data"),
         "start_time": _time(pointer.start_time),
         "end_time": _time(pointer.end_time),
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
         "event_id": pointer.event_id,
-        "event_data": to_jsonable(pointer.event_data, f"{path}.event_data"),
-        "context_item": to_jsonable(pointer.context_item, f"{path}.context_item"),
+        "event_data": _value(pointer.event_data, path, "event_data"),
+        "context_item": _value(pointer.context_item, path, "context_item"),
         "predecessor_id": pointer.predecessor_id,
-        "outcome": to_jsonable(pointer.outcome, f"{path}.outcome"),
+        "outcome": _value(pointer.outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
         "children": pointer.children,
         "scope": pointer.scope,

@@ -230,3 +230,7 @@ class WorkflowDefinition:
     start_step: int = 0
     default_error_behavior: ErrorHandling | None = None
     default_retry_interval: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        # Most workflows have no cancel conditions or timeouts: then a pass need not look for them.
+        self.has_watched_steps = any(s.cancel_condition is not None or s.timeout is not None for s in self.steps)
