@@ -9,6 +9,7 @@ from typing import Any
 
 from ._errors import BuilderError
 from ._primitives import (
+    Container,
     Decide,
     Delay,
     Detach,
@@ -17,7 +18,6 @@ from ._primitives import (
     If,
     Parallel,
     Saga,
-    Sequence,
     SubWorkflow,
     WaitFor,
     When,
@@ -145,7 +145,7 @@ class WorkflowBuilder:
 
     def _add(self, step: StepLike) -> StepBuilder:
         factory, name = _body_factory(step)
-        is_container = isinstance(step, type) and issubclass(step, (Foreach, While, If, Sequence, Decide, Detach))
+        is_container = isinstance(step, type) and issubclass(step, (Container, Detach))
         definition_step = WorkflowStep(
             id=len(self._steps),
             body_factory=factory,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,24 +13,26 @@ from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQue
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider
 
+Entry = tuple[str, str, str | None]
+
 # scheme -> (module, factory attribute, pip extra). Modules are imported only when asked for, so a
 # missing driver only matters to those who use it.
-_PERSISTENCE_URLS: dict[str, tuple[str, str, str | None]] = {
+_PERSISTENCE_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "MemoryPersistenceProvider", None),
     "sqlite": ("liteflow.providers.sqlite", "SqlitePersistenceProvider.from_url", None),
 }
-_QUEUE_URLS: dict[str, tuple[str, str, str | None]] = {
+_QUEUE_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "SingleNodeQueueProvider", None),
     "redis": ("liteflow.providers.redis", "RedisQueueProvider.from_url", "redis"),
     "amqp": ("liteflow.providers.rabbitmq", "RabbitMQQueueProvider.from_url", "rabbitmq"),
 }
-_LOCK_URLS: dict[str, tuple[str, str, str | None]] = {
+_LOCK_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "LocalLockProvider", None),
     "redis": ("liteflow.providers.redis", "RedisLockProvider.from_url", "redis"),
 }
 
 
-def _from_url(kind: str, url: str, table: dict[str, tuple[str, str, str | None]]) -> Any:
+def _from_url(kind: str, url: str, table: dict[str, Entry]) -> Any:
     scheme = urlsplit(url).scheme.split("+")[0]
     if scheme not in table:
         known = ", ".join(f"{s}://" for s in table)
@@ -46,7 +49,7 @@ def _from_url(kind: str, url: str, table: dict[str, tuple[str, str, str | None]]
     return factory() if url.startswith("memory:") else factory(url)
 
 
-def _resolve(kind: str, value: Any, base: type, table: dict[str, tuple[str, str, str | None]]) -> tuple[Any, bool]:
+def _resolve(kind: str, value: Any, base: type, table: dict[str, Entry]) -> tuple[Any, bool]:
     """The provider and whether the host owns it (made it, so must close it)."""
     if isinstance(value, str):
         return _from_url(kind, value, table), True
@@ -70,23 +73,20 @@ def configure_workflow_host(
     of :class:`HostOptions` (durations as timedeltas or seconds).
     """
     owned: list[Any] = []
-    if persistence_service is None:
-        persistence: PersistenceProvider = MemoryPersistenceProvider()
-        owned.append(persistence)
-    else:
-        persistence, own = _resolve("persistence", persistence_service, PersistenceProvider, _PERSISTENCE_URLS)
-        owned += [persistence] if own else []
-    if queue_service is None:
-        queue: QueueProvider = SingleNodeQueueProvider()
-        owned.append(queue)
-    else:
-        queue, own = _resolve("queue", queue_service, QueueProvider, _QUEUE_URLS)
-        owned += [queue] if own else []
-    if lock_service is None:
-        lock: LockProvider = LocalLockProvider()
-        owned.append(lock)
-    else:
-        lock, own = _resolve("lock", lock_service, LockProvider, _LOCK_URLS)
-        owned += [lock] if own else []
+
+    def provider(kind: str, value: Any, base: type, table: dict[str, Entry], default: Callable[[], Any]) -> Any:
+        if value is None:
+            made, own = default(), True
+        else:
+            made, own = _resolve(kind, value, base, table)
+        if own:
+            owned.append(made)
+        return made
+
+    persistence = provider(
+        "persistence", persistence_service, PersistenceProvider, _PERSISTENCE_URLS, MemoryPersistenceProvider
+    )
+    queue = provider("queue", queue_service, QueueProvider, _QUEUE_URLS, SingleNodeQueueProvider)
+    lock = provider("lock", lock_service, LockProvider, _LOCK_URLS, LocalLockProvider)
     host_options = HostOptions.from_kwargs(options, **option_values)
     return WorkflowHost(persistence, queue, lock, host_options, owned=tuple(owned))

@@ -322,10 +322,10 @@ class WorkflowExecutor:
             return False
 
     @staticmethod
-    def _cancel(instance: WorkflowInstance, pointer: ExecutionPointer, now: datetime) -> None:
-        """End a pointer and everything still open inside it."""
+    def _cancel(instance: WorkflowInstance, pointer: ExecutionPointer, now: datetime, *, inside_only: bool = False) -> None:
+        """End everything still open inside a pointer, and the pointer itself unless ``inside_only``."""
         for inner in instance.execution_pointers:
-            if inner.end_time is None and (inner is pointer or pointer.id in inner.scope):
+            if inner.end_time is None and (pointer.id in inner.scope or (inner is pointer and not inside_only)):
                 _end(inner, PointerStatus.CANCELLED, now)
 
     def _expire(
@@ -337,9 +337,7 @@ class WorkflowExecutor:
         now: datetime,
         result: PassResult,
     ) -> None:
-        for inner in instance.execution_pointers:
-            if inner.end_time is None and pointer.id in inner.scope:
-                _end(inner, PointerStatus.CANCELLED, now)
+        self._cancel(instance, pointer, now, inside_only=True)
         if step.timeout_outcome is not _ANY:
             self._complete(instance, definition, step, pointer, step.timeout_outcome, now, result)
             return

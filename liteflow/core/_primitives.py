@@ -23,7 +23,25 @@ def _children_running(context: StepExecutionContext) -> bool:
     return isinstance(data, dict) and bool(data.get("children_active"))
 
 
-class Foreach(StepBody):
+class Container(StepBody):
+    """Starts its children with a branch (``begin``), stays on its step while any pointer inside
+    it is open, then decides what comes next (``round_over``)."""
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        if not _children_running(context):
+            return self.begin(context)
+        if not context.branch_complete():
+            return ExecutionResult.persist(context.persistence_data)
+        return self.round_over(context)
+
+    def begin(self, context: StepExecutionContext) -> ExecutionResult:
+        return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
+
+    def round_over(self, context: StepExecutionContext) -> ExecutionResult:
+        return ExecutionResult.next()
+
+
+class Foreach(Container):
     """Runs its block once per item of ``collection``: all branches at once, or one after the
     other in item order when ``run_parallel`` is false (the collection is then evaluated again for
     each item, so it should not change while the loop runs)."""
@@ -32,33 +50,25 @@ class Foreach(StepBody):
         self.collection: Iterable[Any] = ()
         self.run_parallel = True
 
-    def run(self, context: StepExecutionContext) -> ExecutionResult:
-        if not _children_running(context):
-            items = list(self.collection)
-            if not items:
-                return ExecutionResult.next()
-            if self.run_parallel:
-                return ExecutionResult.branch(items, dict(_CHILDREN_ACTIVE))
-            return ExecutionResult.branch(items[:1], {"children_active": True, "index": 0})
-        if not context.branch_complete():
-            return ExecutionResult.persist(context.persistence_data)
+    def begin(self, context: StepExecutionContext) -> ExecutionResult:
+        items = list(self.collection)
+        if not items:
+            return ExecutionResult.next()
+        if self.run_parallel:
+            return ExecutionResult.branch(items, dict(_CHILDREN_ACTIVE))
+        return ExecutionResult.branch(items[:1], {**_CHILDREN_ACTIVE, "index": 0})
+
+    def round_over(self, context: StepExecutionContext) -> ExecutionResult:
         index = context.persistence_data.get("index")
         if index is not None:
             items = list(self.collection)
             if index + 1 < len(items):
-                return ExecutionResult.branch([items[index + 1]], {"children_active": True, "index": index + 1})
+                return ExecutionResult.branch([items[index + 1]], {**_CHILDREN_ACTIVE, "index": index + 1})
         return ExecutionResult.next()
 
 
-class Sequence(StepBody):
+class Sequence(Container):
     """Runs its block once, then goes on: the body of ``saga``, ``when`` and ``parallel``."""
-
-    def run(self, context: StepExecutionContext) -> ExecutionResult:
-        if not _children_running(context):
-            return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
-        if context.branch_complete():
-            return ExecutionResult.next()
-        return ExecutionResult.persist(context.persistence_data)
 
 
 class Saga(Sequence):
@@ -73,22 +83,36 @@ class When(Sequence):
     """The block that runs when the preceding step completed with a given outcome."""
 
 
-class Decide(StepBody):
+class If(Container):
+    """Runs its block once when ``condition`` holds, then goes on either way."""
+
+    def __init__(self) -> None:
+        self.condition = False
+
+    def begin(self, context: StepExecutionContext) -> ExecutionResult:
+        return super().begin(context) if self.condition else ExecutionResult.next()
+
+
+class While(If):
+    """Runs its block again and again while ``condition`` holds, checked before each round."""
+
+    def round_over(self, context: StepExecutionContext) -> ExecutionResult:
+        # Come back with no data, so the condition is evaluated afresh with the new inputs.
+        return ExecutionResult.persist(None)
+
+
+class Decide(Container):
     """Runs the block registered for the value of ``expression``, if any, then goes on."""
 
     def __init__(self) -> None:
         self.expression: Any = None
         self.branches: list[tuple[Any, int]] = []
 
-    def run(self, context: StepExecutionContext) -> ExecutionResult:
-        if not _children_running(context):
-            chosen = [child for value, child in self.branches if value == self.expression]
-            if not chosen:
-                return ExecutionResult.next()
-            return ExecutionResult(branch_values=[None], branch_children=chosen, persistence_data=dict(_CHILDREN_ACTIVE))
-        if context.branch_complete():
+    def begin(self, context: StepExecutionContext) -> ExecutionResult:
+        chosen = [child for value, child in self.branches if value == self.expression]
+        if not chosen:
             return ExecutionResult.next()
-        return ExecutionResult.persist(context.persistence_data)
+        return ExecutionResult(branch_values=[None], branch_children=chosen, persistence_data=dict(_CHILDREN_ACTIVE))
 
 
 class Delay(StepBody):
@@ -149,39 +173,6 @@ class SubWorkflow(StepBody):
             event_name=CHILD_COMPLETED_EVENT,
             event_key=child_id,
         )
-
-
-class While(StepBody):
-    """Runs its block again and again while ``condition`` holds, checked before each round."""
-
-    def __init__(self) -> None:
-        self.condition = False
-
-    def run(self, context: StepExecutionContext) -> ExecutionResult:
-        if not _children_running(context):
-            if not self.condition:
-                return ExecutionResult.next()
-            return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
-        if context.branch_complete():
-            # Round over: come back with no data so the condition is evaluated afresh.
-            return ExecutionResult.persist(None)
-        return ExecutionResult.persist(context.persistence_data)
-
-
-class If(StepBody):
-    """Runs its block once when ``condition`` holds, then goes on either way."""
-
-    def __init__(self) -> None:
-        self.condition = False
-
-    def run(self, context: StepExecutionContext) -> ExecutionResult:
-        if not _children_running(context):
-            if not self.condition:
-                return ExecutionResult.next()
-            return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
-        if context.branch_complete():
-            return ExecutionResult.next()
-        return ExecutionResult.persist(context.persistence_data)
 
 
 class WaitFor(StepBody):
