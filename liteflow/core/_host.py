@@ -299,7 +299,13 @@ class WorkflowHost:
         if action == "resume":
             self.registry.get(instance.workflow_definition_id, instance.version)
         if not self.lock.acquire(workflow_id):
-            self._publish(Event(CONTROL_EVENT, workflow_id, action, event_time=self._clock()))
+            # A step is running (here or on another node): record the request. A worker of this
+            # node sees it before its next step; the event itself covers the other nodes.
+            event = Event(CONTROL_EVENT, workflow_id, action, event_time=self._clock())
+            self.persistence.create_event(event)
+            with self._blocked_lock:
+                self._blocked[workflow_id].add(event.id)
+            self.queue.enqueue(QueueType.EVENT, event.id)
             return
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
@@ -493,9 +499,7 @@ class WorkflowHost:
                     continue
                 with self._blocked_lock:
                     if self._blocked.get(workflow_id):
-                        # An event delivery here waits for the lock: let it in first. It
-                        # schedules the workflow again once it is done.
-                        yielded = True
+                        yielded = True  # an event delivery or control request waits for the lock
                         break
                 before = instance.status
                 result = self._executor.execute(instance, definition, now)
@@ -517,7 +521,9 @@ class WorkflowHost:
                     self._deliver_published(instance, subscription)
         finally:
             self._release(workflow_id)
-        if not yielded:
+        if yielded:  # the waiting delivery goes first; come back just after it
+            self._timers.call_later(self.options.lock_retry_delay.total_seconds(), (QueueType.WORKFLOW, workflow_id))
+        else:
             self._schedule(instance)
 
     def _pending_control(self, workflow_id: str, instance: WorkflowInstance, now: datetime) -> Event | None:
