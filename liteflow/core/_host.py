@@ -91,7 +91,8 @@ class WorkflowHost:
         self._threads: list[threading.Thread] = []
         self._running = False
         self._stopping = threading.Event()
-        self._finished = threading.Condition()
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._waiters_lock = threading.Lock()
         # Events whose delivery found their workflow busy: retried as soon as it is released here.
         self._blocked: defaultdict[str, set[str]] = defaultdict(set)
         self._blocked_retries: dict[str, int] = {}
@@ -252,8 +253,11 @@ class WorkflowHost:
         if isinstance(timeout, timedelta):
             timeout = timeout.total_seconds()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._finished:
+        ended = threading.Event()
+        with self._waiters_lock:
+            self._waiters.setdefault(workflow_id, []).append(ended)
+        try:
+            while True:
                 instance = self.persistence.get_workflow_instance(workflow_id)
                 if instance.is_finished:
                     return instance
@@ -262,8 +266,15 @@ class WorkflowHost:
                     raise WorkflowTimeoutError(
                         f"workflow {workflow_id} is still {instance.status.value} after {timeout} s"
                     )
-                # Completions on this node notify at once; the cap covers those on other nodes.
-                self._finished.wait(1.0 if remaining is None else min(remaining, 1.0))
+                # An end on this node sets the event at once; the cap covers ends on other nodes.
+                ended.wait(1.0 if remaining is None else min(remaining, 1.0))
+        finally:
+            with self._waiters_lock:
+                waiting = self._waiters.get(workflow_id, [])
+                if ended in waiting:
+                    waiting.remove(ended)
+                if not waiting:
+                    self._waiters.pop(workflow_id, None)
 
     def purge(
         self,
@@ -364,8 +375,9 @@ class WorkflowHost:
             self.queue.enqueue(QueueType.EVENT, event.id)
         self._lifecycle.after_save(instance, before, now, step_events, errors)
         if ended:
-            with self._finished:
-                self._finished.notify_all()
+            with self._waiters_lock:
+                for waiter in self._waiters.get(instance.id, ()):
+                    waiter.set()
 
     def _suspend_with_error(self, workflow_id: str, message: str, error_type: str) -> WorkflowInstance:
         """Suspend the stored instance with the reason recorded, rather than retrying a failure

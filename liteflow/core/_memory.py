@@ -235,24 +235,27 @@ class SingleNodeQueueProvider(QueueProvider):
     """FIFO queues in this process. An id already waiting is not queued twice."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        lock = threading.Lock()
+        # One condition per queue on a shared lock: an item wakes one consumer of its own queue.
+        self._ready = {queue: threading.Condition(lock) for queue in QueueType}
+        self._lock = lock
         self._queues: dict[QueueType, deque[str]] = {queue: deque() for queue in QueueType}
         self._waiting: dict[QueueType, set[str]] = {queue: set() for queue in QueueType}
         self._closed = False
 
     def enqueue(self, queue: QueueType, item_id: str) -> None:
-        with self._condition:
+        with self._lock:
             if item_id in self._waiting[queue]:
                 return
             self._waiting[queue].add(item_id)
             self._queues[queue].append(item_id)
-            self._condition.notify_all()
+            self._ready[queue].notify()
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
-        with self._condition:
+        with self._lock:
             items = self._queues[queue]
             if not items and not self._closed:
-                self._condition.wait_for(lambda: bool(items) or self._closed, timeout)
+                self._ready[queue].wait_for(lambda: bool(items) or self._closed, timeout)
             if not items:
                 return None
             item_id = items.popleft()
@@ -260,9 +263,10 @@ class SingleNodeQueueProvider(QueueProvider):
             return item_id
 
     def close(self) -> None:
-        with self._condition:
+        with self._lock:
             self._closed = True
-            self._condition.notify_all()
+            for ready in self._ready.values():
+                ready.notify_all()
 
 
 class LocalLockProvider(LockProvider):

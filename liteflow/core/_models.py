@@ -6,7 +6,7 @@ Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -18,7 +18,8 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random 128-bit id as 32 hex digits (what uuid4().hex gives, at a fraction of the cost)."""
+    return os.urandom(16).hex()
 
 
 class WorkflowStatus(str, Enum):
