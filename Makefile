@@ -19,6 +19,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_sqlite.py $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m mypy
