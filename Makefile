@@ -18,6 +18,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet dbos  # the peer the benchmarks compare against
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_sqlite.py $(BENCH_ARGS)
 
