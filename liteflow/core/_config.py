@@ -20,15 +20,22 @@ Entry = tuple[str, str, str | None]
 _PERSISTENCE_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "MemoryPersistenceProvider", None),
     "sqlite": ("liteflow.providers.sqlite", "SqlitePersistenceProvider.from_url", None),
+    "postgresql": ("liteflow.providers.postgres", "PostgresPersistenceProvider.from_url", "postgres"),
+    "postgres": ("liteflow.providers.postgres", "PostgresPersistenceProvider.from_url", "postgres"),
+    "mongodb": ("liteflow.providers.mongo", "MongoPersistenceProvider.from_url", "mongo"),
 }
 _QUEUE_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "SingleNodeQueueProvider", None),
     "redis": ("liteflow.providers.redis", "RedisQueueProvider.from_url", "redis"),
     "amqp": ("liteflow.providers.rabbitmq", "RabbitMQQueueProvider.from_url", "rabbitmq"),
+    "postgresql": ("liteflow.providers.postgres", "PostgresQueueProvider.from_url", "postgres"),
+    "postgres": ("liteflow.providers.postgres", "PostgresQueueProvider.from_url", "postgres"),
 }
 _LOCK_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "LocalLockProvider", None),
     "redis": ("liteflow.providers.redis", "RedisLockProvider.from_url", "redis"),
+    "postgresql": ("liteflow.providers.postgres", "PostgresLockProvider.from_url", "postgres"),
+    "postgres": ("liteflow.providers.postgres", "PostgresLockProvider.from_url", "postgres"),
 }
 
 

@@ -58,6 +58,14 @@ class PassResult:
     steps_run: int = 0
 
 
+def type_name(error: BaseException) -> str:
+    """The name users import an exception by: LiteFlow's own from ``liteflow.core``."""
+    module = type(error).__module__
+    if module.startswith("liteflow.core."):
+        module = "liteflow.core"
+    return f"{module}.{type(error).__qualname__}"
+
+
 def _set_data(data: Any, prop: str, value: Any) -> Any:
     """Write ``prop`` on the workflow data and return the (possibly new) data object."""
     if data is None:
@@ -154,9 +162,9 @@ class WorkflowExecutor:
         open_children: Counter[str],
         result: PassResult,
     ) -> None:
-        if pointer.start_time is None:
-            pointer.start_time = now
-            result.step_events.append(("started", pointer))
+        if pointer.start_time is None or pointer.status is PointerStatus.FAILED:
+            pointer.start_time = pointer.start_time or now
+            result.step_events.append(("started", pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
         context = self._context(instance, step, pointer, open_children)
@@ -369,7 +377,7 @@ class WorkflowExecutor:
                 execution_pointer_id=pointer.id,
                 step_id=step.id,
                 message=str(error) or type(error).__name__,
-                error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+                error_type=type_name(error),
                 traceback="".join(tb.format_exception(error)),
                 attempt=pointer.retry_count,
                 error_time=now,
@@ -379,8 +387,9 @@ class WorkflowExecutor:
         behavior: ErrorBehavior
         delay: timedelta | None = None
         if isinstance(handling, RetryPolicy):
-            if pointer.retry_count < handling.max_attempts:
-                behavior, delay = ErrorBehavior.RETRY, handling.interval(pointer.retry_count, self._random())
+            attempts = pointer.retry_count - pointer.retries_before_resume
+            if attempts < handling.max_attempts:
+                behavior, delay = ErrorBehavior.RETRY, handling.interval(attempts, self._random())
             else:
                 behavior = ErrorBehavior(handling.then)
         else:

@@ -338,6 +338,8 @@ class WorkflowHost:
             instance.status, instance.next_execution = WorkflowStatus.SUSPENDED, None
         elif action == "resume":
             instance.status, instance.next_execution = WorkflowStatus.RUNNABLE, now
+            for pointer in instance.execution_pointers:
+                pointer.retries_before_resume = pointer.retry_count  # a fresh set of attempts
         else:
             instance.status, instance.next_execution, instance.complete_time = WorkflowStatus.TERMINATED, None, now
             for pointer in instance.execution_pointers:
@@ -503,7 +505,7 @@ class WorkflowHost:
                         f"its definition {instance.workflow_definition_id!r} version {instance.version} "
                         "is not registered on this host"
                     )
-                    instance = self._suspend_with_error(workflow_id, message, "liteflow.WorkflowNotRegisteredError")
+                    instance = self._suspend_with_error(workflow_id, message, "liteflow.core.WorkflowNotRegisteredError")
                     break
                 control = self._pending_control(workflow_id, instance, now)
                 if control is not None:
@@ -527,7 +529,7 @@ class WorkflowHost:
                     )
                 except SerializationError as error:
                     message = f"the data left by its steps cannot be saved: {error}"
-                    instance = self._suspend_with_error(workflow_id, message, "liteflow.SerializationError")
+                    instance = self._suspend_with_error(workflow_id, message, "liteflow.core.SerializationError")
                     break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)

@@ -63,6 +63,9 @@ class ExecutionPointer:
     predecessor_id: str | None = None
     outcome: Any = None
     retry_count: int = 0
+    """Failed attempts so far; with the pointer id it keys side effects (``idempotency_key``)."""
+    retries_before_resume: int = 0
+    """``retry_count`` when the workflow was last resumed: a retry policy counts from there."""
     children: list[str] = field(default_factory=list)
     scope: list[str] = field(default_factory=list)
     """Ids of the enclosing container pointers, innermost first."""

@@ -54,6 +54,7 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "predecessor_id": pointer.predecessor_id,
         "outcome": _value(pointer.outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
+        "retries_before_resume": pointer.retries_before_resume,
         "children": pointer.children,
         "scope": pointer.scope,
     }
@@ -78,6 +79,7 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
         predecessor_id=record["predecessor_id"],
         outcome=from_jsonable(record["outcome"]),
         retry_count=record["retry_count"],
+        retries_before_resume=record.get("retries_before_resume", 0),
         children=list(record["children"]),
         scope=list(record["scope"]),
     )

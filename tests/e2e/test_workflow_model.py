@@ -334,7 +334,7 @@ def test_wait_for_timeout_without_outcome_is_an_error_for_the_error_behaviour() 
     instance = test.run_to_completion(workflow_id)
     assert instance.status is WorkflowStatus.TERMINATED
     [error] = test.errors(workflow_id)
-    assert error.error_type == "liteflow.core._errors.StepTimeoutError"
+    assert error.error_type == "liteflow.core.StepTimeoutError"
 
 
 def test_an_event_before_the_timeout_wins() -> None:
@@ -509,3 +509,27 @@ def test_lifecycle_events_and_middleware() -> None:
     assert events[-2].error is not None and events[-2].error.message == "card declined"
     assert recorder.seen == ["terminated"]
     assert timings == ["before a", "after a", "before fail"]
+
+
+def test_a_resumed_workflow_gets_a_fresh_set_of_attempts() -> None:
+    suspend_after_two = RetryPolicy(max_attempts=2, initial_interval=timedelta(seconds=1), then=WorkflowStep.SUSPEND)
+    test, workflow_id = run(lambda b: b.start_with(Flaky).on_error(suspend_after_two), {"attempts": 0, "succeed_on": 4})
+    with pytest.raises(WorkflowTimeoutError):
+        test.run_to_completion(workflow_id)
+    assert test.instance(workflow_id).status is WorkflowStatus.SUSPENDED
+    test.host.resume_workflow(workflow_id)
+    instance = test.run_to_completion(workflow_id)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data["attempts"] == 4
+    assert instance.execution_pointers[0].retry_count == 3
+
+
+def test_each_attempt_of_a_step_is_a_step_started_event() -> None:
+    test = WorkflowTestHost(workflow(lambda b: b.start_with(Flaky).on_error(POLICY)))
+    events: list[LifecycleEvent] = []
+    test.host.on_lifecycle_event(events.append)
+    test.run_to_completion(test.start_workflow("Flow", data={"log": [], "attempts": 0, "succeed_on": 3}))
+    kinds = [e.type for e in events if e.type is not LifecycleEventType.WORKFLOW_STARTED]
+    assert kinds.count(LifecycleEventType.STEP_STARTED) == 3
+    assert kinds.count(LifecycleEventType.WORKFLOW_ERROR) == 2
+    assert kinds[-2:] == [LifecycleEventType.STEP_COMPLETED, LifecycleEventType.WORKFLOW_COMPLETED]
