@@ -26,6 +26,22 @@ EXPECTED: dict[str, list[str]] = {
         "error on attempt 1: service unavailable (attempt 1)",
         "error on attempt 2: service unavailable (attempt 2)",
     ],
+    "10-saga.py": ["take payment", "cancel flight", "cancel hotel", "notify customer", "Workflow is complete",
+                   "recorded error: card declined"],
+    "11-parallel.py": ["prices: fetching (async)", "prices: done", "stock: checked", "both branches done",
+                       "pack teapot", "all packed", "Workflow is complete"],
+    "12-outcomes.py": ["--- total = 50", "--- total = 5000", "outcome of CheckRisk: 'high' (complete)"],
+    "13-retry-policy.py": ["calling the payment API (attempt 4)", "Workflow is terminated",
+                           "attempt 4 at +"],
+    "14-scheduling.py": ["after the delay", "tick 3", "scheduled reminder", "no approval in time: escalated",
+                         "Workflow is complete after 3 ticks"],
+    "15-sub-workflow.py": ["child: 3 kg to NL costs 17", "parent: shipping is 17",
+                           "Workflow is complete, shipping = 17", "QuoteWorkflow is complete; started by this order: True"],
+    "16-controls-and-lifecycle.py": ["event: workflow_suspended (order-1)", "event: workflow_terminated (order-2)",
+                                     "suspended: ['order-1']", "order-1 is still suspended",
+                                     "event: workflow_resumed (order-1)", "ship order-1", "Prepare of order-1 took",
+                                     "event: workflow_completed (order-1)", "order-1: complete", "order-2: terminated"],
+    "17-testing.py": ["three days of workflow time took", "ok"],
     "demo.py": ["validate: 3 items, total 63.40", "pack: cups", "pack: tea", "pack: teapot", "workflow complete"],
 }
 
@@ -107,3 +123,53 @@ def test_demo_run_twice_resumes_the_waiting_workflow_from_the_database(tmp_path:
     third = run_sample("demo.py", cwd=tmp_path)  # and the next run leaves a new one waiting
     assert third.returncode == 0, third.stderr
     assert "run `make demo` again to see it resume from the database" in third.stdout
+
+
+def lines_of(name: str) -> list[str]:
+    result = run_sample(name)
+    assert result.returncode == 0, result.stderr
+    return [line.strip() for line in result.stdout.splitlines()]
+
+
+def test_saga_sample_compensates_in_reverse_order_and_goes_on() -> None:
+    lines = lines_of("10-saga.py")
+    assert lines[:7] == [
+        "trip requested", "book hotel", "book flight", "take payment", "cancel flight", "cancel hotel", "notify customer",
+    ]
+    assert "send itinerary" not in lines
+
+
+def test_parallel_sample_joins_both_branches_and_packs_one_item_at_a_time() -> None:
+    lines = lines_of("11-parallel.py")
+    assert lines.index("stock: checked") < lines.index("prices: confirmed") < lines.index("both branches done")
+    packing = [line for line in lines if line.startswith("pack ") or line.endswith(" packed") and line != "all packed"]
+    assert packing == ["pack cups", "cups packed", "pack tea", "tea packed", "pack teapot", "teapot packed"]
+
+
+def test_outcomes_sample_runs_one_when_block_and_one_branch_per_order() -> None:
+    out = run_sample("12-outcomes.py").stdout
+    small, medium, large = out.split("--- total = ")[1:]
+    assert "accepted at once" in small and "ship by post" in small and "courier" not in small
+    assert "accepted at once" in medium and "ship by courier" in medium
+    assert "held for a manual check" in large and "accepted" not in large and "ship by courier" in large
+    assert out.count("done") == 3
+
+
+def test_retry_policy_sample_makes_four_attempts_and_records_four_errors() -> None:
+    lines = lines_of("13-retry-policy.py")
+    assert len([line for line in lines if line.startswith("calling the payment API")]) == 4
+    assert len([line for line in lines if "builtins.ConnectionError: payment API unavailable" in line]) == 4
+    assert "never printed" not in lines
+
+
+def test_scheduling_sample_ticks_three_times_before_the_timeout() -> None:
+    lines = [line.split("  ", 1)[1] for line in lines_of("14-scheduling.py")]
+    assert [line for line in lines if line.startswith("tick")] == ["tick 1", "tick 2", "tick 3"]
+    assert lines.index("after the delay") < lines.index("tick 1")
+    assert lines.index("tick 3") < lines.index("no approval in time: escalated")
+
+
+def test_controls_sample_never_ships_the_terminated_order() -> None:
+    lines = lines_of("16-controls-and-lifecycle.py")
+    assert "ship order-2" not in lines
+    assert lines.index("order-1 is still suspended") < lines.index("ship order-1")
