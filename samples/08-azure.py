@@ -45,10 +45,9 @@ class MyWorkflow(Workflow):
 
 
 connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", AZURITE)
-host = configure_workflow_host(
-    queue_service=AzureQueueProvider(connection_string),
-    lock_service=AzureLockProvider(connection_string),
-)
+queue = AzureQueueProvider(connection_string)
+lock = AzureLockProvider(connection_string)
+host = configure_workflow_host(queue_service=queue, lock_service=lock)
 host.register_workflow(MyWorkflow())
 host.start()
 
@@ -58,5 +57,5 @@ host.publish_event('event1', 'key1', 'hello')
 instance = host.wait_for_workflow(wid, timeout=30)
 print(f"captured_value = {instance.data.captured_value} ({instance.status.value})")
 host.stop()
-host.queue.close()
-host.lock.close()
+queue.close()
+lock.close()
