@@ -635,14 +635,17 @@ class WorkflowHost:
             if not waiting or instance.is_finished:
                 self._save(instance, instance.status, terminated_subscriptions=[subscription.id])
                 return True
-            # Older events still being fanned out go first, so a waiting step sees events in order.
+            # An instance consumes an event once, and older events still being fanned out go
+            # first, so a waiting step sees events in order.
             consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
             candidates = self.persistence.get_events(
                 subscription.event_name, subscription.event_key, subscription.subscribe_as_of
             )
             chosen = next(
-                (c for c in candidates if c.id == event.id or (not c.is_processed and c.id not in consumed)), event
+                (c for c in candidates if c.id not in consumed and (c.id == event.id or not c.is_processed)), None
             )
+            if chosen is None:
+                return True  # this instance already has the event: the step waits for the next one
             self._apply_event(instance, subscription, chosen)
         except WorkflowNotFoundError:
             return True  # purged meanwhile

@@ -288,3 +288,22 @@ def test_purge_removes_only_old_finished_workflows() -> None:
         assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE
         with pytest.raises(InvalidArgumentError):
             host.purge(WorkflowStatus.RUNNABLE)
+
+
+class TwoWaits(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop).wait_for("go", lambda data, context: "k").output(
+            "first", lambda s: s.event_data
+        ).wait_for("go", lambda data, context: "k").output("second", lambda s: s.event_data)
+
+
+def test_an_instance_consumes_each_event_once_even_with_two_waits_for_it() -> None:
+    with configure_workflow_host(poll_interval=60) as host:
+        host.register_workflow(TwoWaits())
+        workflow_id = host.start_workflow("TwoWaits", 1, {})
+        host.publish_event("go", "k", "one")
+        with pytest.raises(WorkflowTimeoutError):
+            host.wait_for_workflow(workflow_id, 0.3)
+        assert host.get_workflow_instance(workflow_id).data == {"first": "one"}
+        host.publish_event("go", "k", "two")
+        assert host.wait_for_workflow(workflow_id, 5).data == {"first": "one", "second": "two"}
