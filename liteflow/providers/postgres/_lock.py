@@ -1,0 +1,196 @@
+"""A :class:`LockProvider` on PostgreSQL: leased lock rows with renewal and fencing tokens.
+
+Rows of ``<schema>.lock_lease``: ``(resource, owner, token, expires_at)``, one per lock held.
+(Advisory locks would die with their session, but they belong to a connection, and a pooled
+connection is shared between threads and calls; lease rows work with a pool and show who holds
+what in plain SQL.)
+
+Guarantees
+    ``acquire`` is one ``INSERT ... ON CONFLICT (resource) DO UPDATE ... WHERE expires_at < now()``:
+    it takes a free resource, or one whose lease has lapsed, and otherwise changes nothing; racing
+    callers on any node queue on the row and exactly one wins. ``release`` deletes the row only if
+    it still carries this grant's token, so a node never frees a lock that lapsed and was taken by
+    another. A background thread extends this provider's leases every ``lease / 3`` (only those
+    still unexpired and still carrying its tokens), so a lock stays held for as long as its node is
+    alive and reaches the database, and a node that dies (or stalls past the lease) loses its locks
+    at most ``lease`` seconds after its last renewal. A lock found lapsed at renewal is dropped and
+    logged at WARNING. Every comparison uses the database server's clock.
+
+Durability
+    Every statement commits synchronously by default. With ``synchronous_commit=False`` a crash of
+    the database server can forget grants made in its last fraction of a second, so such a lock is
+    free again when the server comes back while its holder may still be working: the same overlap
+    as a lease lapsing, caught the same way (next paragraph). Tokens still only grow, as the
+    sequence is recovered ahead of any value handed out.
+
+Fencing
+    Every grant takes the next value of the ``lock_token`` sequence, so tokens grow with the order
+    in which locks were granted; ``token(resource)`` returns it while this provider holds the lock.
+    LiteFlow itself relies on the persistence provider's revision check for the case the token is
+    for (a holder whose lease lapsed during a long step saves a stale instance: ConcurrencyError).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._providers import LockProvider
+
+from ._common import check_schema, flag, open_pool, split_url, translated
+from ._schema import migrate, quoted
+
+logger = logging.getLogger("liteflow.providers.postgres")
+
+
+class PostgresLockProvider(LockProvider):
+    """Leased, renewed, token-checked locks in PostgreSQL; see the module docstring.
+
+    ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. ``lease`` is in
+    seconds. ``renew=False`` turns renewal off, so locks lapse after one lease even while held: for
+    tests that stand in for a stalled node, not for production. ``synchronous_commit=False``
+    trades the last moments before a database crash for speed (see Durability).
+    """
+
+    def __init__(
+        self,
+        conninfo_or_url: str,
+        *,
+        schema: str = "liteflow",
+        lease: float = 10.0,
+        renew: bool = True,
+        min_size: int = 1,
+        max_size: int = 8,
+        synchronous_commit: bool = True,
+    ) -> None:
+        if lease <= 0:
+            raise InvalidArgumentError(f"lease must be positive, got {lease}")
+        self.schema = check_schema(schema)
+        self.lease = float(lease)
+        s = quoted(schema)
+        self._acquire_sql = (
+            f"INSERT INTO {s}.lock_lease AS l (resource, owner, token, expires_at)"
+            f" VALUES (%s, %s, nextval('{s}.lock_token'), now() + %s * interval '1 second')"
+            " ON CONFLICT (resource) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token,"
+            " expires_at = EXCLUDED.expires_at WHERE l.expires_at < now() RETURNING token"
+        )
+        self._release_sql = f"DELETE FROM {s}.lock_lease WHERE resource = %s AND token = %s"
+        self._renew_sql = (
+            f"UPDATE {s}.lock_lease AS l SET expires_at = now() + %s * interval '1 second'"
+            " FROM unnest(%s::text[], %s::bigint[]) AS h(resource, token)"
+            " WHERE l.resource = h.resource AND l.token = h.token AND l.owner = %s AND l.expires_at >= now()"
+            " RETURNING l.resource, l.token"
+        )
+        self._release_all_sql = f"DELETE FROM {s}.lock_lease WHERE owner = %s"
+        self._owner = secrets.token_hex(12)
+        self._mutex = threading.Lock()
+        self._held: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._closed = False
+        self._pool = open_pool(
+            conninfo_or_url,
+            min_size=min_size,
+            max_size=max_size,
+            name=f"liteflow-lock-{schema}",
+            synchronous_commit=synchronous_commit,
+        )
+        try:
+            with translated("migrate the schema"), self._pool.connection() as conn:
+                migrate(conn, schema)
+        except BaseException:
+            self._pool.close()
+            raise
+        self._renewer: threading.Thread | None = None
+        if renew:
+            self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-pg-lock-renewal", daemon=True)
+            self._renewer.start()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresLockProvider:
+        """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
+        as query parameters (``?schema=app&lease=15``), any others go to libpq."""
+        options: dict[str, Callable[[str], Any]] = {
+            "schema": str,
+            "lease": float,
+            "min_size": int,
+            "max_size": int,
+            "synchronous_commit": flag,
+        }
+        conninfo, values = split_url(url, options)
+        return cls(conninfo, **values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schema={self.schema!r}, owner={self._owner!r})"
+
+    def acquire(self, resource: str) -> bool:
+        with translated(f"lock {resource}"), self._pool.connection() as conn:
+            row = conn.execute(self._acquire_sql, (resource, self._owner, self.lease)).fetchone()
+        if row is None:
+            return False
+        with self._mutex:
+            self._held[resource] = int(row[0])
+        return True
+
+    def token(self, resource: str) -> int | None:
+        """The fencing token of this provider's lock on ``resource``, or None if it does not hold
+        it (never took it, released it, or found it lapsed at renewal)."""
+        with self._mutex:
+            return self._held.get(resource)
+
+    def release(self, resource: str) -> None:
+        with self._mutex:
+            token = self._held.pop(resource, None)
+        if token is None:
+            return
+        try:
+            with translated(f"unlock {resource}"), self._pool.connection() as conn:
+                conn.execute(self._release_sql, (resource, token))
+        except ProviderError as error:
+            raise ProviderError(f"{error} (the lock lapses within {self.lease} s)") from error.__cause__
+
+    def _renew_loop(self) -> None:
+        while not self._stopping.wait(self.lease / 3):
+            try:
+                self.renew_now()
+            except ProviderError as error:
+                logger.warning("renewing PostgreSQL locks failed; they lapse unless the next try succeeds: %s", error)
+
+    def renew_now(self) -> None:
+        """Extend every lock held now by one lease (what the renewal thread does every lease / 3)."""
+        with self._mutex:
+            held = list(self._held.items())
+        if not held:
+            return
+        resources, tokens = [r for r, _ in held], [t for _, t in held]
+        with translated("renew locks"), self._pool.connection() as conn:
+            rows = conn.execute(self._renew_sql, (self.lease, resources, tokens, self._owner)).fetchall()
+        kept = {(str(r), int(t)) for r, t in rows}
+        for resource, token in held:
+            if (resource, token) in kept:
+                continue
+            with self._mutex:
+                if self._held.get(resource) == token:  # not released or taken again meanwhile
+                    del self._held[resource]
+                    logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
+
+    def close(self) -> None:
+        """Stop renewal, release every lock this provider holds, and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        with self._mutex:
+            self._held.clear()
+        try:
+            with translated("release locks"), self._pool.connection() as conn:
+                conn.execute(self._release_all_sql, (self._owner,))
+        except ProviderError as error:
+            logger.warning("could not release PostgreSQL locks on close; they lapse within %s s: %s", self.lease, error)
+        finally:
+            self._pool.close()

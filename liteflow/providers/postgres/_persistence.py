@@ -1,0 +1,388 @@
+"""A :class:`PersistenceProvider` on PostgreSQL, with psycopg 3 and a ``psycopg_pool`` pool.
+
+Connections
+    Every call borrows an autocommit connection from the pool for one statement, or for one
+    explicit transaction when it writes more than one row. Nothing is held between calls, so
+    ``max_size`` bounds the connections one provider opens whatever the number of host threads.
+
+Consistency
+    ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
+    optimistic concurrency check: a row lock makes racing saves of one revision queue up, and all
+    but the first then find the revision changed and raise :class:`ConcurrencyError`), then the
+    subscriptions, ended subscriptions, errors and outbox events. Everything that can fail on the
+    caller's data (serialization) happens before the transaction begins.
+
+Wake-ups (optional)
+    With ``notify=True``, a save that leaves an instance runnable now, or that stores events, also
+    sends ``NOTIFY liteflow_work_<schema>`` in its transaction, and :meth:`wait_for_work` lets a
+    process block until some host's save makes work (or a timeout). Off by default: PostgreSQL
+    serializes the commits of notifying transactions, and the host's own wake-ups come from its
+    queue provider (see :class:`PostgresQueueProvider`, which notifies on every enqueue).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from liteflow.core._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
+from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus, utcnow
+from liteflow.core._providers import InstanceQuery, PersistenceProvider
+from liteflow.core._records import (
+    error_from_record,
+    error_to_record,
+    event_from_record,
+    event_to_record,
+    instance_from_record,
+    instance_to_record,
+    subscription_from_record,
+    subscription_to_record,
+)
+
+from ._common import Listener, check_schema, flag, open_pool, split_url, translated, utc
+from ._schema import migrate, quoted
+
+# json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+_RUNNABLE = WorkflowStatus.RUNNABLE.value
+
+
+class _Sql:
+    """The statements, qualified with one schema."""
+
+    def __init__(self, schema: str) -> None:
+        s = quoted(schema)
+        self.insert_workflow = (
+            f"INSERT INTO {s}.workflow (id, definition_id, version, reference, status, next_execution, create_time,"
+            " complete_time, revision, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self.update_workflow = (
+            f"UPDATE {s}.workflow SET definition_id = %s, version = %s, reference = %s, status = %s,"
+            " next_execution = %s, complete_time = %s, revision = revision + 1, record = %s"
+            " WHERE id = %s AND revision = %s"
+        )
+        self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
+        self.select_workflow = f"SELECT record, revision FROM {s}.workflow WHERE id = %s"
+        self.select_workflows = f"SELECT record, revision FROM {s}.workflow"
+        self.runnable_workflows = (
+            f"SELECT id FROM {s}.workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
+            " AND next_execution <= %s ORDER BY next_execution"
+        )
+        self.upsert_subscription = (
+            f"INSERT INTO {s}.subscription AS t (id, workflow_id, event_name, event_key, subscribe_as_of, record)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET workflow_id = EXCLUDED.workflow_id,"
+            " event_name = EXCLUDED.event_name, event_key = EXCLUDED.event_key,"
+            " subscribe_as_of = EXCLUDED.subscribe_as_of, record = EXCLUDED.record"
+        )
+        self.delete_subscriptions = f"DELETE FROM {s}.subscription WHERE id = ANY(%s)"
+        self.select_subscriptions = (
+            f"SELECT record FROM {s}.subscription WHERE event_name = %s AND event_key = %s"
+            " AND subscribe_as_of <= %s ORDER BY subscribe_as_of, id"
+        )
+        self.insert_error = (
+            f"INSERT INTO {s}.execution_error (id, workflow_id, record) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING"
+        )
+        self.select_errors = f"SELECT record FROM {s}.execution_error WHERE workflow_id = %s ORDER BY seq"
+        self.upsert_event = (
+            f"INSERT INTO {s}.event AS t (id, event_name, event_key, event_time, is_processed, record)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET event_name = EXCLUDED.event_name,"
+            " event_key = EXCLUDED.event_key, event_time = EXCLUDED.event_time,"
+            " is_processed = EXCLUDED.is_processed, record = EXCLUDED.record"
+        )
+        self.select_event = f"SELECT record, is_processed FROM {s}.event WHERE id = %s"
+        self.select_events = (
+            f"SELECT record, is_processed FROM {s}.event WHERE event_name = %s AND event_key = %s"
+            " AND event_time >= %s ORDER BY event_time, id"
+        )
+        self.runnable_events = (
+            f"SELECT id FROM {s}.event WHERE NOT is_processed AND event_time <= %s ORDER BY event_time, id"
+        )
+        self.mark_event = f"UPDATE {s}.event SET is_processed = %s WHERE id = %s"
+        self.purge_workflows = (
+            f"DELETE FROM {s}.workflow WHERE complete_time IS NOT NULL AND complete_time < %s"
+            " AND status = ANY(%s) RETURNING id"
+        )
+        self.purge_subscriptions = f"DELETE FROM {s}.subscription WHERE workflow_id = ANY(%s)"
+        self.purge_errors = f"DELETE FROM {s}.execution_error WHERE workflow_id = ANY(%s)"
+        self.purge_events = f"DELETE FROM {s}.event WHERE is_processed AND event_time < %s"
+        self.notify = "SELECT pg_notify(%s, '')"
+
+
+def _query_where(query: InstanceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of :meth:`PostgresPersistenceProvider.query_instances`, and its parameters."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for clause, value in (
+        ("status = %s", None if query.status is None else WorkflowStatus(query.status).value),
+        ("definition_id = %s", query.workflow_definition_id),
+        ("reference = %s", query.reference),
+        ("create_time >= %s", None if query.created_from is None else utc(query.created_from)),
+        ("create_time < %s", None if query.created_to is None else utc(query.created_to)),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            parameters.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
+
+
+class PostgresPersistenceProvider(PersistenceProvider):
+    """Workflow state in PostgreSQL, safe to call from many threads and many hosts at once.
+
+    ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. Tables live in
+    ``schema`` (created and migrated on start). ``min_size``/``max_size`` size the connection
+    pool. ``notify`` turns on the work notifications read by :meth:`wait_for_work`.
+    """
+
+    def __init__(
+        self,
+        conninfo_or_url: str,
+        *,
+        schema: str = "liteflow",
+        min_size: int = 1,
+        max_size: int = 8,
+        notify: bool = False,
+    ) -> None:
+        self.schema = check_schema(schema)
+        self._conninfo = conninfo_or_url
+        self._sql = _Sql(schema)
+        self._notify = notify
+        self._channel = f"liteflow_work_{schema}"
+        self._listener: Listener | None = None
+        self._listener_lock = threading.Lock()
+        self._pool = open_pool(conninfo_or_url, min_size=min_size, max_size=max_size, name=f"liteflow-{schema}")
+        try:
+            with translated("migrate the schema"), self._pool.connection() as conn:
+                migrate(conn, schema)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresPersistenceProvider:
+        """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
+        as query parameters (``?schema=app&max_size=16&notify=true``), any others go to libpq."""
+        options: dict[str, Callable[[str], Any]] = {"schema": str, "min_size": int, "max_size": int, "notify": flag}
+        conninfo, values = split_url(url, options)
+        return cls(conninfo, **values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schema={self.schema!r})"
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        self._pool.close()
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def _runnable_now(self, instance: WorkflowInstance) -> bool:
+        return (
+            self._notify
+            and instance.status is WorkflowStatus.RUNNABLE
+            and instance.next_execution is not None
+            and utc(instance.next_execution) <= utcnow()
+        )
+
+    def create_workflow(self, instance: WorkflowInstance) -> None:
+        row = (
+            instance.id,
+            instance.workflow_definition_id,
+            instance.version,
+            instance.reference,
+            instance.status.value,
+            None if instance.next_execution is None else utc(instance.next_execution),
+            utc(instance.create_time),
+            None if instance.complete_time is None else utc(instance.complete_time),
+            instance.revision,
+            _dumps(instance_to_record(instance)),
+        )
+        notify = self._runnable_now(instance)
+        with translated("create a workflow"), self._pool.connection() as conn:
+            try:
+                if notify:
+                    with conn.transaction():
+                        conn.execute(self._sql.insert_workflow, row)
+                        conn.execute(self._sql.notify, (self._channel,))
+                else:
+                    conn.execute(self._sql.insert_workflow, row)
+            except pg_errors.UniqueViolation as error:
+                raise ConcurrencyError(f"workflow {instance.id} already exists") from error
+
+    def persist_workflow(
+        self,
+        instance: WorkflowInstance,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        terminated_subscriptions: Sequence[str] = (),
+        errors: Sequence[ExecutionError] = (),
+        events: Sequence[Event] = (),
+    ) -> None:
+        # Everything that can fail on the caller's data happens before the transaction.
+        revision = instance.revision
+        record = instance_to_record(instance)
+        record["revision"] = revision + 1
+        update = (
+            instance.workflow_definition_id,
+            instance.version,
+            instance.reference,
+            instance.status.value,
+            None if instance.next_execution is None else utc(instance.next_execution),
+            None if instance.complete_time is None else utc(instance.complete_time),
+            _dumps(record),
+            instance.id,
+            revision,
+        )
+        subscription_rows = [
+            (s.id, s.workflow_id, s.event_name, s.event_key, utc(s.subscribe_as_of), _dumps(subscription_to_record(s)))
+            for s in subscriptions
+        ]
+        ended = list(terminated_subscriptions)
+        error_rows = [(e.id, e.workflow_id, _dumps(error_to_record(e))) for e in errors]
+        event_rows = [self._event_row(event) for event in events]
+        notify = self._runnable_now(instance) or (self._notify and bool(event_rows))
+        sql = self._sql
+        with translated("save a workflow"), self._pool.connection() as conn:
+            if not (subscription_rows or ended or error_rows or event_rows or notify):
+                # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
+                if conn.execute(sql.update_workflow, update).rowcount == 0:
+                    self._raise_lost_update(conn, instance.id, revision)
+            else:
+                with conn.transaction(), conn.cursor() as cursor:
+                    if cursor.execute(sql.update_workflow, update).rowcount == 0:
+                        self._raise_lost_update(conn, instance.id, revision)
+                    if subscription_rows:
+                        cursor.executemany(sql.upsert_subscription, subscription_rows)
+                    if ended:
+                        cursor.execute(sql.delete_subscriptions, (ended,))
+                    if error_rows:
+                        cursor.executemany(sql.insert_error, error_rows)
+                    if event_rows:
+                        cursor.executemany(sql.upsert_event, event_rows)
+                    if notify:
+                        cursor.execute(sql.notify, (self._channel,))
+        instance.revision = revision + 1
+
+    def _raise_lost_update(self, conn: psycopg.Connection[Any], workflow_id: str, revision: int) -> None:
+        row = conn.execute(self._sql.workflow_revision, (workflow_id,)).fetchone()
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+        raise ConcurrencyError(
+            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})"
+        )
+
+    def _fetchall(self, what: str, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with translated(what), self._pool.connection() as conn:
+            return conn.execute(sql, parameters).fetchall()
+
+    @staticmethod
+    def _instance(row: tuple[Any, ...]) -> WorkflowInstance:
+        instance = instance_from_record(_loads(row[0]))
+        instance.revision = row[1]
+        return instance
+
+    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
+        rows = self._fetchall("load a workflow", self._sql.select_workflow, (workflow_id,))
+        if not rows:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+        return self._instance(rows[0])
+
+    def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
+        where, parameters = _query_where(query)
+        sql = f"{self._sql.select_workflows}{where} ORDER BY create_time, id LIMIT %s OFFSET %s"
+        rows = self._fetchall("query workflows", sql, (*parameters, query.limit, query.offset))
+        return [self._instance(row) for row in rows]
+
+    def get_runnable_instances(self, as_of: datetime) -> list[str]:
+        rows = self._fetchall("find runnable workflows", self._sql.runnable_workflows, (utc(as_of),))
+        return [row[0] for row in rows]
+
+    def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
+        rows = self._fetchall("find subscriptions", self._sql.select_subscriptions, (event_name, event_key, utc(as_of)))
+        return [subscription_from_record(_loads(row[0])) for row in rows]
+
+    # -- events --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_row(event: Event) -> tuple[Any, ...]:
+        record = _dumps(event_to_record(event))
+        return (event.id, event.event_name, event.event_key, utc(event.event_time), event.is_processed, record)
+
+    def create_event(self, event: Event) -> None:
+        row = self._event_row(event)
+        with translated("store an event"), self._pool.connection() as conn:
+            if self._notify:
+                with conn.transaction():
+                    conn.execute(self._sql.upsert_event, row)
+                    conn.execute(self._sql.notify, (self._channel,))
+            else:
+                conn.execute(self._sql.upsert_event, row)
+
+    @staticmethod
+    def _event(row: tuple[Any, ...]) -> Event:
+        event = event_from_record(_loads(row[0]))
+        event.is_processed = bool(row[1])  # the column is the truth; the record keeps the value at creation
+        return event
+
+    def get_event(self, event_id: str) -> Event:
+        rows = self._fetchall("load an event", self._sql.select_event, (event_id,))
+        if not rows:
+            raise EventNotFoundError(f"no event with id {event_id}")
+        return self._event(rows[0])
+
+    def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
+        rows = self._fetchall("find events", self._sql.select_events, (event_name, event_key, utc(as_of)))
+        return [self._event(row) for row in rows]
+
+    def get_runnable_events(self, as_of: datetime) -> list[str]:
+        return [row[0] for row in self._fetchall("find runnable events", self._sql.runnable_events, (utc(as_of),))]
+
+    def _mark(self, event_id: str, processed: bool) -> None:
+        with translated("mark an event"), self._pool.connection() as conn:
+            changed = conn.execute(self._sql.mark_event, (processed, event_id)).rowcount
+        if changed == 0:
+            raise EventNotFoundError(f"no event with id {event_id}")
+
+    def mark_event_processed(self, event_id: str) -> None:
+        self._mark(event_id, True)
+
+    def mark_event_unprocessed(self, event_id: str) -> None:
+        self._mark(event_id, False)
+
+    # -- errors, housekeeping, wake-ups --------------------------------------------------------
+
+    def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        rows = self._fetchall("load errors", self._sql.select_errors, (workflow_id,))
+        return [error_from_record(_loads(row[0])) for row in rows]
+
+    def purge(self, *, statuses: Sequence[WorkflowStatus], older_than: datetime) -> int:
+        cutoff = utc(older_than)
+        values = list(dict.fromkeys(WorkflowStatus(status).value for status in statuses))
+        sql = self._sql
+        with translated("purge"), self._pool.connection() as conn, conn.transaction():
+            doomed = [row[0] for row in conn.execute(sql.purge_workflows, (cutoff, values)).fetchall()]
+            if doomed:
+                conn.execute(sql.purge_subscriptions, (doomed,))
+                conn.execute(sql.purge_errors, (doomed,))
+            conn.execute(sql.purge_events, (cutoff,))
+        return len(doomed)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until a save by any provider on this schema with ``notify=True`` makes an instance
+        runnable now or stores an event, or ``timeout`` seconds pass; True if woken by such a save.
+
+        Not part of the persistence contract: a hint for processes that would otherwise poll.
+        Notifications sent before the first call (which starts listening) are not seen, so check
+        the store first, then wait, then check again.
+        """
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = Listener(self._conninfo, self._channel)
+        seen = self._listener.generation("")
+        return self._listener.wait("", seen, timeout) and not self._listener.closed

@@ -1,0 +1,224 @@
+"""A reliable :class:`QueueProvider` on one PostgreSQL table, woken by ``LISTEN``/``NOTIFY``.
+
+Rows of ``<schema>.queue_item``
+    One row per delivery: ``(id, queue, item_id, visible_at, taken_by)``. A waiting row has
+    ``taken_by`` NULL and ``visible_at`` = when it was queued; a taken row has the delivery's token
+    in ``taken_by`` and ``visible_at`` = when it will be handed out again unless acknowledged.
+
+Delivery (at least once)
+    ``enqueue`` inserts a waiting row, unless one for that id is already waiting (a partial unique
+    index and ``ON CONFLICT DO NOTHING``), and in the same statement sends
+    ``pg_notify('liteflow_queue_<schema>', <queue>)``, delivered when it commits. ``dequeue`` takes
+    the first visible row, oldest ``visible_at`` first, with ``FOR UPDATE SKIP LOCKED`` (so consumers
+    on any node never block one another or take the same row) and in the same statement marks it
+    taken until ``now() + visibility_timeout``. ``acknowledge`` deletes that delivery's row. A row
+    whose consumer died (or worked past the timeout) becomes visible again and is handed out to the
+    next ``dequeue``. All times are the database server's clock, so the nodes' clocks do not matter.
+    An id queued again while taken gets a new waiting row: a workflow re-queued while it runs runs
+    again. ``close`` makes this provider's unacknowledged deliveries visible at once.
+
+Waiting
+    An empty ``dequeue`` waits on a condition fed by one listener thread per provider (a dedicated
+    connection that ``LISTEN``s): it wakes as soon as any node's enqueue commits, without holding a
+    pool connection and without polling. It re-checks every second as well (notifications missed
+    while the listener reconnects), and sooner when a taken row is due to become visible again.
+
+Durability
+    Every statement commits synchronously by default. ``synchronous_commit=False`` makes the queue's
+    commits return before their WAL reaches disk (``SET synchronous_commit = off`` on its pool): a
+    crash of the *database server* (not of a host) can then forget the last fraction of a second of
+    enqueues, takes and acknowledgements, and nothing else (PostgreSQL stays consistent). Each such
+    loss is one LiteFlow already recovers from: a forgotten acknowledgement or take is a redelivery;
+    a forgotten enqueue is found again by the host's poller, because the instance or event it
+    announced was saved first by the persistence provider, which always commits synchronously.
+    What it buys is an fsync per queue operation (held, for an enqueue, under the server-wide lock
+    that orders ``NOTIFY``ing commits): little where fsync is cheap (about 5-10 % more workflows/s
+    on the 2-core development machine), more on disks with a slow fsync.
+
+Items of one queue come out first in, first out; redelivered items rejoin by their redelivery time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._providers import QueueProvider, QueueType
+
+from ._common import Listener, check_schema, flag, open_pool, split_url, translated
+from ._schema import migrate, quoted
+
+logger = logging.getLogger("liteflow.providers.postgres")
+
+_RECHECK = 1.0
+"""Longest an empty ``dequeue`` waits without looking at the table again."""
+
+
+class PostgresQueueProvider(QueueProvider):
+    """Reliable, de-duplicating FIFO queues in PostgreSQL; see the module docstring.
+
+    ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. The table lives in
+    ``schema`` (created and migrated on start). ``visibility_timeout`` (seconds) is how long a
+    delivery may go unacknowledged before it is handed out again: pick it above your slowest step.
+    ``synchronous_commit=False`` trades the last moments before a database crash for speed (see
+    Durability).
+    """
+
+    def __init__(
+        self,
+        conninfo_or_url: str,
+        *,
+        schema: str = "liteflow",
+        visibility_timeout: float = 30.0,
+        min_size: int = 1,
+        max_size: int = 8,
+        synchronous_commit: bool = True,
+    ) -> None:
+        if visibility_timeout <= 0:
+            raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
+        self.schema = check_schema(schema)
+        self.visibility_timeout = float(visibility_timeout)
+        s = quoted(schema)
+        channel = f"liteflow_queue_{schema}"
+        self._enqueue_sql = (
+            f"WITH added AS (INSERT INTO {s}.queue_item (queue, item_id, visible_at) VALUES (%s, %s, now())"
+            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO NOTHING RETURNING queue)"
+            f" SELECT pg_notify('{channel}', queue) FROM added"
+        )
+        self._take_sql = (
+            f"UPDATE {s}.queue_item SET taken_by = %s, visible_at = now() + %s * interval '1 second'"
+            f" WHERE id = (SELECT id FROM {s}.queue_item WHERE queue = %s AND visible_at <= now()"
+            " ORDER BY visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, item_id"
+        )
+        self._next_visible_sql = (
+            f"SELECT extract(epoch FROM min(visible_at) - now()) FROM {s}.queue_item"
+            " WHERE queue = %s AND visible_at > now()"
+        )
+        self._ack_sql = f"DELETE FROM {s}.queue_item WHERE id = %s AND taken_by = %s"
+        self._return_sql = f"UPDATE {s}.queue_item SET visible_at = now() WHERE id = ANY(%s) AND taken_by = ANY(%s)"
+        self._node = secrets.token_hex(6)
+        self._deliveries = itertools.count(1)
+        # (queue, item) -> this provider's unacknowledged deliveries: (row id, token, thread id).
+        self._taken: defaultdict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
+        self._taken_lock = threading.Lock()
+        self._closed = False
+        self._pool = open_pool(
+            conninfo_or_url,
+            min_size=min_size,
+            max_size=max_size,
+            name=f"liteflow-queue-{schema}",
+            synchronous_commit=synchronous_commit,
+        )
+        try:
+            with translated("migrate the schema"), self._pool.connection() as conn:
+                migrate(conn, schema)
+            self._listener = Listener(conninfo_or_url, channel)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresQueueProvider:
+        """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
+        as query parameters (``?schema=app&visibility_timeout=60``), any others go to libpq."""
+        options: dict[str, Callable[[str], Any]] = {
+            "schema": str,
+            "visibility_timeout": float,
+            "min_size": int,
+            "max_size": int,
+            "synchronous_commit": flag,
+        }
+        conninfo, values = split_url(url, options)
+        return cls(conninfo, **values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schema={self.schema!r})"
+
+    def enqueue(self, queue: QueueType, item_id: str) -> None:
+        with translated("queue an item"), self._pool.connection() as conn:
+            conn.execute(self._enqueue_sql, (QueueType(queue).value, item_id))
+
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        name = QueueType(queue).value
+        deadline = time.monotonic() + max(timeout, 0.0)
+        # When the next taken row becomes visible again: looked up once, and again only once
+        # passed, so that waiters woken together by one notification make one query each, not two.
+        redelivery: float | None = None
+        while not self._closed:
+            seen = self._listener.generation(name)
+            try:
+                item = self._take(name)
+                if item is not None:
+                    return item
+                now = time.monotonic()
+                if now >= deadline:
+                    return None
+                if redelivery is None or redelivery <= now:
+                    redelivery = now + self._next_visible(name)
+                wait = min(deadline - now, _RECHECK, max(redelivery - now, 0.001))
+            except ProviderError:
+                if self._closed:  # the pool was closed under us: that is the wake-up close() promises
+                    return None
+                raise
+            self._listener.wait(name, seen, wait)
+        return None
+
+    def _take(self, name: str) -> str | None:
+        token = f"{self._node}-{next(self._deliveries)}"
+        with translated("take an item"), self._pool.connection() as conn:
+            row = conn.execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+        if row is None:
+            return None
+        row_id, item_id = int(row[0]), str(row[1])
+        with self._taken_lock:
+            self._taken[(name, item_id)].append((row_id, token, threading.get_ident()))
+        return item_id
+
+    def _next_visible(self, name: str) -> float:
+        """Seconds until a taken row of this queue becomes visible again (inf if none)."""
+        with translated("look at the queue"), self._pool.connection() as conn:
+            row = conn.execute(self._next_visible_sql, (name,)).fetchone()
+        if row is None or row[0] is None:
+            return float("inf")
+        return max(float(row[0]), 0.001)
+
+    def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        key = (QueueType(queue).value, item_id)
+        with self._taken_lock:
+            deliveries = self._taken.get(key)
+            if not deliveries:
+                return
+            # The host acknowledges on the thread that dequeued: prefer that thread's delivery.
+            thread = threading.get_ident()
+            index = next((i for i in range(len(deliveries) - 1, -1, -1) if deliveries[i][2] == thread), -1)
+            row_id, token, _ = deliveries.pop(index)
+            if not deliveries:
+                del self._taken[key]
+        with translated("acknowledge an item"), self._pool.connection() as conn:
+            conn.execute(self._ack_sql, (row_id, token))
+
+    def close(self) -> None:
+        """Wake blocked ``dequeue`` calls, hand back this provider's unacknowledged deliveries at
+        once, and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._listener.close()
+        with self._taken_lock:
+            held = [delivery for deliveries in self._taken.values() for delivery in deliveries]
+            self._taken.clear()
+        try:
+            if held:
+                with self._pool.connection() as conn:
+                    conn.execute(self._return_sql, ([d[0] for d in held], [d[1] for d in held]))
+        except Exception as error:
+            logger.warning("could not hand back unacknowledged queue items on close: %s", error)
+        finally:
+            self._pool.close()
