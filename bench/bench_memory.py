@@ -1,6 +1,6 @@
 """In-memory engine benchmark: throughput and latencies. Prints numbers; never passes or fails.
 
-    python bench/bench_memory.py [--workflows 10000] [--waiting 10000]
+python bench/bench_memory.py [--workflows 10000] [--waiting 10000]
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import statistics
 import sys
 import time
 from datetime import datetime, timezone
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from liteflow.core import (  # noqa: E402
+from liteflow.core import (
     StepBody,
     StepExecutionContext,
     Workflow,
@@ -51,7 +52,7 @@ def throughput(host: WorkflowHost, count: int) -> tuple[float, list[float]]:
     for workflow_id in ids:
         instance = host.wait_for_workflow(workflow_id, timeout=120)
         pointers = instance.execution_pointers
-        for before, after in zip(pointers, pointers[1:]):
+        for before, after in pairwise(pointers):
             assert before.end_time and after.start_time
             gaps.append((after.start_time - before.end_time).total_seconds() * 1000)
     return count / (time.perf_counter() - started), gaps

@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from liteflow.core import (  # noqa: E402
+from liteflow.core import (
     StepBody,
     StepExecutionContext,
     Workflow,
@@ -35,7 +36,7 @@ from liteflow.core import (  # noqa: E402
     WorkflowHost,
     configure_workflow_host,
 )
-from liteflow.providers.sqlite import SqlitePersistenceProvider  # noqa: E402
+from liteflow.providers.sqlite import SqlitePersistenceProvider
 
 
 class Noop(StepBody):
@@ -72,7 +73,7 @@ def throughput(host: WorkflowHost, count: int) -> tuple[float, list[float]]:
     gaps: list[float] = []
     for instance in instances:
         pointers = instance.execution_pointers
-        for before, after in zip(pointers, pointers[1:]):
+        for before, after in pairwise(pointers):
             assert before.end_time and after.start_time
             gaps.append((after.start_time - before.end_time).total_seconds() * 1000)
     return rate, gaps
@@ -182,7 +183,7 @@ def main() -> None:
         host.register_workflow(ThreeSteps())
         host.register_workflow(WaitsForEvent())
         with host:
-            for n in range(50):  # warm up
+            for _ in range(50):  # warm up
                 host.wait_for_workflow(host.start_workflow("ThreeSteps"), timeout=30)
             rates, gaps = throughputs(host, args.workflows, args.repeat)
             resume, cost = event_latency(host, path, args.samples, "a")

@@ -1,4 +1,5 @@
 """Hello world: a workflow of two steps, run by the workflow host."""
+
 from liteflow.core import *
 
 
@@ -14,7 +15,6 @@ class Goodbye(StepBody):
 
 
 class MyWorkflow(Workflow):
-
     def id(self):
         return "MyWorkflow"
 
@@ -22,9 +22,7 @@ class MyWorkflow(Workflow):
         return 1
 
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello)\
-            .then(Goodbye)
+        builder.start_with(Hello).then(Goodbye)
 
 
 host = configure_workflow_host()

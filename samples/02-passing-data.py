@@ -1,4 +1,5 @@
 """Passing data: map workflow data into a step's inputs and its output back into the data."""
+
 from liteflow.core import *
 
 
@@ -13,7 +14,7 @@ class Goodbye(StepBody):
         return ExecutionResult.next()
 
 
-#Our workflow step with inputs and outputs
+# Our workflow step with inputs and outputs
 class AddNumbers(StepBody):
     def __init__(self):
         self.input1 = 0
@@ -26,7 +27,7 @@ class AddNumbers(StepBody):
         return ExecutionResult.next()
 
 
-#A class to hold workflow wide data
+# A class to hold workflow wide data
 class MyData:
     def __init__(self):
         self.value1 = 0
@@ -34,16 +35,12 @@ class MyData:
         self.value3 = 0
 
 
-#Our workflow definition with mapped inputs & outputs
+# Our workflow definition with mapped inputs & outputs
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello)\
-            .then(AddNumbers) \
-                .input('input1', lambda data, context: data.value1) \
-                .input('input2', lambda data, context: data.value2) \
-                .output('value3', lambda step: step.output) \
-            .then(Goodbye)
+        builder.start_with(Hello).then(AddNumbers).input("input1", lambda data, context: data.value1).input(
+            "input2", lambda data, context: data.value2
+        ).output("value3", lambda step: step.output).then(Goodbye)
 
 
 host = configure_workflow_host()

@@ -1,4 +1,5 @@
 """Events: a workflow waits for an external event and captures the data published with it."""
+
 from liteflow.core import *
 
 
@@ -18,14 +19,12 @@ class MyData:
         self.captured_value = None
 
 
-#Data from the published event is mapped to the workflow data object with an output on the WaitFor step
+# Data from the published event is mapped to the workflow data object with an output on the WaitFor step
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-                .output('captured_value', lambda step: step.event_data) \
-            .then(Goodbye)
+        builder.start_with(Hello).wait_for("event1", lambda data, context: "key1").output(
+            "captured_value", lambda step: step.event_data
+        ).then(Goodbye)
 
 
 host = configure_workflow_host()
@@ -34,9 +33,9 @@ host.start()
 
 wid = host.start_workflow("MyWorkflow", 1, MyData())
 
-#External events are published via the host
-#All workflows that have subscribed to event1, key1, will be passed "hello"
-host.publish_event('event1', 'key1', 'hello')
+# External events are published via the host
+# All workflows that have subscribed to event1, key1, will be passed "hello"
+host.publish_event("event1", "key1", "hello")
 
 instance = host.wait_for_workflow(wid, timeout=5)
 print(f"captured_value = {instance.data.captured_value} ({instance.status.value})")

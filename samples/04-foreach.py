@@ -1,4 +1,5 @@
 """Parallel ForEach: run a block of steps once per item of a collection, all in parallel."""
+
 from liteflow.core import *
 
 
@@ -20,14 +21,10 @@ class DoStuff(StepBody):
 
 
 class MyWorkflow(Workflow):
-
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello)\
-            .for_each(lambda data, context: ["abc", "def", "xyz"])\
-                .do(lambda x:\
-                    x.start_with(DoStuff))\
-            .then(Goodbye)
+        builder.start_with(Hello).for_each(lambda data, context: ["abc", "def", "xyz"]).do(
+            lambda x: x.start_with(DoStuff)
+        ).then(Goodbye)
 
 
 host = configure_workflow_host()

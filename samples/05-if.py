@@ -1,4 +1,5 @@
 """If condition: run a block of steps only when a condition on the workflow data holds."""
+
 from liteflow.core import *
 
 
@@ -25,14 +26,10 @@ class MyData:
 
 
 class MyWorkflow(Workflow):
-
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello)\
-            .if_(lambda data, context: data.value1 > 3)\
-                .do(lambda x:\
-                    x.start_with(DoStuff))\
-            .then(Goodbye)
+        builder.start_with(Hello).if_(lambda data, context: data.value1 > 3).do(lambda x: x.start_with(DoStuff)).then(
+            Goodbye
+        )
 
 
 host = configure_workflow_host()

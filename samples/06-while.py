@@ -1,4 +1,5 @@
 """While condition: repeat a block of steps as long as a condition on the workflow data holds."""
+
 from liteflow.core import *
 
 
@@ -31,14 +32,13 @@ class MyData:
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello)\
-            .while_(lambda data, context: data.value1 < 3)\
-                .do(lambda do:\
-                    do.start_with(DoStuff)\
-                        .input('my_value', lambda data, context: data.value1)\
-                        .output('value1', lambda step: step.your_value))\
-            .then(Goodbye)
+        builder.start_with(Hello).while_(lambda data, context: data.value1 < 3).do(
+            lambda do: (
+                do.start_with(DoStuff)
+                .input("my_value", lambda data, context: data.value1)
+                .output("value1", lambda step: step.your_value)
+            )
+        ).then(Goodbye)
 
 
 host = configure_workflow_host()

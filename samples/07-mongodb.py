@@ -4,6 +4,7 @@ restart of the host.
 Needs pymongo (pip install "liteflow.core[mongo]") and a MongoDB server, by default on
 localhost:27017; set LITEFLOW_MONGO_URL to use another.
 """
+
 import os
 
 from liteflow.core import *
@@ -28,11 +29,9 @@ class MyData:
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-                .output('captured_value', lambda step: step.event_data) \
-            .then(Goodbye)
+        builder.start_with(Hello).wait_for("event1", lambda data, context: "key1").output(
+            "captured_value", lambda step: step.event_data
+        ).then(Goodbye)
 
 
 persistence = MongoPersistenceProvider(os.environ.get("LITEFLOW_MONGO_URL", "mongodb://localhost:27017/"), "liteflow")
@@ -42,8 +41,8 @@ host.start()
 
 wid = host.start_workflow("MyWorkflow", 1, MyData())
 
-#The subscription, the event and every step's result are stored in the "liteflow" database
-host.publish_event('event1', 'key1', 'hello')
+# The subscription, the event and every step's result are stored in the "liteflow" database
+host.publish_event("event1", "key1", "hello")
 
 instance = host.wait_for_workflow(wid, timeout=30)
 print(f"captured_value = {instance.data.captured_value} ({instance.status.value})")

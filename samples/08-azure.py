@@ -6,6 +6,7 @@ storage account, by default the Azurite emulator on 127.0.0.1:10000 (blob) and 1
 set AZURE_STORAGE_CONNECTION_STRING to use another. Every node must also share one persistence
 provider (see 07-mongodb.py); this sample runs a single node on the in-memory one.
 """
+
 import os
 
 from liteflow.core import *
@@ -37,11 +38,9 @@ class MyData:
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Hello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-                .output('captured_value', lambda step: step.event_data) \
-            .then(Goodbye)
+        builder.start_with(Hello).wait_for("event1", lambda data, context: "key1").output(
+            "captured_value", lambda step: step.event_data
+        ).then(Goodbye)
 
 
 connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING", AZURITE)
@@ -52,7 +51,7 @@ host.register_workflow(MyWorkflow())
 host.start()
 
 wid = host.start_workflow("MyWorkflow", 1, MyData())
-host.publish_event('event1', 'key1', 'hello')
+host.publish_event("event1", "key1", "hello")
 
 instance = host.wait_for_workflow(wid, timeout=30)
 print(f"captured_value = {instance.data.captured_value} ({instance.status.value})")

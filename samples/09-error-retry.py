@@ -1,4 +1,5 @@
 """Error handling: a failing step is retried after an interval until it succeeds."""
+
 from datetime import timedelta
 
 from liteflow.core import *
@@ -18,9 +19,7 @@ class Flaky(StepBody):
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Flaky)\
-                .on_error(WorkflowStep.RETRY, timedelta(milliseconds=200))
+        builder.start_with(Flaky).on_error(WorkflowStep.RETRY, timedelta(milliseconds=200))
 
 
 host = configure_workflow_host()

@@ -1,5 +1,6 @@
 """Sagas: a trip booking whose payment fails; the bookings made so far are undone, latest first,
 and the workflow goes on after the saga."""
+
 from liteflow.core import *
 
 
@@ -41,16 +42,16 @@ class NotifyCustomer(StepBody):
 
 class TripWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(lambda context: print("trip requested"))\
-            .saga(lambda saga: saga\
-                .start_with(BookHotel)\
-                    .compensate_with(CancelHotel)\
-                .then(BookFlight)\
-                    .compensate_with(CancelFlight)\
-                .then(TakePayment)\
-                .then(SendItinerary))\
-            .then(NotifyCustomer)
+        builder.start_with(lambda context: print("trip requested")).saga(
+            lambda saga: (
+                saga.start_with(BookHotel)
+                .compensate_with(CancelHotel)
+                .then(BookFlight)
+                .compensate_with(CancelFlight)
+                .then(TakePayment)
+                .then(SendItinerary)
+            )
+        ).then(NotifyCustomer)
 
 
 host = configure_workflow_host()

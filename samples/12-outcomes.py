@@ -1,5 +1,6 @@
 """Outcomes: a step completes with an outcome value and when(value) runs the block for it; then
 decide(...) picks a branch from the workflow data. After either, the workflow goes on."""
+
 from liteflow.core import *
 
 
@@ -17,18 +18,14 @@ class MyData:
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        by_post = builder.create_branch()\
-            .start_with(lambda context: print("ship by post"))
-        builder\
-            .start_with(CheckRisk)\
-            .when("low")\
-                .do(lambda then: then.start_with(lambda context: print("accepted at once")))\
-            .when("high")\
-                .do(lambda then: then.start_with(lambda context: print("held for a manual check")))\
-            .decide(lambda data, context: "small" if data.total < 100 else "large")\
-                .branch("small", by_post)\
-                .branch("large", lambda branch: branch.start_with(lambda context: print("ship by courier")))\
-            .then(lambda context: print("done"))
+        by_post = builder.create_branch().start_with(lambda context: print("ship by post"))
+        builder.start_with(CheckRisk).when("low").do(
+            lambda then: then.start_with(lambda context: print("accepted at once"))
+        ).when("high").do(lambda then: then.start_with(lambda context: print("held for a manual check"))).decide(
+            lambda data, context: "small" if data.total < 100 else "large"
+        ).branch("small", by_post).branch(
+            "large", lambda branch: branch.start_with(lambda context: print("ship by courier"))
+        ).then(lambda context: print("done"))
 
 
 host = configure_workflow_host()

@@ -1,5 +1,6 @@
 """Retry policy: a step that keeps failing is retried with exponential backoff (100, 200, 400 ms),
 and after the fourth failure the workflow is terminated. Every failure is recorded."""
+
 from datetime import timedelta
 
 from liteflow.core import *
@@ -22,10 +23,7 @@ POLICY = RetryPolicy(
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(CallPaymentApi)\
-                .on_error(POLICY)\
-            .then(lambda context: print("never printed"))
+        builder.start_with(CallPaymentApi).on_error(POLICY).then(lambda context: print("never printed"))
 
 
 host = configure_workflow_host()

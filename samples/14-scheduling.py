@@ -1,5 +1,6 @@
 """Time: a delay, a block scheduled for later, a block that recurs until a condition holds, and a
 wait for an event that gives up after a timeout. Each line shows when it was printed."""
+
 import time
 from datetime import timedelta
 
@@ -26,19 +27,17 @@ class MyData:
 
 class MyWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(lambda context: say("started"))\
-            .delay(lambda data, context: timedelta(milliseconds=200))\
-            .then(lambda context: say("after the delay"))\
-            .schedule(lambda data, context: timedelta(milliseconds=300))\
-                .do(lambda later: later.start_with(lambda context: say("scheduled reminder")))\
-            .recur(lambda data, context: timedelta(milliseconds=100), lambda data, context: data.ticks >= 3)\
-                .do(lambda every: every.start_with(Tick))\
-            .wait_for("approval", lambda data, context: "order-1",
-                      timeout=timedelta(milliseconds=600), timeout_outcome="expired")\
-                .output("approval", lambda step: step.event_data)\
-            .when("expired")\
-                .do(lambda then: then.start_with(lambda context: say("no approval in time: escalated")))
+        builder.start_with(lambda context: say("started")).delay(
+            lambda data, context: timedelta(milliseconds=200)
+        ).then(lambda context: say("after the delay")).schedule(lambda data, context: timedelta(milliseconds=300)).do(
+            lambda later: later.start_with(lambda context: say("scheduled reminder"))
+        ).recur(lambda data, context: timedelta(milliseconds=100), lambda data, context: data.ticks >= 3).do(
+            lambda every: every.start_with(Tick)
+        ).wait_for(
+            "approval", lambda data, context: "order-1", timeout=timedelta(milliseconds=600), timeout_outcome="expired"
+        ).output("approval", lambda step: step.event_data).when("expired").do(
+            lambda then: then.start_with(lambda context: say("no approval in time: escalated"))
+        )
 
 
 host = configure_workflow_host()

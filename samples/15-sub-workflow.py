@@ -1,5 +1,6 @@
 """Sub-workflows: a parent starts a registered child workflow with data mapped in, waits for it to
 end, and maps its final data back."""
+
 from liteflow.core import *
 
 
@@ -31,11 +32,11 @@ class Order:
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(lambda context: print("parent: order received"))\
-            .sub_workflow("QuoteWorkflow", lambda data, context: ShippingQuote(data.weight, data.country))\
-                .output("shipping", lambda step: step.result.price)\
-            .then(lambda context: print(f"parent: shipping is {context.workflow.data.shipping}"))
+        builder.start_with(lambda context: print("parent: order received")).sub_workflow(
+            "QuoteWorkflow", lambda data, context: ShippingQuote(data.weight, data.country)
+        ).output("shipping", lambda step: step.result.price).then(
+            lambda context: print(f"parent: shipping is {context.workflow.data.shipping}")
+        )
 
 
 host = configure_workflow_host()

@@ -1,6 +1,7 @@
 """Controls and observation: two orders are started; one is suspended, kept from running past its
 delay and resumed, the other is terminated. A lifecycle callback prints what happens to each
 workflow, a step middleware times every step, and query_workflows finds instances by status."""
+
 import time
 from datetime import timedelta
 
@@ -20,10 +21,7 @@ class Ship(StepBody):
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Prepare)\
-            .delay(lambda data, context: timedelta(milliseconds=200))\
-            .then(Ship)
+        builder.start_with(Prepare).delay(lambda data, context: timedelta(milliseconds=200)).then(Ship)
 
 
 def print_event(event: LifecycleEvent):
@@ -34,7 +32,8 @@ def print_event(event: LifecycleEvent):
 def timing(context: StepExecutionContext, body: StepBody, next_):
     started = time.perf_counter()
     result = next_()
-    print(f"  {context.step.body_name} of {context.workflow.reference} took {(time.perf_counter() - started) * 1000:.0f} ms")
+    took = (time.perf_counter() - started) * 1000
+    print(f"  {context.step.body_name} of {context.workflow.reference} took {took:.0f} ms")
     return result
 
 

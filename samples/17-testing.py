@@ -1,5 +1,6 @@
 """Testing: WorkflowTestHost runs a workflow in the calling thread on a clock the test moves, so a
 workflow that waits three days is tested in milliseconds."""
+
 import time
 from datetime import timedelta
 
@@ -14,10 +15,9 @@ class MyData:
 
 class InvoiceWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(lambda context: context.workflow.data.sent.append("invoice"))\
-            .delay(lambda data, context: timedelta(days=3))\
-            .then(lambda context: context.workflow.data.sent.append("reminder"))
+        builder.start_with(lambda context: context.workflow.data.sent.append("invoice")).delay(
+            lambda data, context: timedelta(days=3)
+        ).then(lambda context: context.workflow.data.sent.append("reminder"))
 
 
 def test_the_reminder_goes_out_three_days_after_the_invoice():
@@ -25,10 +25,10 @@ def test_the_reminder_goes_out_three_days_after_the_invoice():
     wid = test.start_workflow("InvoiceWorkflow", data=MyData())  # runs until the delay
     assert test.instance(wid).data.sent == ["invoice"]
 
-    test.advance(timedelta(days=2, hours=23))                  # not yet
+    test.advance(timedelta(days=2, hours=23))  # not yet
     assert test.instance(wid).data.sent == ["invoice"]
 
-    instance = test.run_to_completion(wid)                      # jumps the clock to each due time
+    instance = test.run_to_completion(wid)  # jumps the clock to each due time
     assert instance.status is WorkflowStatus.COMPLETE
     assert instance.data.sent == ["invoice", "reminder"]
     assert instance.complete_time - instance.create_time == timedelta(days=3)

@@ -3,6 +3,7 @@ its delivery confirmation in a SQLite file until the next run.
 
 Run it with `make demo` (twice), or `python3 samples/demo.py [--store URL]`.
 """
+
 import argparse
 import os
 import sys
@@ -85,34 +86,30 @@ def stamp(step) -> str:
 
 class DeliveryWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(lambda context: say(f"dispatch: parcel {context.workflow.data.parcel} is with the courier"))\
-                .output('dispatched', stamp)\
-            .wait_for('delivered', lambda data, context: data.parcel)\
-                .output('signed_by', lambda step: step.event_data)\
-            .then(lambda context: say(f"delivered: parcel {context.workflow.data.parcel} arrived"))\
-                .output('delivered', stamp)
+        builder.start_with(
+            lambda context: say(f"dispatch: parcel {context.workflow.data.parcel} is with the courier")
+        ).output("dispatched", stamp).wait_for("delivered", lambda data, context: data.parcel).output(
+            "signed_by", lambda step: step.event_data
+        ).then(lambda context: say(f"delivered: parcel {context.workflow.data.parcel} arrived")).output(
+            "delivered", stamp
+        )
 
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(Validate)\
-                .input('items', lambda data, context: data.items)\
-                .output('total', lambda step: step.total)\
-            .if_(lambda data, context: data.total >= 50)\
-                .do(lambda then:\
-                    then.start_with(ApplyDiscount)\
-                        .input('total', lambda data, context: data.total)\
-                        .output('discount', lambda step: step.discount))\
-            .then(lambda context: say("payment: waiting for the customer..."))\
-            .wait_for('payment', lambda data, context: data.order_id)\
-                .output('paid', lambda step: step.event_data)\
-            .for_each(lambda data, context: sorted(data.items))\
-                .do(lambda each:\
-                    each.start_with(Pack))\
-            .then(Ship)\
-                .input('order_id', lambda data, context: data.order_id)
+        builder.start_with(Validate).input("items", lambda data, context: data.items).output(
+            "total", lambda step: step.total
+        ).if_(lambda data, context: data.total >= 50).do(
+            lambda then: (
+                then.start_with(ApplyDiscount)
+                .input("total", lambda data, context: data.total)
+                .output("discount", lambda step: step.discount)
+            )
+        ).then(lambda context: say("payment: waiting for the customer...")).wait_for(
+            "payment", lambda data, context: data.order_id
+        ).output("paid", lambda step: step.event_data).for_each(lambda data, context: sorted(data.items)).do(
+            lambda each: each.start_with(Pack)
+        ).then(Ship).input("order_id", lambda data, context: data.order_id)
 
 
 def place_order(host: WorkflowHost) -> None:
@@ -143,8 +140,10 @@ def waiting_delivery(host: WorkflowHost, marker: str) -> str | None:
         return None
     if instance.is_finished:
         return None
-    say(f"found delivery workflow {instance.id} in the store: parcel {instance.data.parcel}, "
-        f"dispatched {instance.data.dispatched}, waiting for its confirmation")
+    say(
+        f"found delivery workflow {instance.id} in the store: parcel {instance.data.parcel}, "
+        f"dispatched {instance.data.dispatched}, waiting for its confirmation"
+    )
     return instance.id
 
 
@@ -172,8 +171,10 @@ def main() -> None:
                 if host.get_workflow_instance(wid).data.dispatched:
                     break
                 time.sleep(0.01)
-            say("an order is waiting for its delivery confirmation; "
-                "run `make demo` again to see it resume from the database")
+            say(
+                "an order is waiting for its delivery confirmation; "
+                "run `make demo` again to see it resume from the database"
+            )
         else:
             parcel = host.get_workflow_instance(waiting).data.parcel
             say(f"courier confirms: publish_event('delivered', {parcel!r}, 'R. Lee')")

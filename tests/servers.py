@@ -226,6 +226,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("mongo", "azurite"):
         print("usage: python tests/servers.py mongo|azurite", file=sys.stderr)
         return 2
+
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 

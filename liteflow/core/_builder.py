@@ -87,8 +87,10 @@ def _error_handling(behavior: Any) -> ErrorHandling:
     try:
         return ErrorBehavior(behavior)
     except ValueError:
-        raise BuilderError(f"unknown error behavior {behavior!r}: use WorkflowStep.RETRY, SUSPEND, TERMINATE, "
-                           "COMPENSATE or a RetryPolicy") from None
+        raise BuilderError(
+            f"unknown error behavior {behavior!r}: use WorkflowStep.RETRY, SUSPEND, TERMINATE, "
+            "COMPENSATE or a RetryPolicy"
+        ) from None
 
 
 def _duration(verb: str, value: Any) -> timedelta | None:
@@ -176,7 +178,6 @@ class WorkflowBuilder:
             default_error_behavior=self.default_error_behavior,
             default_retry_interval=self.default_retry_interval,
         )
-
 
     def _resolve_attachments(self) -> None:
         by_id: dict[str, WorkflowStep] = {}
@@ -372,7 +373,9 @@ class StepBuilder:
         decide._constant("branches", decide._branches)
         return decide
 
-    def branch(self, value: Any, branch: StepBuilder | WorkflowBuilder | Callable[[WorkflowBuilder], Any]) -> StepBuilder:
+    def branch(
+        self, value: Any, branch: StepBuilder | WorkflowBuilder | Callable[[WorkflowBuilder], Any]
+    ) -> StepBuilder:
         """After ``decide``: the chain to run for ``value`` (from ``create_branch()`` or a function)."""
         if self._branches is None:
             raise BuilderError("branch() follows decide()")
@@ -415,7 +418,9 @@ class StepBuilder:
     def do(self, build: Callable[[WorkflowBuilder], Any]) -> StepBuilder:
         """The block of a container step (for_each, while_, if_, when, saga, parallel, schedule, recur)."""
         if not self.step.is_container:
-            raise BuilderError(f"do() follows a container such as for_each, while_ or if_, not step {self.step.body_name}")
+            raise BuilderError(
+                f"do() follows a container such as for_each, while_ or if_, not step {self.step.body_name}"
+            )
         if not callable(build):
             raise BuilderError(f"do() needs a function taking a builder, got {build!r}")
         if self._prelude is not None:

@@ -1,20 +1,20 @@
 """LiteFlow's exceptions. Every one derives from :class:`LiteFlowError`::
 
-    LiteFlowError
-    ├── WorkflowNotRegisteredError   start/resume of an unknown workflow id or version
-    ├── DuplicateWorkflowError       two different definitions under one id and version
-    ├── BuilderError                 misuse of the workflow builder
-    ├── WorkflowNotFoundError        no instance with that id in the store
-    ├── EventNotFoundError           no event with that id in the store
-    ├── ConcurrencyError             a save lost against a newer revision of the instance
-    ├── SerializationError           data that cannot be stored or read back safely
-    ├── InvalidOperationError        a call that makes no sense in the current state
-    ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
-    ├── ConfigurationError           an unknown or invalid host option or provider
-    │   └── ProviderError            a backend misconfigured or not installed
-    ├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
-    ├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
-    └── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
+LiteFlowError
+├── WorkflowNotRegisteredError   start/resume of an unknown workflow id or version
+├── DuplicateWorkflowError       two different definitions under one id and version
+├── BuilderError                 misuse of the workflow builder
+├── WorkflowNotFoundError        no instance with that id in the store
+├── EventNotFoundError           no event with that id in the store
+├── ConcurrencyError             a save lost against a newer revision of the instance
+├── SerializationError           data that cannot be stored or read back safely
+├── InvalidOperationError        a call that makes no sense in the current state
+├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
+├── ConfigurationError           an unknown or invalid host option or provider
+│   └── ProviderError            a backend misconfigured or not installed
+├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
+├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
+└── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
 """
 
 from __future__ import annotations

@@ -315,9 +315,12 @@ class WorkflowExecutor:
                     if step.proceed_after_cancel:
                         self._complete(instance, definition, step, pointer, None, now, result)
                         pointer.status = PointerStatus.CANCELLED
-                elif step.timeout is not None and pointer.start_time is not None:
-                    if now >= pointer.start_time + step.timeout:
-                        self._expire(instance, definition, step, pointer, now, result)
+                elif (
+                    step.timeout is not None
+                    and pointer.start_time is not None
+                    and now >= pointer.start_time + step.timeout
+                ):
+                    self._expire(instance, definition, step, pointer, now, result)
 
     def _cancel_requested(
         self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: Counter[str]
@@ -330,7 +333,9 @@ class WorkflowExecutor:
             return False
 
     @staticmethod
-    def _cancel(instance: WorkflowInstance, pointer: ExecutionPointer, now: datetime, *, inside_only: bool = False) -> None:
+    def _cancel(
+        instance: WorkflowInstance, pointer: ExecutionPointer, now: datetime, *, inside_only: bool = False
+    ) -> None:
         """End everything still open inside a pointer, and the pointer itself unless ``inside_only``."""
         for inner in instance.execution_pointers:
             if inner.end_time is None and (pointer.id in inner.scope or (inner is pointer and not inside_only)):
@@ -457,7 +462,8 @@ class WorkflowExecutor:
         done = [
             (pointer.end_time, index, pointer)
             for index, pointer in members
-            if pointer.status is PointerStatus.COMPLETE and definition.steps[pointer.step_id].compensation_step is not None
+            if pointer.status is PointerStatus.COMPLETE
+            and definition.steps[pointer.step_id].compensation_step is not None
         ]
         to_undo = [pointer for _, _, pointer in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True)]
         if saga is not None and definition.steps[saga.step_id].compensation_step is not None:

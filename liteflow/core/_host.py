@@ -505,7 +505,9 @@ class WorkflowHost:
                         f"its definition {instance.workflow_definition_id!r} version {instance.version} "
                         "is not registered on this host"
                     )
-                    instance = self._suspend_with_error(workflow_id, message, "liteflow.core.WorkflowNotRegisteredError")
+                    instance = self._suspend_with_error(
+                        workflow_id, message, "liteflow.core.WorkflowNotRegisteredError"
+                    )
                     break
                 control = self._pending_control(workflow_id, instance, now)
                 if control is not None:
@@ -570,7 +572,9 @@ class WorkflowHost:
         """Hand a new subscription the oldest event this instance has not consumed yet: this is
         what delivers an event published before the workflow reached its wait. Lock held."""
         consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
-        events = self.persistence.get_events(subscription.event_name, subscription.event_key, subscription.subscribe_as_of)
+        events = self.persistence.get_events(
+            subscription.event_name, subscription.event_key, subscription.subscribe_as_of
+        )
         for event in events:
             if event.id not in consumed:
                 self._apply_event(instance, subscription, event)
@@ -600,7 +604,7 @@ class WorkflowHost:
                 delivered = self._deliver_control(event)
             else:
                 subscriptions = self.persistence.get_subscriptions(event.event_name, event.event_key, event.event_time)
-                delivered = all([self._deliver_to(subscription, event) for subscription in subscriptions])
+                delivered = all([self._deliver_to(s, event) for s in subscriptions])  # noqa: C419 - deliver to all
             if delivered:
                 self.persistence.mark_event_processed(event_id)
                 with self._blocked_lock:

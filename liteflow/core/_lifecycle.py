@@ -113,7 +113,10 @@ class Lifecycle:
         for kind, pointer in step_events:
             started = kind == "started"
             self.publish(
-                instance, LifecycleEventType.STEP_STARTED if started else LifecycleEventType.STEP_COMPLETED, time, pointer
+                instance,
+                LifecycleEventType.STEP_STARTED if started else LifecycleEventType.STEP_COMPLETED,
+                time,
+                pointer,
             )
         for error in errors:
             self.publish(instance, LifecycleEventType.WORKFLOW_ERROR, time, error=error)

@@ -27,7 +27,7 @@ class HostOptions:
     retry_interval: timedelta = timedelta(seconds=10)
     """Delay before a step with ``on_error(RETRY)`` and no interval of its own is retried."""
 
-    default_error_behavior: ErrorHandling = RetryPolicy(
+    default_error_behavior: ErrorHandling = RetryPolicy(  # noqa: RUF009 - frozen, so safe to share
         max_attempts=10, initial_interval=timedelta(seconds=1), max_interval=timedelta(minutes=5), jitter=0.1
     )
     """For steps and workflows that set none: bounded retries with backoff (about 8 minutes in
@@ -68,6 +68,8 @@ class HostOptions:
             elif name == "clock" and not callable(value):
                 raise ConfigurationError(f"host option clock must be callable, got {value!r}")
             elif name == "default_error_behavior" and not isinstance(value, (ErrorBehavior, RetryPolicy)):
-                raise ConfigurationError(f"default_error_behavior must be an ErrorBehavior or RetryPolicy, got {value!r}")
+                raise ConfigurationError(
+                    f"default_error_behavior must be an ErrorBehavior or RetryPolicy, got {value!r}"
+                )
             changes[name] = value
         return replace(defaults, **changes)

@@ -75,7 +75,7 @@ from typing import Any, NamedTuple, TypeVar, overload
 
 from ._errors import SerializationError
 
-__all__ = ["register_type", "to_jsonable", "from_jsonable", "dumps", "loads"]
+__all__ = ["dumps", "from_jsonable", "loads", "register_type", "to_jsonable"]
 
 T = TypeVar("T")
 
@@ -95,7 +95,10 @@ _VALUES: dict[type, tuple[str, Callable[[Any], Any]]] = {
     bytearray: ("bytearray", lambda v: base64.b64encode(v).decode("ascii")),
 }
 _CONTAINER_DECODERS: dict[str, Callable[[list[Any]], Any]] = {
-    "tuple": tuple, "set": set, "frozenset": frozenset, "dict": dict,
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+    "dict": dict,
 }
 _VALUE_DECODERS: dict[str, Callable[[Any], Any]] = {
     "datetime": dt.datetime.fromisoformat,
@@ -111,8 +114,23 @@ _CLASS_KINDS = frozenset({"enum", "pydantic", "dataclass", "object"})
 # Copying attributes cannot rebuild these, and a subclass would silently lose
 # its built-in part.
 _BUILTIN_BASES = (
-    int, float, complex, str, bytes, bytearray, tuple, list, dict, set, frozenset,
-    dt.date, dt.time, dt.timedelta, decimal.Decimal, uuid.UUID, types.SimpleNamespace,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+    types.SimpleNamespace,
     BaseException,
 )
 
@@ -136,9 +154,7 @@ _user_modules: dict[str, bool] = {}
 def register_type(cls: type[T], *, name: str | None = None) -> type[T]: ...
 @overload
 def register_type(cls: None = None, *, name: str | None = None) -> Callable[[type[T]], type[T]]: ...
-def register_type(
-    cls: type[T] | None = None, *, name: str | None = None
-) -> type[T] | Callable[[type[T]], type[T]]:
+def register_type(cls: type[T] | None = None, *, name: str | None = None) -> type[T] | Callable[[type[T]], type[T]]:
     """Allow instances of ``cls`` to be stored and rebuilt, under ``name``.
 
     Use as ``register_type(Cls)``, ``@register_type`` or ``@register_type(name="x")``.
@@ -165,6 +181,7 @@ def register_type(
 
 
 # -------------------------------------------------------------------- encoding
+
 
 class _Fail(Exception):
     """An encoding failure; each container it passes adds its path segment."""
@@ -232,12 +249,11 @@ def _enter(value: Any, seen: set[int]) -> int:
 def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
     key = _enter(items, seen)
     out: list[Any] = []
-    i = 0
     try:
-        for i, item in enumerate(items):
+        for item in items:
             out.append(item if type(item) in _SCALARS else _encode(item, seen))
     except _Fail as e:
-        e.segments.append(f"[{i}]")
+        e.segments.append(f"[{len(out)}]")  # the item that failed is the one after those encoded
         raise
     seen.discard(key)
     return out
@@ -293,6 +309,7 @@ def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
 
 
 # -------------------------------------------------------------------- decoding
+
 
 def from_jsonable(obj: Any) -> Any:
     """Rebuild the value that :func:`to_jsonable` turned into ``obj``."""
@@ -420,6 +437,7 @@ def _find_imported(name: str) -> type | None:
 
 
 # ------------------------------------------------------------ class decisions
+
 
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"

@@ -114,7 +114,7 @@ class LockContract:
             try:
                 barrier.wait()
                 results.append(node.acquire(resource))
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:
                 failures.append(e)
 
         threads = [threading.Thread(target=race, args=(i,)) for i in range(count)]

@@ -144,7 +144,7 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
     def run(index: int) -> None:
         try:
             target(index)
-        except BaseException as e:  # noqa: BLE001 - reported to the test below
+        except BaseException as e:
             failures.append(e)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]

@@ -119,7 +119,7 @@ class QueueContract:
             try:
                 for item in items[index::producers]:
                     queue.enqueue(QueueType.WORKFLOW, item)
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:
                 failures.append(e)
 
         def consume() -> None:
@@ -133,7 +133,7 @@ class QueueContract:
                         queue.acknowledge(QueueType.WORKFLOW, item)
                         with taken_lock:
                             taken.append(item)
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:
                 failures.append(e)
 
         threads = [threading.Thread(target=produce, args=(i,)) for i in range(producers)]

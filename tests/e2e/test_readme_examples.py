@@ -97,71 +97,53 @@ class HelloWorld(Workflow):
 
 class PassingData(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello)\
-            .then(AddNumbers) \
-                .input('input1', lambda data, context: data.value1) \
-                .input('input2', lambda data, context: data.value2) \
-                .output('value3', lambda step: step.output) \
-            .then(Goodbye)
+        builder.start_with(Hello).then(AddNumbers).input("input1", lambda data, context: data.value1).input(
+            "input2", lambda data, context: data.value2
+        ).output("value3", lambda step: step.output).then(Goodbye)
 
 
 class WaitForEvent(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-            .then(Goodbye)
+        builder.start_with(Hello).wait_for("event1", lambda data, context: "key1").then(Goodbye)
 
 
 class CaptureEvent(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-                .output('captured_value', lambda step: step.event_data) \
-            .then(Goodbye)
+        builder.start_with(Hello).wait_for("event1", lambda data, context: "key1").output(
+            "captured_value", lambda step: step.event_data
+        ).then(Goodbye)
 
 
 class SlowCaptureEvent(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(SlowHello) \
-            .wait_for('event1', lambda data, context: 'key1') \
-                .output('captured_value', lambda step: step.event_data) \
-            .then(Goodbye)
+        builder.start_with(SlowHello).wait_for("event1", lambda data, context: "key1").output(
+            "captured_value", lambda step: step.event_data
+        ).then(Goodbye)
 
 
 class ForEach(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello)\
-            .for_each(lambda data, context: ["abc", "def", "xyz"])\
-                .do(lambda x:\
-                    x.start_with(DoStuff))\
-            .then(Goodbye)
+        builder.start_with(Hello).for_each(lambda data, context: ["abc", "def", "xyz"]).do(
+            lambda x: x.start_with(DoStuff)
+        ).then(Goodbye)
 
 
 class WhileLoop(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello)\
-            .while_(lambda data, context: data.value1 < 3)\
-                .do(lambda do:\
-                    do.start_with(Increment)\
-                        .input('my_value', lambda data, context: data.value1)\
-                        .output('value1', lambda step: step.your_value))\
-            .then(Goodbye)
+        builder.start_with(Hello).while_(lambda data, context: data.value1 < 3).do(
+            lambda do: (
+                do.start_with(Increment)
+                .input("my_value", lambda data, context: data.value1)
+                .output("value1", lambda step: step.your_value)
+            )
+        ).then(Goodbye)
 
 
 class IfCondition(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder\
-            .start_with(Hello)\
-            .if_(lambda data, context: data.value1 > 3)\
-                .do(lambda x:\
-                    x.start_with(DoStuff))\
-            .then(Goodbye)
+        builder.start_with(Hello).if_(lambda data, context: data.value1 > 3).do(lambda x: x.start_with(DoStuff)).then(
+            Goodbye
+        )
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -236,7 +218,7 @@ def test_wait_for_event_wakes_the_workflow(capsys: pytest.CaptureFixture[str]) -
         wid = host.start_workflow("WaitForEvent", 1, None)
         wait_until_waiting(host, wid)
         assert printed(capsys) == ["Hello world"]
-        host.publish_event('event1', 'key1', 'hello')
+        host.publish_event("event1", "key1", "hello")
         instance = host.wait_for_workflow(wid, timeout=TIMEOUT)
     assert instance.status is WorkflowInstance.COMPLETE
     assert printed(capsys) == ["Goodbye"]
@@ -250,7 +232,7 @@ def test_event_data_is_captured_by_an_output(capsys: pytest.CaptureFixture[str])
         host.register_workflow(CaptureEvent())
         wid = host.start_workflow("CaptureEvent", 1, None)
         wait_until_waiting(host, wid)
-        host.publish_event('event1', 'key1', 'hello')
+        host.publish_event("event1", "key1", "hello")
         instance = host.wait_for_workflow(wid, timeout=TIMEOUT)
     assert instance.status is WorkflowInstance.COMPLETE
     assert instance.data.captured_value == "hello"
@@ -261,7 +243,7 @@ def test_structured_event_data_is_captured_into_dict_data() -> None:
     with configure_workflow_host() as host:
         host.register_workflow(CaptureEvent())
         wid = host.start_workflow("CaptureEvent", 1, {"captured_value": None})
-        host.publish_event('event1', 'key1', {"amount": 3, "items": ["a", "b"]})
+        host.publish_event("event1", "key1", {"amount": 3, "items": ["a", "b"]})
         instance = host.wait_for_workflow(wid, timeout=TIMEOUT)
     assert instance.data == {"captured_value": {"amount": 3, "items": ["a", "b"]}}
 
@@ -271,14 +253,14 @@ def test_event_for_another_key_does_not_wake_the_workflow(capsys: pytest.Capture
         host.register_workflow(CaptureEvent())
         wid = host.start_workflow("CaptureEvent", 1, None)
         wait_until_waiting(host, wid)
-        host.publish_event('event1', 'key2', 'wrong key')
-        host.publish_event('event2', 'key1', 'wrong name')
+        host.publish_event("event1", "key2", "wrong key")
+        host.publish_event("event2", "key1", "wrong name")
         with pytest.raises(WorkflowTimeoutError):
             host.wait_for_workflow(wid, timeout=NOT_WOKEN)
         assert host.get_workflow_instance(wid).status is WorkflowInstance.RUNNABLE
         assert printed(capsys) == ["Hello world"]
 
-        host.publish_event('event1', 'key1', 'hello')
+        host.publish_event("event1", "key1", "hello")
         instance = host.wait_for_workflow(wid, timeout=TIMEOUT)
     assert instance.data.captured_value == "hello"
     assert printed(capsys) == ["Goodbye"]
@@ -288,7 +270,7 @@ def test_event_published_before_the_wait_is_reached_is_delivered(capsys: pytest.
     with configure_workflow_host() as host:
         host.register_workflow(SlowCaptureEvent())
         wid = host.start_workflow("SlowCaptureEvent", 1, None)
-        host.publish_event('event1', 'key1', 'hello')  # while the first step is still sleeping
+        host.publish_event("event1", "key1", "hello")  # while the first step is still sleeping
         instance = host.wait_for_workflow(wid, timeout=TIMEOUT)
     assert instance.status is WorkflowInstance.COMPLETE
     assert instance.data.captured_value == "hello"
@@ -302,7 +284,7 @@ def test_every_workflow_waiting_on_the_key_gets_the_event() -> None:
         second = host.start_workflow("CaptureEvent", 1, None)
         wait_until_waiting(host, first)
         wait_until_waiting(host, second)
-        host.publish_event('event1', 'key1', 'hello')
+        host.publish_event("event1", "key1", "hello")
         instances = [host.wait_for_workflow(wid, timeout=TIMEOUT) for wid in (first, second)]
     for instance in instances:
         assert instance.status is WorkflowInstance.COMPLETE

@@ -26,21 +26,50 @@ EXPECTED: dict[str, list[str]] = {
         "error on attempt 1: service unavailable (attempt 1)",
         "error on attempt 2: service unavailable (attempt 2)",
     ],
-    "10-saga.py": ["take payment", "cancel flight", "cancel hotel", "notify customer", "Workflow is complete",
-                   "recorded error: card declined"],
-    "11-parallel.py": ["prices: fetching (async)", "prices: done", "stock: checked", "both branches done",
-                       "pack teapot", "all packed", "Workflow is complete"],
+    "10-saga.py": [
+        "take payment",
+        "cancel flight",
+        "cancel hotel",
+        "notify customer",
+        "Workflow is complete",
+        "recorded error: card declined",
+    ],
+    "11-parallel.py": [
+        "prices: fetching (async)",
+        "prices: done",
+        "stock: checked",
+        "both branches done",
+        "pack teapot",
+        "all packed",
+        "Workflow is complete",
+    ],
     "12-outcomes.py": ["--- total = 50", "--- total = 5000", "outcome of CheckRisk: 'high' (complete)"],
-    "13-retry-policy.py": ["calling the payment API (attempt 4)", "Workflow is terminated",
-                           "attempt 4 at +"],
-    "14-scheduling.py": ["after the delay", "tick 3", "scheduled reminder", "no approval in time: escalated",
-                         "Workflow is complete after 3 ticks"],
-    "15-sub-workflow.py": ["child: 3 kg to NL costs 17", "parent: shipping is 17",
-                           "Workflow is complete, shipping = 17", "QuoteWorkflow is complete; started by this order: True"],
-    "16-controls-and-lifecycle.py": ["event: workflow_suspended (order-1)", "event: workflow_terminated (order-2)",
-                                     "suspended: ['order-1']", "order-1 is still suspended",
-                                     "event: workflow_resumed (order-1)", "ship order-1", "Prepare of order-1 took",
-                                     "event: workflow_completed (order-1)", "order-1: complete", "order-2: terminated"],
+    "13-retry-policy.py": ["calling the payment API (attempt 4)", "Workflow is terminated", "attempt 4 at +"],
+    "14-scheduling.py": [
+        "after the delay",
+        "tick 3",
+        "scheduled reminder",
+        "no approval in time: escalated",
+        "Workflow is complete after 3 ticks",
+    ],
+    "15-sub-workflow.py": [
+        "child: 3 kg to NL costs 17",
+        "parent: shipping is 17",
+        "Workflow is complete, shipping = 17",
+        "QuoteWorkflow is complete; started by this order: True",
+    ],
+    "16-controls-and-lifecycle.py": [
+        "event: workflow_suspended (order-1)",
+        "event: workflow_terminated (order-2)",
+        "suspended: ['order-1']",
+        "order-1 is still suspended",
+        "event: workflow_resumed (order-1)",
+        "ship order-1",
+        "Prepare of order-1 took",
+        "event: workflow_completed (order-1)",
+        "order-1: complete",
+        "order-2: terminated",
+    ],
     "17-testing.py": ["three days of workflow time took", "ok"],
     "demo.py": ["validate: 3 items, total 63.40", "pack: cups", "pack: tea", "pack: teapot", "workflow complete"],
 }
@@ -134,7 +163,13 @@ def lines_of(name: str) -> list[str]:
 def test_saga_sample_compensates_in_reverse_order_and_goes_on() -> None:
     lines = lines_of("10-saga.py")
     assert lines[:7] == [
-        "trip requested", "book hotel", "book flight", "take payment", "cancel flight", "cancel hotel", "notify customer",
+        "trip requested",
+        "book hotel",
+        "book flight",
+        "take payment",
+        "cancel flight",
+        "cancel hotel",
+        "notify customer",
     ]
     assert "send itinerary" not in lines
 
@@ -142,7 +177,9 @@ def test_saga_sample_compensates_in_reverse_order_and_goes_on() -> None:
 def test_parallel_sample_joins_both_branches_and_packs_one_item_at_a_time() -> None:
     lines = lines_of("11-parallel.py")
     assert lines.index("stock: checked") < lines.index("prices: confirmed") < lines.index("both branches done")
-    packing = [line for line in lines if line.startswith("pack ") or line.endswith(" packed") and line != "all packed"]
+    packing = [
+        line for line in lines if line.startswith("pack ") or (line.endswith(" packed") and line != "all packed")
+    ]
     assert packing == ["pack cups", "cups packed", "pack tea", "tea packed", "pack teapot", "teapot packed"]
 
 

@@ -77,10 +77,12 @@ def test_a_three_day_delay_finishes_in_test_time_and_takes_three_days_of_clock()
 
 def test_schedule_runs_its_block_later_while_the_main_path_goes_on() -> None:
     test, workflow_id = run(
-        lambda b: b.start_with(log("start"))
-        .schedule(lambda d, c: timedelta(hours=1))
-        .do(lambda s: s.start_with(log("scheduled")))
-        .then(log("main"))
+        lambda b: (
+            b.start_with(log("start"))
+            .schedule(lambda d, c: timedelta(hours=1))
+            .do(lambda s: s.start_with(log("scheduled")))
+            .then(log("main"))
+        )
     )
     assert test.instance(workflow_id).data["log"] == ["start", "main"]
     assert test.instance(workflow_id).status is WorkflowStatus.RUNNABLE
@@ -93,10 +95,12 @@ def test_recur_repeats_at_the_interval_until_the_condition_holds() -> None:
         context.workflow.data["ticks"] += 1
 
     instance = finished(
-        lambda b: b.start_with(log("start"))
-        .recur(lambda d, c: timedelta(minutes=10), lambda d, c: d["ticks"] >= 3)
-        .do(lambda r: r.start_with(tick))
-        .then(log("main")),
+        lambda b: (
+            b.start_with(log("start"))
+            .recur(lambda d, c: timedelta(minutes=10), lambda d, c: d["ticks"] >= 3)
+            .do(lambda r: r.start_with(tick))
+            .then(log("main"))
+        ),
         {"ticks": 0},
     )
     assert instance.data["ticks"] == 3
@@ -109,12 +113,14 @@ def test_recur_repeats_at_the_interval_until_the_condition_holds() -> None:
 
 def test_parallel_branches_all_run_and_join_before_going_on() -> None:
     instance = finished(
-        lambda b: b.start_with(log("start"))
-        .parallel()
-        .do(lambda p: p.start_with(log("a1")).delay(lambda d, c: timedelta(minutes=5)).then(log("a2")))
-        .do(lambda p: p.start_with(log("b1")))
-        .join()
-        .then(log("end"))
+        lambda b: (
+            b.start_with(log("start"))
+            .parallel()
+            .do(lambda p: p.start_with(log("a1")).delay(lambda d, c: timedelta(minutes=5)).then(log("a2")))
+            .do(lambda p: p.start_with(log("b1")))
+            .join()
+            .then(log("end"))
+        )
     )
     assert instance.data["log"][0] == "start" and instance.data["log"][-1] == "end"
     assert sorted(instance.data["log"][1:-1]) == ["a1", "a2", "b1"]
@@ -129,12 +135,14 @@ class Choose(StepBody):
 @pytest.mark.parametrize(("choice", "expected"), [(1, ["one", "after"]), (2, ["two", "after"]), (3, [])])
 def test_when_runs_the_block_of_the_outcome_then_goes_on(choice: int, expected: list[str]) -> None:
     instance = finished(
-        lambda b: b.start_with(Choose)
-        .when(1)
-        .do(lambda w: w.start_with(log("one")))
-        .when(2)
-        .do(lambda w: w.start_with(log("two")))
-        .then(log("after")),
+        lambda b: (
+            b.start_with(Choose)
+            .when(1)
+            .do(lambda w: w.start_with(log("one")))
+            .when(2)
+            .do(lambda w: w.start_with(log("two")))
+            .then(log("after"))
+        ),
         {"choice": choice},
     )
     assert instance.data["log"] == expected
@@ -154,10 +162,12 @@ def test_decide_runs_the_matching_branch_then_goes_on() -> None:
 
 def test_sequential_foreach_runs_items_in_order_one_at_a_time() -> None:
     instance = finished(
-        lambda b: b.start_with(log("start"))
-        .for_each(lambda d, c: [3, 1, 2], run_parallel=False)
-        .do(lambda x: x.start_with(log("in")).delay(lambda d, c: timedelta(seconds=c.item)).then(log("out")))
-        .then(log("end"))
+        lambda b: (
+            b.start_with(log("start"))
+            .for_each(lambda d, c: [3, 1, 2], run_parallel=False)
+            .do(lambda x: x.start_with(log("in")).delay(lambda d, c: timedelta(seconds=c.item)).then(log("out")))
+            .then(log("end"))
+        )
     )
     assert instance.data["log"] == ["start", "in:3", "out:3", "in:1", "out:1", "in:2", "out:2", "end"]
 
@@ -172,35 +182,60 @@ def fail(context: StepExecutionContext) -> None:
 
 def test_saga_compensates_completed_steps_in_reverse_order_then_goes_on() -> None:
     instance = finished(
-        lambda b: b.start_with(log("start"))
-        .saga(
-            lambda s: s.start_with(log("book-hotel"))
-            .compensate_with(log("cancel-hotel"))
-            .then(log("book-flight"))
-            .compensate_with(log("cancel-flight"))
-            .then(fail)
-            .compensate_with(log("never"))
-            .then(log("unreached"))
+        lambda b: (
+            b.start_with(log("start"))
+            .saga(
+                lambda s: (
+                    s.start_with(log("book-hotel"))
+                    .compensate_with(log("cancel-hotel"))
+                    .then(log("book-flight"))
+                    .compensate_with(log("cancel-flight"))
+                    .then(fail)
+                    .compensate_with(log("never"))
+                    .then(log("unreached"))
+                )
+            )
+            .then(log("after"))
         )
-        .then(log("after"))
     )
     assert instance.status is WorkflowStatus.COMPLETE
-    assert instance.data["log"] == ["start", "book-hotel", "book-flight", "fail", "cancel-flight", "cancel-hotel", "after"]
+    assert instance.data["log"] == [
+        "start",
+        "book-hotel",
+        "book-flight",
+        "fail",
+        "cancel-flight",
+        "cancel-hotel",
+        "after",
+    ]
 
 
 def test_saga_compensation_covers_nested_containers_latest_first() -> None:
     instance = finished(
-        lambda b: b.start_with(log("start")).saga(
-            lambda s: s.start_with(log("reserve"))
-            .compensate_with(log("release"))
-            .for_each(lambda d, c: ["x", "y"], run_parallel=False)
-            .do(lambda x: x.start_with(log("charge")).compensate_with(log("refund")))
-            .then(fail)
+        lambda b: (
+            b.start_with(log("start"))
+            .saga(
+                lambda s: (
+                    s.start_with(log("reserve"))
+                    .compensate_with(log("release"))
+                    .for_each(lambda d, c: ["x", "y"], run_parallel=False)
+                    .do(lambda x: x.start_with(log("charge")).compensate_with(log("refund")))
+                    .then(fail)
+                )
+            )
+            .compensate_with(log("saga-undone"))
         )
-        .compensate_with(log("saga-undone"))
     )
     assert instance.data["log"] == [
-        "start", "reserve", "charge:x", "charge:y", "fail", "refund:y", "refund:x", "release", "saga-undone",
+        "start",
+        "reserve",
+        "charge:x",
+        "charge:y",
+        "fail",
+        "refund:y",
+        "refund:x",
+        "release",
+        "saga-undone",
     ]
 
 
@@ -228,7 +263,9 @@ POLICY = RetryPolicy(max_attempts=3, initial_interval=timedelta(seconds=10), bac
 
 
 def test_retry_policy_succeeds_on_the_third_attempt_with_exponential_backoff() -> None:
-    test, workflow_id = run(lambda b: b.start_with(Flaky).on_error(POLICY).then(log("done")), {"attempts": 0, "succeed_on": 3})
+    test, workflow_id = run(
+        lambda b: b.start_with(Flaky).on_error(POLICY).then(log("done")), {"attempts": 0, "succeed_on": 3}
+    )
     started = test.clock.now
     instance = test.run_to_completion(workflow_id)
     assert instance.status is WorkflowStatus.COMPLETE
@@ -240,7 +277,9 @@ def test_retry_policy_succeeds_on_the_third_attempt_with_exponential_backoff() -
 
 
 def test_exhausted_retries_apply_the_final_behaviour() -> None:
-    test, workflow_id = run(lambda b: b.start_with(Flaky).on_error(POLICY).then(log("done")), {"attempts": 0, "succeed_on": 99})
+    test, workflow_id = run(
+        lambda b: b.start_with(Flaky).on_error(POLICY).then(log("done")), {"attempts": 0, "succeed_on": 99}
+    )
     instance = test.run_to_completion(workflow_id)
     assert instance.status is WorkflowStatus.TERMINATED
     assert instance.data["attempts"] == 3
@@ -258,7 +297,8 @@ def test_by_default_a_failing_step_is_retried_a_bounded_number_of_times_then_sus
 
 def test_workflow_wide_default_error_behaviour() -> None:
     test, workflow_id = run(
-        lambda b: b.use_default_error_behavior(WorkflowStep.TERMINATE).start_with(Flaky), {"attempts": 0, "succeed_on": 2}
+        lambda b: b.use_default_error_behavior(WorkflowStep.TERMINATE).start_with(Flaky),
+        {"attempts": 0, "succeed_on": 2},
     )
     assert test.instance(workflow_id).status is WorkflowStatus.TERMINATED
 
@@ -272,14 +312,21 @@ def set_flag(context: StepExecutionContext) -> None:
 
 def test_cancel_condition_ends_a_wait_and_can_proceed() -> None:
     test, workflow_id = run(
-        lambda b: b.start_with(log("start"))
-        .parallel()
-        .do(lambda p: p.start_with(log("waiting")).wait_for("never", lambda d, c: "k").cancel_condition(
-            lambda d, c: d.get("stop", False), proceed_after_cancel=True
-        ).then(log("after-cancel")))
-        .do(lambda p: p.start_with(log("other")).delay(lambda d, c: timedelta(minutes=1)).then(set_flag))
-        .join()
-        .then(log("end"))
+        lambda b: (
+            b.start_with(log("start"))
+            .parallel()
+            .do(
+                lambda p: (
+                    p.start_with(log("waiting"))
+                    .wait_for("never", lambda d, c: "k")
+                    .cancel_condition(lambda d, c: d.get("stop", False), proceed_after_cancel=True)
+                    .then(log("after-cancel"))
+                )
+            )
+            .do(lambda p: p.start_with(log("other")).delay(lambda d, c: timedelta(minutes=1)).then(set_flag))
+            .join()
+            .then(log("end"))
+        )
     )
     instance = test.run_to_completion(workflow_id)
     assert instance.status is WorkflowStatus.COMPLETE
@@ -304,9 +351,15 @@ def test_attach_jumps_back_to_a_named_step() -> None:
         return ExecutionResult.outcome("again" if context.workflow.data["n"] < 3 else "done")
 
     instance = finished(
-        lambda b: b.start_with(log("start")).then(count).id("counter").when("again").do(
-            lambda w: w.start_with(log("loop")).attach("counter")
-        ).when("done").do(lambda w: w.start_with(log("finished"))),
+        lambda b: (
+            b.start_with(log("start"))
+            .then(count)
+            .id("counter")
+            .when("again")
+            .do(lambda w: w.start_with(log("loop")).attach("counter"))
+            .when("done")
+            .do(lambda w: w.start_with(log("finished")))
+        ),
         {"n": 0},
     )
     assert instance.data["n"] == 3
@@ -315,10 +368,12 @@ def test_attach_jumps_back_to_a_named_step() -> None:
 
 def test_wait_for_timeout_with_an_outcome_branches_on_expiry() -> None:
     test, workflow_id = run(
-        lambda b: b.start_with(log("start"))
-        .wait_for("approval", lambda d, c: "k", timeout=timedelta(hours=2), timeout_outcome="expired")
-        .when("expired")
-        .do(lambda w: w.start_with(log("escalate")))
+        lambda b: (
+            b.start_with(log("start"))
+            .wait_for("approval", lambda d, c: "k", timeout=timedelta(hours=2), timeout_outcome="expired")
+            .when("expired")
+            .do(lambda w: w.start_with(log("escalate")))
+        )
     )
     instance = test.run_to_completion(workflow_id)
     assert instance.data["log"] == ["start", "escalate"]
@@ -327,9 +382,11 @@ def test_wait_for_timeout_with_an_outcome_branches_on_expiry() -> None:
 
 def test_wait_for_timeout_without_outcome_is_an_error_for_the_error_behaviour() -> None:
     test, workflow_id = run(
-        lambda b: b.start_with(log("start"))
-        .wait_for("approval", lambda d, c: "k", timeout=timedelta(minutes=5))
-        .on_error(WorkflowStep.TERMINATE)
+        lambda b: (
+            b.start_with(log("start"))
+            .wait_for("approval", lambda d, c: "k", timeout=timedelta(minutes=5))
+            .on_error(WorkflowStep.TERMINATE)
+        )
     )
     instance = test.run_to_completion(workflow_id)
     assert instance.status is WorkflowStatus.TERMINATED
@@ -339,11 +396,13 @@ def test_wait_for_timeout_without_outcome_is_an_error_for_the_error_behaviour() 
 
 def test_an_event_before_the_timeout_wins() -> None:
     test, workflow_id = run(
-        lambda b: b.start_with(log("start"))
-        .wait_for("approval", lambda d, c: "k", timeout=timedelta(hours=2), timeout_outcome="expired")
-        .output("answer", lambda s: s.event_data)
-        .when("expired")
-        .do(lambda w: w.start_with(log("escalate")))
+        lambda b: (
+            b.start_with(log("start"))
+            .wait_for("approval", lambda d, c: "k", timeout=timedelta(hours=2), timeout_outcome="expired")
+            .output("answer", lambda s: s.event_data)
+            .when("expired")
+            .do(lambda w: w.start_with(log("escalate")))
+        )
     )
     test.advance(timedelta(hours=1))
     test.publish_event("approval", "k", "yes")
@@ -356,7 +415,9 @@ def test_step_timeout_on_a_sleeping_step() -> None:
         def run(self, context: StepExecutionContext) -> ExecutionResult:
             return ExecutionResult.sleep(timedelta(minutes=1), "polling")
 
-    instance = finished(lambda b: b.start_with(Poll).timeout(timedelta(minutes=10), outcome="gave-up").then(log("next")))
+    instance = finished(
+        lambda b: b.start_with(Poll).timeout(timedelta(minutes=10), outcome="gave-up").then(log("next"))
+    )
     assert instance.data["log"] == ["next"]
     assert instance.execution_pointers[0].outcome == "gave-up"
 
@@ -373,10 +434,12 @@ class Child(Workflow):
 
 def test_sub_workflow_result_is_mapped_back_into_the_parent() -> None:
     parent = workflow(
-        lambda b: b.start_with(log("start"))
-        .sub_workflow("Child", lambda d, c: {"a": d["x"], "b": 2})
-        .output("child_total", lambda step: step.result["total"])
-        .then(log("end")),
+        lambda b: (
+            b.start_with(log("start"))
+            .sub_workflow("Child", lambda d, c: {"a": d["x"], "b": 2})
+            .output("child_total", lambda step: step.result["total"])
+            .then(log("end"))
+        ),
         name="Parent",
     )
     test = WorkflowTestHost(parent, Child())
@@ -391,7 +454,11 @@ def test_sub_workflow_result_is_mapped_back_into_the_parent() -> None:
 def test_a_terminated_sub_workflow_fails_the_parent_step() -> None:
     failing_child = workflow(lambda b: b.start_with(fail).on_error(WorkflowStep.TERMINATE), name="Failing")
     parent = workflow(
-        lambda b: b.start_with(log("start")).sub_workflow("Failing", lambda d, c: {"log": []}).on_error(WorkflowStep.TERMINATE),
+        lambda b: (
+            b.start_with(log("start"))
+            .sub_workflow("Failing", lambda d, c: {"log": []})
+            .on_error(WorkflowStep.TERMINATE)
+        ),
         name="Parent",
     )
     test = WorkflowTestHost(parent, failing_child)
@@ -441,7 +508,9 @@ def test_versions_side_by_side_and_the_latest_by_default() -> None:
 def test_an_instance_whose_definition_is_gone_is_suspended_with_a_clear_error_not_retried() -> None:
     from liteflow.core import WorkflowNotRegisteredError, configure_workflow_host
 
-    first = WorkflowTestHost(workflow(lambda b: b.start_with(log("a")).delay(lambda d, c: timedelta(minutes=1)).then(log("b"))))
+    first = WorkflowTestHost(
+        workflow(lambda b: b.start_with(log("a")).delay(lambda d, c: timedelta(minutes=1)).then(log("b")))
+    )
     workflow_id = first.start_workflow("Flow", data={"log": []})
     later = WorkflowTestHost(persistence=first.host.persistence, start=first.clock.now + timedelta(minutes=2))
     later.run_until_idle()
@@ -455,7 +524,8 @@ def test_an_instance_whose_definition_is_gone_is_suspended_with_a_clear_error_no
 
 def test_query_by_status_definition_reference_and_pages() -> None:
     test = WorkflowTestHost(
-        workflow(lambda b: b.start_with(log("a"))), workflow(lambda b: b.start_with(log("w")).wait_for("e", lambda d, c: "k"), name="Waits")
+        workflow(lambda b: b.start_with(log("a"))),
+        workflow(lambda b: b.start_with(log("w")).wait_for("e", lambda d, c: "k"), name="Waits"),
     )
     done = []
     for n in range(5):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,12 @@ def register(build: Callable[[WorkflowBuilder], Any]) -> None:
         (lambda b: b.start_with(Step).timeout(timedelta(0)), "positive timedelta"),
         (lambda b: b.start_with(Step).on_error(WorkflowStep.RETRY, 5), "timedelta"),
         (
-            lambda b: b.start_with(Step).for_each(lambda d, c: []).do(lambda x: x.start_with(Step)).do(lambda x: x.start_with(Step)),
+            lambda b: (
+                b.start_with(Step)
+                .for_each(lambda d, c: [])
+                .do(lambda x: x.start_with(Step))
+                .do(lambda x: x.start_with(Step))
+            ),
             "already has a do()",
         ),
     ],

@@ -205,9 +205,11 @@ class Increment(StepBody):
 class Loop(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
         builder.start_with(Record).while_(lambda data, context: data["n"] < 5).do(
-            lambda body: body.start_with(Increment)
-            .input("value", lambda data, context: data["n"])
-            .output("n", lambda step: step.value)
+            lambda body: (
+                body.start_with(Increment)
+                .input("value", lambda data, context: data["n"])
+                .output("n", lambda step: step.value)
+            )
         ).then(Second)
 
 
@@ -222,9 +224,9 @@ def test_while_repeats_until_the_condition_fails() -> None:
 
 class Branching(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Record).if_(lambda data, context: data["flag"]).do(
-            lambda then: then.start_with(Item)
-        ).then(Second)
+        builder.start_with(Record).if_(lambda data, context: data["flag"]).do(lambda then: then.start_with(Item)).then(
+            Second
+        )
 
 
 def test_if_runs_its_block_only_when_true() -> None:
@@ -265,7 +267,10 @@ def test_retry_sleeps_for_the_interval_and_records_each_attempt() -> None:
 
 
 def test_suspend_and_terminate_stop_the_workflow() -> None:
-    for behavior, status in ((WorkflowStep.SUSPEND, WorkflowStatus.SUSPENDED), (WorkflowStep.TERMINATE, WorkflowStatus.TERMINATED)):
+    for behavior, status in (
+        (WorkflowStep.SUSPEND, WorkflowStatus.SUSPENDED),
+        (WorkflowStep.TERMINATE, WorkflowStatus.TERMINATED),
+    ):
         definition = failing(behavior)
         instance = new_instance(definition)
         result = executor.execute(instance, definition, T0)

@@ -16,7 +16,7 @@ import threading
 import types
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -37,7 +37,7 @@ class MyData:  # the seed's style of plain data class
 
 
 class Slotted:
-    __slots__ = ("a", "b", "__hidden")
+    __slots__ = ("__hidden", "a", "b")
 
     def __init__(self, a: Any, b: Any) -> None:
         self.a = a
@@ -118,7 +118,7 @@ class MyList(list[int]):
 class Recorder:
     """Counts calls that loading must never make."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def __init__(self) -> None:
         Recorder.calls.append("__init__")

@@ -27,8 +27,7 @@ from liteflow.core import (
 from liteflow.core._config import _PERSISTENCE_URLS, _from_url
 from liteflow.core._providers import InstanceQuery
 from liteflow.providers import sqlite as sqlite_package
-from liteflow.providers.sqlite import SqlitePersistenceProvider
-from liteflow.providers.sqlite import _provider, _schema
+from liteflow.providers.sqlite import SqlitePersistenceProvider, _provider, _schema
 
 T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=timezone.utc)
 US = timedelta(microseconds=1)
@@ -54,7 +53,11 @@ def instance(**overrides: object) -> WorkflowInstance:
 
 def subscription(workflow_id: str, **overrides: object) -> EventSubscription:
     fields: dict[str, object] = dict(
-        workflow_id=workflow_id, step_id=1, execution_pointer_id="p1", event_name="paid", event_key="k",
+        workflow_id=workflow_id,
+        step_id=1,
+        execution_pointer_id="p1",
+        event_name="paid",
+        event_key="k",
         subscribe_as_of=T0,
     )
     fields.update(overrides)
@@ -373,7 +376,7 @@ def _hammer(provider: SqlitePersistenceProvider, threads: int = 8, per_thread: i
                     provider.persist_workflow(wf, subscriptions=[subscription(wf.id)] if step == 0 else ())
                     assert provider.get_workflow_instance(wf.id).revision == wf.revision
                 provider.get_runnable_instances(T0)
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:
             failures.append(error)
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
@@ -468,7 +471,7 @@ def test_close_closes_the_readers_of_every_thread(store: SqlitePersistenceProvid
     def read_after_close() -> None:
         try:
             store.get_runnable_events(T0)
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             outcome.append(error)
 
     fresh = threading.Thread(target=read_after_close)

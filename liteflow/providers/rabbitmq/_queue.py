@@ -32,6 +32,7 @@ Threads
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue as queue_module
 import threading
@@ -242,7 +243,7 @@ class RabbitMQQueueProvider(QueueProvider):
             except _AMQP_ERRORS as error:
                 future.set_exception(error)
                 raise  # the channel or connection is gone: reconnect
-            except BaseException as error:  # noqa: BLE001 - handed to the caller
+            except BaseException as error:
                 future.set_exception(error)
             else:
                 future.set_result(None)
@@ -253,10 +254,8 @@ class RabbitMQQueueProvider(QueueProvider):
             for buffer in self._buffers.values():
                 buffer.clear()  # RabbitMQ redelivers them when the connection goes
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(*_AMQP_ERRORS):
                 connection.close()
-            except _AMQP_ERRORS:
-                pass
         while True:
             try:
                 _, future = self._commands.get_nowait()

@@ -151,7 +151,7 @@ class RedisQueueProvider(QueueProvider):
         self._command: Any = self._client.execute_command
         self._mutex = threading.Lock()
         self._deliveries: dict[tuple[QueueType, str], list[str]] = {}
-        self._next_reclaim = {queue: 0.0 for queue in QueueType}
+        self._next_reclaim = dict.fromkeys(QueueType, 0.0)
         self._closed = threading.Event()
         self._active = 0  # dequeue calls running: close() lets them end before closing the client
         self._idle = threading.Condition(self._mutex)

@@ -305,8 +305,14 @@ class SqlitePersistenceProvider(PersistenceProvider):
             revision,
         )
         subscription_rows = [
-            (s.id, s.workflow_id, s.event_name, s.event_key, _micros(s.subscribe_as_of),
-             _dumps(subscription_to_record(s)))
+            (
+                s.id,
+                s.workflow_id,
+                s.event_name,
+                s.event_key,
+                _micros(s.subscribe_as_of),
+                _dumps(subscription_to_record(s)),
+            )
             for s in subscriptions
         ]
         ended_rows = [(subscription_id,) for subscription_id in terminated_subscriptions]
