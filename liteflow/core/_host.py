@@ -8,6 +8,7 @@ release the lock, then schedule the next turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -275,6 +276,12 @@ class WorkflowHost:
                     waiting.remove(ended)
                 if not waiting:
                     self._waiters.pop(workflow_id, None)
+
+    async def wait_for_workflow_async(
+        self, workflow_id: str, timeout: float | timedelta | None = None
+    ) -> WorkflowInstance:
+        """:meth:`wait_for_workflow` for asyncio code: awaits without blocking the event loop."""
+        return await asyncio.to_thread(self.wait_for_workflow, workflow_id, timeout)
 
     def purge(
         self,

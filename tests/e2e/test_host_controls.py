@@ -114,3 +114,25 @@ def test_delay_on_a_real_host_wakes_on_time() -> None:
         started = time.monotonic()
         host.wait_for_workflow(host.start_workflow("Sleepy"), 5)
         assert 0.2 <= time.monotonic() - started < 1.0
+
+
+def test_wait_for_workflow_async_awaits_without_blocking_the_loop() -> None:
+    async def main() -> tuple[WorkflowStatus, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        with configure_workflow_host() as host:
+            host.register_workflow(Sleepy())
+            ticking = asyncio.create_task(ticker())
+            instance = await host.wait_for_workflow_async(host.start_workflow("Sleepy"), timeout=5)
+            ticking.cancel()
+            return instance.status, ticks
+
+    status, ticks = asyncio.run(main())
+    assert status is WorkflowStatus.COMPLETE
+    assert ticks >= 5, "the event loop was blocked while waiting"
