@@ -498,13 +498,11 @@ class WorkflowHost:
         yielded = False
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
+            if self._is_due(instance):
+                self._recheck_waits(instance)
             for _ in range(self.options.max_passes_per_turn):
                 now = self._clock()
-                if (
-                    instance.status is not WorkflowStatus.RUNNABLE
-                    or instance.next_execution is None
-                    or instance.next_execution > now
-                ):
+                if not self._is_due(instance, now):
                     break
                 definition = self.registry.find(instance.workflow_definition_id, instance.version)
                 if definition is None:
@@ -528,6 +526,10 @@ class WorkflowHost:
                 result = self._executor.execute(instance, definition, now)
                 for child in result.children:
                     self._create_child(child)
+                if result.subscriptions and instance.status is WorkflowStatus.RUNNABLE:
+                    # Saved as due until the events already published are looked up below: if
+                    # this node dies in between, whoever runs it next looks (_recheck_waits).
+                    instance.next_execution = now
                 try:
                     self._save(
                         instance,
@@ -548,6 +550,23 @@ class WorkflowHost:
             self._timers.call_later(self.options.lock_retry_delay.total_seconds(), (QueueType.WORKFLOW, workflow_id))
         else:
             self._schedule(instance)
+
+    def _is_due(self, instance: WorkflowInstance, now: datetime | None = None) -> bool:
+        return (
+            instance.status is WorkflowStatus.RUNNABLE
+            and instance.next_execution is not None
+            and instance.next_execution <= (now or self._clock())
+        )
+
+    def _recheck_waits(self, instance: WorkflowInstance) -> None:
+        """Look for published events for every waiting step of a due instance. Normally done right
+        after its subscription is saved; this covers a node that died in between."""
+        for pointer in list(instance.execution_pointers):
+            if pointer.status is PointerStatus.WAITING_FOR_EVENT and pointer.event_name is not None:
+                key = pointer.event_key or ""
+                for subscription in self.persistence.get_subscriptions(pointer.event_name, key, self._clock()):
+                    if subscription.execution_pointer_id == pointer.id:
+                        self._deliver_published(instance, subscription)
 
     def _pending_control(self, workflow_id: str, instance: WorkflowInstance, now: datetime) -> Event | None:
         """A suspend/resume/terminate request recorded while this workflow's last step ran (on any

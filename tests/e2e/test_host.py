@@ -307,3 +307,35 @@ def test_an_instance_consumes_each_event_once_even_with_two_waits_for_it() -> No
         assert host.get_workflow_instance(workflow_id).data == {"first": "one"}
         host.publish_event("go", "k", "two")
         assert host.wait_for_workflow(workflow_id, 5).data == {"first": "one", "second": "two"}
+
+
+class OneWait(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop).wait_for("go", lambda data, context: "k").output("got", lambda s: s.event_data)
+
+
+class NodeDied(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, no handler catches it."""
+
+
+def test_an_event_is_not_lost_when_a_node_dies_between_saving_a_wait_and_looking_for_events(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    store = f"sqlite:///{tmp_path}/store.db"
+    node1 = configure_workflow_host(store)
+    node1.register_workflow(OneWait())
+    workflow_id = node1.start_workflow("OneWait", 1, {})
+    event_id = node1.publish_event("go", "k", "first")
+    node1._process_event(event_id)  # fanned out before anyone waits: marked processed
+
+    def die(*args: object) -> None:
+        raise NodeDied
+
+    node1._deliver_published = die  # type: ignore[method-assign]
+    with pytest.raises(NodeDied):
+        node1.run_until_idle()  # saves the subscription, then "dies"
+
+    node2 = configure_workflow_host(store, poll_interval=0.1)
+    node2.register_workflow(OneWait())
+    with node2:
+        assert node2.wait_for_workflow(workflow_id, timeout=5).data == {"got": "first"}
