@@ -594,17 +594,17 @@ class WorkflowHost:
         self._lifecycle.publish(child, LifecycleEventType.WORKFLOW_STARTED, child.create_time)
         self.queue.enqueue(QueueType.WORKFLOW, child.id)
 
-    def _deliver_published(self, instance: WorkflowInstance, subscription: EventSubscription) -> None:
-        """Hand a new subscription the oldest event this instance has not consumed yet: this is
-        what delivers an event published before the workflow reached its wait. Lock held."""
+    def _deliver_published(self, instance: WorkflowInstance, subscription: EventSubscription) -> bool:
+        """Give a waiting step the oldest event (at or after its subscription's as-of time) that its
+        workflow has not consumed yet, if there is one. This delivers events in order, and also
+        those published before the workflow reached its wait. Lock held."""
         consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
-        events = self.persistence.get_events(
-            subscription.event_name, subscription.event_key, subscription.subscribe_as_of
-        )
-        for event in events:
-            if event.id not in consumed:
-                self._apply_event(instance, subscription, event)
-                return
+        events = self.persistence.get_events(subscription.event_name, subscription.event_key, subscription.subscribe_as_of)
+        event = next((e for e in events if e.id not in consumed), None)
+        if event is None:
+            return False
+        self._apply_event(instance, subscription, event)
+        return True
 
     def _apply_event(self, instance: WorkflowInstance, subscription: EventSubscription, event: Event) -> None:
         pointer = instance.pointer(subscription.execution_pointer_id)
@@ -665,18 +665,9 @@ class WorkflowHost:
             if not waiting or instance.is_finished:
                 self._save(instance, instance.status, terminated_subscriptions=[subscription.id])
                 return True
-            # An instance consumes an event once, and older events still being fanned out go
-            # first, so a waiting step sees events in order.
-            consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
-            candidates = self.persistence.get_events(
-                subscription.event_name, subscription.event_key, subscription.subscribe_as_of
-            )
-            chosen = next(
-                (c for c in candidates if c.id not in consumed and (c.id == event.id or not c.is_processed)), None
-            )
-            if chosen is None:
-                return True  # this instance already has the event: the step waits for the next one
-            self._apply_event(instance, subscription, chosen)
+            # Not necessarily ``event``: an older one this workflow has not consumed goes first.
+            # If the workflow already has every event, the step waits for the next one.
+            self._deliver_published(instance, subscription)
         except WorkflowNotFoundError:
             return True  # purged meanwhile
         finally:

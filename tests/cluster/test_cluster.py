@@ -192,17 +192,17 @@ def _postgres_store(schema: str, backend: Backend) -> None:
             rows = connection.execute(f'SELECT {", ".join(EFFECT_COLUMNS)} FROM "{table}"').fetchall()
         return [Effect(*row) for row in rows]
 
-    backend.store = f"{POSTGRES}?schema={schema}"
+    backend.store = f"{POSTGRES}?schema={schema}&max_size=4"  # 3 nodes and the test stay well under 100 connections
     backend.effects = f"{POSTGRES}#{table}"
     backend.count_effects, backend.read_effects = count, read
 
 
 def _postgres_queue(schema: str, backend: Backend) -> None:
-    backend.queue = f"{POSTGRES}?schema={schema}&visibility_timeout={VISIBILITY}"
+    backend.queue = f"{POSTGRES}?schema={schema}&visibility_timeout={VISIBILITY}&max_size=2"
 
 
 def _postgres_lock(schema: str, backend: Backend) -> None:
-    backend.lock = f"{POSTGRES}?schema={schema}&lease={LEASE}"
+    backend.lock = f"{POSTGRES}?schema={schema}&lease={LEASE}&max_size=2"
 
 
 def _sqlite_store(directory: Path, backend: Backend) -> None:
