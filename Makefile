@@ -21,6 +21,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet dbos  # the peer the benchmarks compare against
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_sqlite.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_postgres.py $(PG_BENCH_ARGS)  # skipped when PostgreSQL is not reachable
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m mypy

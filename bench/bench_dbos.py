@@ -1,7 +1,8 @@
-"""DBOS Transact on SQLite, the same workload as bench_sqlite.py, for comparison. Prints numbers;
-never passes or fails. Needs ``pip install dbos``.
+"""DBOS Transact on SQLite or PostgreSQL, the same workload as bench_sqlite.py and
+bench_postgres.py, for comparison. Prints numbers; never passes or fails. Needs ``pip install dbos``.
 
     python bench/bench_dbos.py [--workflows 1000] [--repeat 3] [--samples 20] [--wal] [--json]
+                               [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 A workflow of three trivial ``@DBOS.step`` functions, ``N`` of them started with
 ``DBOS.start_workflow`` and waited for through their handles: workflows/s. Then send-to-recv
@@ -10,6 +11,10 @@ return of ``recv`` (the counterpart of LiteFlow's publish-to-resume). The system
 SQLite file in a temporary directory, with DBOS's defaults otherwise: SQLite's rollback journal
 and ``synchronous=FULL`` (an fsync per commit, durable across power loss). ``--wal`` switches every
 connection to WAL with ``synchronous=NORMAL``, LiteFlow's default, for a like-for-like comparison.
+
+``--postgres URL`` puts the system database on that PostgreSQL server instead, in a database of its
+own (``dbos_bench``, created with psycopg before the run and dropped after), with the server's
+settings (``synchronous_commit=on``); DBOS then waits for messages with ``LISTEN``/``NOTIFY``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import logging
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dbos import DBOS, DBOSConfig
 from sqlalchemy import event
@@ -51,9 +58,15 @@ def waits_for_message() -> float:
     return time.perf_counter()  # the workflow resumed: when recv returned
 
 
-def throughput(count: int) -> float:
+def throughput(count: int, starters: int = 1) -> float:
     started = time.perf_counter()
-    handles = [DBOS.start_workflow(three_steps) for _ in range(count)]
+    if starters == 1:
+        handles = [DBOS.start_workflow(three_steps) for _ in range(count)]
+    else:  # several threads starting at once, as bench_postgres.py --starters does for LiteFlow
+        with ThreadPoolExecutor(starters) as pool:
+            shares = [count // starters + (n < count % starters) for n in range(starters)]
+            parts = pool.map(lambda share: [DBOS.start_workflow(three_steps) for _ in range(share)], shares)
+            handles = [handle for part in parts for handle in part]
     for handle in handles:
         handle.get_result()
     return count / (time.perf_counter() - started)
@@ -66,6 +79,21 @@ def use_wal() -> None:
     def pragmas(connection: Any, record: Any) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+
+
+DBOS_DATABASE = "dbos_bench"
+
+
+def postgres_database(url: str, create: bool) -> str:
+    """Drop the benchmark's own database on the server of ``url`` and, if ``create``, make it
+    again; returns its URL (DBOS's system database)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
+        if create:
+            conn.execute(f"CREATE DATABASE {DBOS_DATABASE}")
+    return urlunsplit(urlsplit(url)._replace(path=f"/{DBOS_DATABASE}"))
 
 
 def send_latency(samples: int) -> list[float]:
@@ -86,32 +114,43 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs; the median is reported")
     parser.add_argument("--wal", action="store_true", help="WAL and synchronous=NORMAL instead of DBOS's defaults")
     parser.add_argument("--json", action="store_true", help="print one JSON line (used by bench_sqlite.py)")
+    parser.add_argument("--postgres", metavar="URL", help="system database on this PostgreSQL server instead")
+    parser.add_argument("--starters", type=int, default=1, help="threads calling DBOS.start_workflow")
     args = parser.parse_args()
     if args.wal:
         use_wal()
-    mode = "WAL, synchronous=NORMAL" if args.wal else "rollback journal, synchronous=FULL (DBOS defaults)"
+    if args.postgres:
+        mode = f"database {DBOS_DATABASE}, server defaults (DBOS defaults)"
+    elif args.wal:
+        mode = "WAL, synchronous=NORMAL"
+    else:
+        mode = "rollback journal, synchronous=FULL (DBOS defaults)"
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="dbos-bench-") as directory:
         path = Path(directory) / "dbos.sqlite"
+        database = postgres_database(args.postgres, create=True) if args.postgres else f"sqlite:///{path}"
         config: DBOSConfig = {
             "name": "liteflow-bench",
-            "system_database_url": f"sqlite:///{path}",
+            "system_database_url": database,
             "log_level": "WARNING",
         }
         DBOS(config=config)
         DBOS.launch()
         try:
             throughput(20)  # warm up
-            rates = [throughput(args.workflows) for _ in range(args.repeat)]
+            rates = [throughput(args.workflows, args.starters) for _ in range(args.repeat)]
             latencies = send_latency(args.samples) if args.samples else []
         finally:
             DBOS.destroy()
+            if args.postgres:
+                postgres_database(args.postgres, create=False)
 
     result = {
         "version": _version(),
         "workflows": args.workflows,
         "mode": mode,
+        "starters": args.starters,
         "rate": statistics.median(rates),
         "rates": rates,
         "send_recv_p50_ms": statistics.median(latencies) if latencies else None,
@@ -121,7 +160,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     runs = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"dbos {result['version']} sqlite ({mode})")
+    print(f"dbos {result['version']} {'postgresql' if args.postgres else 'sqlite'} ({mode})")
     print(f"dbos: {args.workflows} three-step workflows: {result['rate']:,.0f} workflows/s (median of {runs})")
     if latencies:
         print(

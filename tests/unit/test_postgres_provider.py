@@ -22,7 +22,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from liteflow.core import (  # noqa: E402
+from liteflow.core import (
     ConfigurationError,
     ProviderError,
     StepBody,
@@ -33,10 +33,10 @@ from liteflow.core import (  # noqa: E402
     WorkflowStatus,
     configure_workflow_host,
 )
-from liteflow.core._config import _LOCK_URLS, _PERSISTENCE_URLS, _QUEUE_URLS, _from_url  # noqa: E402
-from liteflow.core._providers import InstanceQuery, QueueType  # noqa: E402
-from liteflow.providers import postgres as postgres_package  # noqa: E402
-from liteflow.providers.postgres import (  # noqa: E402
+from liteflow.core._config import _LOCK_URLS, _PERSISTENCE_URLS, _QUEUE_URLS, _from_url
+from liteflow.core._providers import InstanceQuery, QueueType
+from liteflow.providers import postgres as postgres_package
+from liteflow.providers.postgres import (
     PostgresLockProvider,
     PostgresPersistenceProvider,
     PostgresQueueProvider,
@@ -203,14 +203,14 @@ def test_providers_from_urls(postgres_url: str, schema: Schema) -> None:
         PostgresQueueProvider.from_url("redis://localhost/0")
 
 
-def test_queue_and_lock_commit_asynchronously_only_when_told(postgres_url: str, schema: Schema) -> None:
+def test_only_queue_and_lock_commit_asynchronously_unless_told_otherwise(postgres_url: str, schema: Schema) -> None:
     name = schema()
     providers: list[Any] = [
         PostgresPersistenceProvider(postgres_url, schema=name),
+        PostgresQueueProvider.from_url(f"{postgres_url}?schema={name}&synchronous_commit=true"),
+        PostgresLockProvider(postgres_url, schema=name, synchronous_commit=True),
         PostgresQueueProvider(postgres_url, schema=name),
         PostgresLockProvider(postgres_url, schema=name),
-        PostgresQueueProvider.from_url(f"{postgres_url}?schema={name}&synchronous_commit=false"),
-        PostgresLockProvider(postgres_url, schema=name, synchronous_commit=False),
     ]
     try:
         settings = []

@@ -6,8 +6,9 @@
 ``queue_service`` or ``lock_service``. Options go in the query string and are taken out before
 connecting: ``?schema=app`` for all three (default ``liteflow``; each application or test can use
 its own), ``&visibility_timeout=60`` for the queue, ``&lease=15`` for the lock, ``&max_size=16`` for
-the connection pools, ``&synchronous_commit=false`` for a queue or lock whose commits do not wait
-for their WAL flush (see their docstrings; the persistence provider always waits). Every other
+the connection pools, ``&synchronous_commit=true`` for a queue or lock whose commits should wait
+for their WAL flush (by default they do not: see their docstrings; the persistence provider always
+waits). Every other
 parameter goes to libpq (``?sslmode=require``, ...).
 
 Each provider creates and migrates the schema it is given when it starts (see ``_schema``).

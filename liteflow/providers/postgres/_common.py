@@ -119,23 +119,41 @@ def utc(value: datetime) -> datetime:
 
 
 class Listener:
-    """One background connection that ``LISTEN``s on one channel and counts notifications per
+    r"""One background connection that ``LISTEN``s on one channel and counts notifications per
     payload, so that any number of threads can wait for "something new under this payload"
     without a connection each and without polling.
 
-    A waiter reads :meth:`generation` *before* checking the database, and after finding nothing
-    waits for it to change (:meth:`wait`). The listener is subscribed before the first check is
-    ever made, so a notification sent by a commit the check did not see always arrives after the
-    generation was read: no wake-up is lost while the connection is up. When the connection drops,
-    every waiter is woken (they re-check) and the listener reconnects; callers also re-check every
-    second or so to cover notifications missed while it was down.
+    Two ways to wait:
+
+    * :meth:`generation` / :meth:`wait` (every waiter wakes on every notification): a waiter reads
+      the generation *before* checking the database, and after finding nothing waits for it to
+      change. The listener is subscribed before the first check is ever made, so a notification
+      sent by a commit the check did not see always arrives after the generation was read: no
+      wake-up is lost while the connection is up.
+    * :meth:`epoch` / :meth:`wait_ticket` / :meth:`spend` (one waiter wakes per notification): each
+      notification adds a *ticket* under its payload and wakes one waiter, which takes the ticket.
+      For consumers that each want one item per notification (the queue: a notification is one
+      enqueued row), so that an enqueue does not wake every idle worker of the process to race for
+      one row. A consumer that takes an item without having waited calls :meth:`spend`, so
+      tickets follow the items still waiting; stale tickets (items taken by another node) cost one
+      wasted check each, never a lost wake-up: a ticket is only removed by a waiter that goes on
+      to check, or for an item that was taken.
+
+    When the connection drops, every waiter of both kinds is woken (they re-check) and the listener
+    reconnects; callers also re-check every second or so to cover notifications missed while it
+    was down.
     """
 
     def __init__(self, conninfo: str, channel: str) -> None:
         self._conninfo = conninfo
         self._channel = channel
-        self._condition = threading.Condition()
+        self._mutex = threading.Lock()
+        # One condition per payload (on one lock), so that a ticket wakes a waiter of its payload.
+        self._conditions: dict[str, threading.Condition] = {}
         self._generations: dict[str, int] = {}
+        self._tickets: dict[str, int] = {}
+        self._generation_waiters: dict[str, int] = {}
+        self._epoch = 0
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._connection: psycopg.Connection[Any] | None = None
@@ -145,27 +163,77 @@ class Listener:
         # server is down the callers still work, by re-checking on a timer.
         self._ready.wait(CONNECT_TIMEOUT)
 
+    def _condition(self, payload: str) -> threading.Condition:
+        condition = self._conditions.get(payload)
+        if condition is None:
+            condition = self._conditions[payload] = threading.Condition(self._mutex)
+        return condition
+
     def generation(self, payload: str) -> int:
-        with self._condition:
+        with self._mutex:
             return self._generations.get(payload, 0)
 
     def wait(self, payload: str, seen: int, timeout: float) -> bool:
         """Wait until a notification for ``payload`` arrives after ``seen`` was read, the listener is
         closed or reconnects, or ``timeout`` seconds pass; True unless it timed out."""
-        with self._condition:
-            return self._condition.wait_for(
-                lambda: self._stopping.is_set() or self._generations.get(payload, 0) != seen, timeout
+        with self._mutex:
+            self._generation_waiters[payload] = self._generation_waiters.get(payload, 0) + 1
+            try:
+                return self._condition(payload).wait_for(
+                    lambda: self._stopping.is_set() or self._generations.get(payload, 0) != seen, timeout
+                )
+            finally:
+                self._generation_waiters[payload] -= 1
+
+    def epoch(self) -> int:
+        """Changes whenever every waiter must re-check (reconnection, close): read it before
+        checking the database, and pass it to :meth:`wait_ticket`."""
+        with self._mutex:
+            return self._epoch
+
+    def wait_ticket(self, payload: str, seen_epoch: int, timeout: float) -> bool:
+        """Wait until a ticket for ``payload`` is free (and take it), the epoch moved on from
+        ``seen_epoch``, the listener is closed, or ``timeout`` seconds pass. True if a ticket was
+        taken: the caller's next check stands for that notification."""
+        with self._mutex:
+            self._condition(payload).wait_for(
+                lambda: self._tickets.get(payload, 0) > 0 or self._epoch != seen_epoch or self._stopping.is_set(),
+                timeout,
             )
+            if self._tickets.get(payload, 0) > 0:
+                self._tickets[payload] -= 1
+                return True
+            return False
+
+    def spend(self, payload: str) -> None:
+        """An item of ``payload`` was taken without waiting for a ticket: drop one, if any."""
+        with self._mutex:
+            if self._tickets.get(payload, 0) > 0:
+                self._tickets[payload] -= 1
 
     @property
     def closed(self) -> bool:
         return self._stopping.is_set()
 
     def _bump(self, payloads: list[str] | None) -> None:
-        with self._condition:
-            for payload in self._generations if payloads is None else payloads:
+        with self._mutex:
+            if payloads is None:  # everyone re-checks
+                self._epoch += 1
+                for payload in self._generations:
+                    self._generations[payload] += 1
+                for condition in self._conditions.values():
+                    condition.notify_all()
+                return
+            for payload in payloads:
                 self._generations[payload] = self._generations.get(payload, 0) + 1
-            self._condition.notify_all()
+                self._tickets[payload] = self._tickets.get(payload, 0) + 1
+                waiting = self._conditions.get(payload)
+                if waiting is not None:
+                    # Generation waiters all want to know; ticket waiters, one per ticket.
+                    if self._generation_waiters.get(payload, 0):
+                        waiting.notify_all()
+                    else:
+                        waiting.notify(1)
 
     def _run(self) -> None:
         backoff = 0.1

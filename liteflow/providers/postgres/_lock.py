@@ -17,8 +17,8 @@ Guarantees
     logged at WARNING. Every comparison uses the database server's clock.
 
 Durability
-    Every statement commits synchronously by default. With ``synchronous_commit=False`` a crash of
-    the database server can forget grants made in its last fraction of a second, so such a lock is
+    By default commits do not wait for their WAL flush (``synchronous_commit=True`` makes them wait):
+    a crash of the database server can then forget grants made in its last fraction of a second, so such a lock is
     free again when the server comes back while its holder may still be working: the same overlap
     as a lease lapsing, caught the same way (next paragraph). Tokens still only grow, as the
     sequence is recovered ahead of any value handed out.
@@ -52,8 +52,8 @@ class PostgresLockProvider(LockProvider):
 
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. ``lease`` is in
     seconds. ``renew=False`` turns renewal off, so locks lapse after one lease even while held: for
-    tests that stand in for a stalled node, not for production. ``synchronous_commit=False``
-    trades the last moments before a database crash for speed (see Durability).
+    tests that stand in for a stalled node, not for production. ``synchronous_commit=True``
+    makes every grant wait for its WAL flush (see Durability).
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class PostgresLockProvider(LockProvider):
         renew: bool = True,
         min_size: int = 1,
         max_size: int = 8,
-        synchronous_commit: bool = True,
+        synchronous_commit: bool = False,
     ) -> None:
         if lease <= 0:
             raise InvalidArgumentError(f"lease must be positive, got {lease}")

@@ -2,7 +2,8 @@
 
 Connections
     Every call borrows an autocommit connection from the pool for one statement, or for one
-    explicit transaction when it writes more than one row. Nothing is held between calls, so
+    explicit transaction when it writes more than one row (sent in pipeline mode: one round trip
+    for BEGIN, the statements and COMMIT). Nothing is held between calls, so
     ``max_size`` bounds the connections one provider opens whatever the number of host threads.
 
 Consistency
@@ -254,9 +255,11 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 if conn.execute(sql.update_workflow, update).rowcount == 0:
                     self._raise_lost_update(conn, instance.id, revision)
             else:
-                with conn.transaction(), conn.cursor() as cursor:
-                    if cursor.execute(sql.update_workflow, update).rowcount == 0:
-                        self._raise_lost_update(conn, instance.id, revision)
+                # One round trip for the whole transaction (pipeline mode): BEGIN, the statements
+                # and COMMIT are sent together; the revision check is read before COMMIT is sent,
+                # and a lost update rolls everything back.
+                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as saved, conn.cursor() as cursor:
+                    saved.execute(sql.update_workflow, update)
                     if subscription_rows:
                         cursor.executemany(sql.upsert_subscription, subscription_rows)
                     if ended:
@@ -267,6 +270,9 @@ class PostgresPersistenceProvider(PersistenceProvider):
                         cursor.executemany(sql.upsert_event, event_rows)
                     if notify:
                         cursor.execute(sql.notify, (self._channel,))
+                    pipeline.sync()
+                    if saved.rowcount == 0:
+                        self._raise_lost_update(conn, instance.id, revision)
         instance.revision = revision + 1
 
     def _raise_lost_update(self, conn: psycopg.Connection[Any], workflow_id: str, revision: int) -> None:

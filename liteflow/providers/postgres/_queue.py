@@ -11,7 +11,9 @@ Delivery (at least once)
     ``pg_notify('liteflow_queue_<schema>', <queue>)``, delivered when it commits. ``dequeue`` takes
     the first visible row, oldest ``visible_at`` first, with ``FOR UPDATE SKIP LOCKED`` (so consumers
     on any node never block one another or take the same row) and in the same statement marks it
-    taken until ``now() + visibility_timeout``. ``acknowledge`` deletes that delivery's row. A row
+    taken until ``now() + visibility_timeout``. ``acknowledge`` deletes that delivery's row (in the
+    statement of the provider's next take, so that a host's acknowledge-then-dequeue is one commit,
+    or within 10 ms). A row
     whose consumer died (or worked past the timeout) becomes visible again and is handed out to the
     next ``dequeue``. All times are the database server's clock, so the nodes' clocks do not matter.
     An id queued again while taken gets a new waiting row: a workflow re-queued while it runs runs
@@ -20,12 +22,16 @@ Delivery (at least once)
 Waiting
     An empty ``dequeue`` waits on a condition fed by one listener thread per provider (a dedicated
     connection that ``LISTEN``s): it wakes as soon as any node's enqueue commits, without holding a
-    pool connection and without polling. It re-checks every second as well (notifications missed
-    while the listener reconnects), and sooner when a taken row is due to become visible again.
+    pool connection and without polling. Each notification wakes one waiting ``dequeue`` of this
+    provider, not all of them (a notification is one new row: waking every idle worker made them
+    race for it, with one query each and all but one finding nothing). It re-checks every second
+    as well (notifications missed while the listener reconnects), and sooner when a taken row is
+    due to become visible again.
 
 Durability
-    Every statement commits synchronously by default. ``synchronous_commit=False`` makes the queue's
-    commits return before their WAL reaches disk (``SET synchronous_commit = off`` on its pool): a
+    By default the queue's commits return before their WAL reaches disk (``SET synchronous_commit =
+    off`` on its pool; pass ``synchronous_commit=True`` to wait for the flush). The queue only
+    announces work that is already durable in the store, so this is safe: a
     crash of the *database server* (not of a host) can then forget the last fraction of a second of
     enqueues, takes and acknowledgements, and nothing else (PostgreSQL stays consistent). Each such
     loss is one LiteFlow already recovers from: a forgotten acknowledgement or take is a redelivery;
@@ -59,6 +65,8 @@ logger = logging.getLogger("liteflow.providers.postgres")
 
 _RECHECK = 1.0
 """Longest an empty ``dequeue`` waits without looking at the table again."""
+_ACK_DELAY = 0.01
+"""Longest an acknowledged row waits for a take to delete it before the flusher thread does."""
 
 
 class PostgresQueueProvider(QueueProvider):
@@ -67,8 +75,7 @@ class PostgresQueueProvider(QueueProvider):
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. The table lives in
     ``schema`` (created and migrated on start). ``visibility_timeout`` (seconds) is how long a
     delivery may go unacknowledged before it is handed out again: pick it above your slowest step.
-    ``synchronous_commit=False`` trades the last moments before a database crash for speed (see
-    Durability).
+    ``synchronous_commit=True`` makes every queue commit wait for its WAL flush (see Durability).
     """
 
     def __init__(
@@ -79,7 +86,7 @@ class PostgresQueueProvider(QueueProvider):
         visibility_timeout: float = 30.0,
         min_size: int = 1,
         max_size: int = 8,
-        synchronous_commit: bool = True,
+        synchronous_commit: bool = False,
     ) -> None:
         if visibility_timeout <= 0:
             raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
@@ -101,13 +108,29 @@ class PostgresQueueProvider(QueueProvider):
             f"SELECT extract(epoch FROM min(visible_at) - now()) FROM {s}.queue_item"
             " WHERE queue = %s AND visible_at > now()"
         )
+        # Acknowledged deliveries, deleted in the statement of this provider's next take (one
+        # commit for both), or by the flusher thread if no take comes within _ACK_DELAY.
+        acked = f"DELETE FROM {s}.queue_item AS q USING unnest(%s::bigint[], %s::text[]) AS a(id, token)"
+        acked += " WHERE q.id = a.id AND q.taken_by = a.token"
+        self._ack_many_sql = acked
         self._ack_sql = f"DELETE FROM {s}.queue_item WHERE id = %s AND taken_by = %s"
+        self._ack_and_take_sql = (
+            f"WITH acked AS ({acked}) UPDATE {s}.queue_item SET taken_by = %s,"
+            " visible_at = now() + %s * interval '1 second'"
+            f" WHERE id = (SELECT id FROM {s}.queue_item WHERE queue = %s AND visible_at <= now()"
+            " AND id <> ALL(%s::bigint[]) ORDER BY visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, item_id"
+        )
         self._return_sql = f"UPDATE {s}.queue_item SET visible_at = now() WHERE id = ANY(%s) AND taken_by = ANY(%s)"
         self._node = secrets.token_hex(6)
         self._deliveries = itertools.count(1)
         # (queue, item) -> this provider's unacknowledged deliveries: (row id, token, thread id).
         self._taken: defaultdict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
         self._taken_lock = threading.Lock()
+        self._acked: list[tuple[int, str]] = []  # acknowledged, row not deleted yet: (row id, token)
+        self._acked_ready = threading.Condition(self._taken_lock)
+        # Per queue: (monotonic time a taken row becomes visible again, when that was looked up).
+        self._redelivery: dict[str, tuple[float, float]] = {}
         self._closed = False
         self._pool = open_pool(
             conninfo_or_url,
@@ -123,6 +146,8 @@ class PostgresQueueProvider(QueueProvider):
         except BaseException:
             self._pool.close()
             raise
+        self._flusher = threading.Thread(target=self._flush_loop, name="liteflow-pg-queue-acks", daemon=True)
+        self._flusher.start()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresQueueProvider:
@@ -148,38 +173,66 @@ class PostgresQueueProvider(QueueProvider):
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         name = QueueType(queue).value
         deadline = time.monotonic() + max(timeout, 0.0)
-        # When the next taken row becomes visible again: looked up once, and again only once
-        # passed, so that waiters woken together by one notification make one query each, not two.
-        redelivery: float | None = None
+        ticketed = False  # whether this attempt was woken by a notification's ticket
         while not self._closed:
-            seen = self._listener.generation(name)
+            epoch = self._listener.epoch()
             try:
                 item = self._take(name)
                 if item is not None:
+                    if not ticketed:
+                        self._listener.spend(name)  # its notification wakes no one for nothing
                     return item
                 now = time.monotonic()
                 if now >= deadline:
                     return None
-                if redelivery is None or redelivery <= now:
-                    redelivery = now + self._next_visible(name)
+                redelivery = self._next_redelivery(name, now)
                 wait = min(deadline - now, _RECHECK, max(redelivery - now, 0.001))
             except ProviderError:
                 if self._closed:  # the pool was closed under us: that is the wake-up close() promises
                     return None
                 raise
-            self._listener.wait(name, seen, wait)
+            ticketed = self._listener.wait_ticket(name, epoch, wait)
         return None
 
     def _take(self, name: str) -> str | None:
         token = f"{self._node}-{next(self._deliveries)}"
-        with translated("take an item"), self._pool.connection() as conn:
-            row = conn.execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+        with self._taken_lock:
+            acked, self._acked = self._acked, []
+        try:
+            with translated("take an item"), self._pool.connection() as conn:
+                if acked:
+                    ids, tokens = [a[0] for a in acked], [a[1] for a in acked]
+                    parameters = (ids, tokens, token, self.visibility_timeout, name, ids)
+                    row = conn.execute(self._ack_and_take_sql, parameters).fetchone()
+                else:
+                    row = conn.execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+        except BaseException:
+            if acked:
+                with self._taken_lock:
+                    self._acked[:0] = acked  # not deleted: the flusher (or the next take) tries again
+            raise
         if row is None:
             return None
         row_id, item_id = int(row[0]), str(row[1])
         with self._taken_lock:
             self._taken[(name, item_id)].append((row_id, token, threading.get_ident()))
+            # This row is visible again after the timeout unless acknowledged: waiters need not ask.
+            due, looked_up = self._redelivery.get(name, (float("inf"), 0.0))
+            self._redelivery[name] = (min(due, time.monotonic() + self.visibility_timeout), looked_up)
         return item_id
+
+    def _next_redelivery(self, name: str, now: float) -> float:
+        """When (monotonic) a taken row of this queue is next handed out again, as far as known:
+        asked of the database at most every ``_RECHECK / 2`` seconds per provider (rows taken by
+        other nodes), and kept up to date with this provider's own takes between."""
+        with self._taken_lock:
+            due, looked_up = self._redelivery.get(name, (float("inf"), 0.0))
+        if due > now and now - looked_up < _RECHECK / 2:
+            return due
+        due = now + self._next_visible(name)
+        with self._taken_lock:
+            self._redelivery[name] = (due, now)
+        return due
 
     def _next_visible(self, name: str) -> float:
         """Seconds until a taken row of this queue becomes visible again (inf if none)."""
@@ -190,6 +243,11 @@ class PostgresQueueProvider(QueueProvider):
         return max(float(row[0]), 0.001)
 
     def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        """Forget a delivery for good. Its row is deleted by this provider's next take, in the same
+        statement (the host dequeues again right after acknowledging, so one commit serves both),
+        or within ``_ACK_DELAY`` seconds by a background thread, or by :meth:`close`. A node that
+        dies in between has its acknowledged item delivered again after the visibility timeout:
+        at least once, as for any crash before the acknowledgement."""
         key = (QueueType(queue).value, item_id)
         with self._taken_lock:
             deliveries = self._taken.get(key)
@@ -201,20 +259,56 @@ class PostgresQueueProvider(QueueProvider):
             row_id, token, _ = deliveries.pop(index)
             if not deliveries:
                 del self._taken[key]
-        with translated("acknowledge an item"), self._pool.connection() as conn:
-            conn.execute(self._ack_sql, (row_id, token))
+            self._acked.append((row_id, token))
+            if len(self._acked) == 1:
+                self._acked_ready.notify()
+
+    def _flush_acks(self) -> None:
+        with self._taken_lock:
+            acked, self._acked = self._acked, []
+        if not acked:
+            return
+        try:
+            with translated("acknowledge items"), self._pool.connection() as conn:
+                if len(acked) == 1:
+                    conn.execute(self._ack_sql, acked[0])
+                else:
+                    conn.execute(self._ack_many_sql, ([a[0] for a in acked], [a[1] for a in acked]))
+        except BaseException:
+            with self._taken_lock:
+                self._acked[:0] = acked
+            raise
+
+    def _flush_loop(self) -> None:
+        """Delete acknowledged rows that no take carried away within ``_ACK_DELAY`` seconds."""
+        while not self._closed:
+            with self._taken_lock:
+                while not self._acked and not self._closed:
+                    self._acked_ready.wait()
+            time.sleep(_ACK_DELAY)  # a take usually comes sooner and deletes them itself
+            try:
+                self._flush_acks()
+            except ProviderError as error:
+                if self._closed:
+                    return
+                logger.warning("could not delete acknowledged queue items, retrying: %s", error)
+                time.sleep(_RECHECK)
 
     def close(self) -> None:
         """Wake blocked ``dequeue`` calls, hand back this provider's unacknowledged deliveries at
         once, and close the connections."""
         if self._closed:
             return
-        self._closed = True
+        with self._taken_lock:
+            self._closed = True
+            self._acked_ready.notify_all()
         self._listener.close()
+        self._flusher.join()
         with self._taken_lock:
             held = [delivery for deliveries in self._taken.values() for delivery in deliveries]
             self._taken.clear()
         try:
+            self._flush_acks()
             if held:
                 with self._pool.connection() as conn:
                     conn.execute(self._return_sql, ([d[0] for d in held], [d[1] for d in held]))
