@@ -599,7 +599,9 @@ class WorkflowHost:
         workflow has not consumed yet, if there is one. This delivers events in order, and also
         those published before the workflow reached its wait. Lock held."""
         consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
-        events = self.persistence.get_events(subscription.event_name, subscription.event_key, subscription.subscribe_as_of)
+        events = self.persistence.get_events(
+            subscription.event_name, subscription.event_key, subscription.subscribe_as_of
+        )
         event = next((e for e in events if e.id not in consumed), None)
         if event is None:
             return False

@@ -8,6 +8,8 @@ and the rest in the record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -193,3 +195,67 @@ def error_from_record(record: dict[str, Any]) -> ExecutionError:
     error_time = _parse_time(record["error_time"])
     assert error_time is not None
     return ExecutionError(**{**record, "error_time": error_time})
+
+
+Column = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class SaveRows:
+    """What one ``persist_workflow`` writes to a SQL store, as rows, built (and so serialized)
+    before any transaction starts: the SQLite and PostgreSQL providers share these columns."""
+
+    update: tuple[Any, ...]
+    """definition_id, version, reference, status, next_execution, complete_time, record; id, revision"""
+    subscriptions: list[tuple[Any, ...]]
+    """id, workflow_id, event_name, event_key, subscribe_as_of, record"""
+    ended: list[str]
+    errors: list[tuple[Any, ...]]
+    """id, workflow_id, record"""
+    events: list[tuple[Any, ...]]
+    """id, event_name, event_key, event_time, is_processed, record"""
+
+    @property
+    def only_update(self) -> bool:
+        return not (self.subscriptions or self.ended or self.errors or self.events)
+
+
+def event_row(event: Event, *, time: Column, dumps: Callable[[Any], str], flag: Column) -> tuple[Any, ...]:
+    record = dumps(event_to_record(event))
+    return (event.id, event.event_name, event.event_key, time(event.event_time), flag(event.is_processed), record)
+
+
+def save_rows(
+    instance: WorkflowInstance,
+    subscriptions: Sequence[EventSubscription],
+    terminated_subscriptions: Sequence[str],
+    errors: Sequence[ExecutionError],
+    events: Sequence[Event],
+    *,
+    time: Column,
+    dumps: Callable[[Any], str],
+    flag: Column,
+) -> SaveRows:
+    """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values."""
+    record = instance_to_record(instance)
+    record["revision"] = instance.revision + 1
+    return SaveRows(
+        update=(
+            instance.workflow_definition_id,
+            instance.version,
+            instance.reference,
+            instance.status.value,
+            None if instance.next_execution is None else time(instance.next_execution),
+            None if instance.complete_time is None else time(instance.complete_time),
+            dumps(record),
+            instance.id,
+            instance.revision,
+        ),
+        subscriptions=[
+            (s.id, s.workflow_id, s.event_name, s.event_key, time(s.subscribe_as_of), dumps(subscription_to_record(s)))
+            for s in subscriptions
+        ],
+        ended=list(terminated_subscriptions),
+        errors=[(e.id, e.workflow_id, dumps(error_to_record(e))) for e in errors],
+        events=[event_row(event, time=time, dumps=dumps, flag=flag) for event in events],
+    )

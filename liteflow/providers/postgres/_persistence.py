@@ -37,13 +37,12 @@ from liteflow.core._models import Event, EventSubscription, ExecutionError, Work
 from liteflow.core._providers import InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
-    error_to_record,
     event_from_record,
-    event_to_record,
+    event_row,
     instance_from_record,
     instance_to_record,
+    save_rows,
     subscription_from_record,
-    subscription_to_record,
 )
 
 from ._common import Listener, check_schema, flag, open_pool, split_url, translated, utc
@@ -227,47 +226,30 @@ class PostgresPersistenceProvider(PersistenceProvider):
     ) -> None:
         # Everything that can fail on the caller's data happens before the transaction.
         revision = instance.revision
-        record = instance_to_record(instance)
-        record["revision"] = revision + 1
-        update = (
-            instance.workflow_definition_id,
-            instance.version,
-            instance.reference,
-            instance.status.value,
-            None if instance.next_execution is None else utc(instance.next_execution),
-            None if instance.complete_time is None else utc(instance.complete_time),
-            _dumps(record),
-            instance.id,
-            revision,
+        rows = save_rows(
+            instance, subscriptions, terminated_subscriptions, errors, events, time=utc, dumps=_dumps, flag=bool
         )
-        subscription_rows = [
-            (s.id, s.workflow_id, s.event_name, s.event_key, utc(s.subscribe_as_of), _dumps(subscription_to_record(s)))
-            for s in subscriptions
-        ]
-        ended = list(terminated_subscriptions)
-        error_rows = [(e.id, e.workflow_id, _dumps(error_to_record(e))) for e in errors]
-        event_rows = [self._event_row(event) for event in events]
-        notify = self._runnable_now(instance) or (self._notify and bool(event_rows))
+        notify = self._runnable_now(instance) or (self._notify and bool(rows.events))
         sql = self._sql
         with translated("save a workflow"), self._pool.connection() as conn:
-            if not (subscription_rows or ended or error_rows or event_rows or notify):
+            if rows.only_update and not notify:
                 # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                if conn.execute(sql.update_workflow, update).rowcount == 0:
+                if conn.execute(sql.update_workflow, rows.update).rowcount == 0:
                     self._raise_lost_update(conn, instance.id, revision)
             else:
                 # One round trip for the whole transaction (pipeline mode): BEGIN, the statements
                 # and COMMIT are sent together; the revision check is read before COMMIT is sent,
                 # and a lost update rolls everything back.
                 with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as saved, conn.cursor() as cursor:
-                    saved.execute(sql.update_workflow, update)
-                    if subscription_rows:
-                        cursor.executemany(sql.upsert_subscription, subscription_rows)
-                    if ended:
-                        cursor.execute(sql.delete_subscriptions, (ended,))
-                    if error_rows:
-                        cursor.executemany(sql.insert_error, error_rows)
-                    if event_rows:
-                        cursor.executemany(sql.upsert_event, event_rows)
+                    saved.execute(sql.update_workflow, rows.update)
+                    if rows.subscriptions:
+                        cursor.executemany(sql.upsert_subscription, rows.subscriptions)
+                    if rows.ended:
+                        cursor.execute(sql.delete_subscriptions, (rows.ended,))
+                    if rows.errors:
+                        cursor.executemany(sql.insert_error, rows.errors)
+                    if rows.events:
+                        cursor.executemany(sql.upsert_event, rows.events)
                     if notify:
                         cursor.execute(sql.notify, (self._channel,))
                     pipeline.sync()
@@ -317,8 +299,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _event_row(event: Event) -> tuple[Any, ...]:
-        record = _dumps(event_to_record(event))
-        return (event.id, event.event_name, event.event_key, utc(event.event_time), event.is_processed, record)
+        return event_row(event, time=utc, dumps=_dumps, flag=bool)
 
     def create_event(self, event: Event) -> None:
         row = self._event_row(event)

@@ -43,13 +43,12 @@ from liteflow.core._models import Event, EventSubscription, ExecutionError, Work
 from liteflow.core._providers import InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
-    error_to_record,
     event_from_record,
-    event_to_record,
+    event_row,
     instance_from_record,
     instance_to_record,
+    save_rows,
     subscription_from_record,
-    subscription_to_record,
 )
 
 from ._schema import migrate
@@ -291,52 +290,24 @@ class SqlitePersistenceProvider(PersistenceProvider):
     ) -> None:
         # Everything that can fail on the caller's data happens before the transaction.
         revision = instance.revision
-        record = instance_to_record(instance)
-        record["revision"] = revision + 1
-        update = (
-            instance.workflow_definition_id,
-            instance.version,
-            instance.reference,
-            instance.status.value,
-            None if instance.next_execution is None else _micros(instance.next_execution),
-            None if instance.complete_time is None else _micros(instance.complete_time),
-            _dumps(record),
-            instance.id,
-            revision,
+        rows = save_rows(
+            instance, subscriptions, terminated_subscriptions, errors, events, time=_micros, dumps=_dumps, flag=int
         )
-        subscription_rows = [
-            (
-                s.id,
-                s.workflow_id,
-                s.event_name,
-                s.event_key,
-                _micros(s.subscribe_as_of),
-                _dumps(subscription_to_record(s)),
-            )
-            for s in subscriptions
-        ]
-        ended_rows = [(subscription_id,) for subscription_id in terminated_subscriptions]
-        error_rows = [(e.id, e.workflow_id, _dumps(error_to_record(e))) for e in errors]
-        event_rows = [self._event_row(event) for event in events]
         writer = self._writer
         with self._lock:
-            if not (subscription_rows or ended_rows or error_rows or event_rows):
+            if rows.only_update:
                 # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                if writer.execute(_UPDATE_WORKFLOW, update).rowcount == 0:
+                if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
                     self._raise_lost_update(instance.id, revision)
             else:
                 writer.execute("BEGIN IMMEDIATE")
                 try:
-                    if writer.execute(_UPDATE_WORKFLOW, update).rowcount == 0:
+                    if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
                         self._raise_lost_update(instance.id, revision)
-                    if subscription_rows:
-                        writer.executemany(_UPSERT_SUBSCRIPTION, subscription_rows)
-                    if ended_rows:
-                        writer.executemany(_DELETE_SUBSCRIPTION, ended_rows)
-                    if error_rows:
-                        writer.executemany(_INSERT_ERROR, error_rows)
-                    if event_rows:
-                        writer.executemany(_UPSERT_EVENT, event_rows)
+                    writer.executemany(_UPSERT_SUBSCRIPTION, rows.subscriptions)
+                    writer.executemany(_DELETE_SUBSCRIPTION, [(ended,) for ended in rows.ended])
+                    writer.executemany(_INSERT_ERROR, rows.errors)
+                    writer.executemany(_UPSERT_EVENT, rows.events)
                     writer.execute("COMMIT")
                 except BaseException:
                     if writer.in_transaction:
@@ -379,14 +350,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _event_row(event: Event) -> tuple[Any, ...]:
-        return (
-            event.id,
-            event.event_name,
-            event.event_key,
-            _micros(event.event_time),
-            1 if event.is_processed else 0,
-            _dumps(event_to_record(event)),
-        )
+        return event_row(event, time=_micros, dumps=_dumps, flag=int)
 
     def create_event(self, event: Event) -> None:
         row = self._event_row(event)
