@@ -28,35 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_memory import Noop, ThreeSteps, WaitsForEvent, percentile  # noqa: F401 - shared with the other benchmarks
+
 from liteflow.core import (
-    StepBody,
-    StepExecutionContext,
-    Workflow,
-    WorkflowBuilder,
     WorkflowHost,
     configure_workflow_host,
 )
 from liteflow.providers.sqlite import SqlitePersistenceProvider
-
-
-class Noop(StepBody):
-    def run(self, context: StepExecutionContext) -> None:
-        pass
-
-
-class ThreeSteps(Workflow):
-    def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Noop).then(Noop).then(Noop)
-
-
-class WaitsForEvent(Workflow):
-    def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Noop).wait_for("go", lambda data, context: data["key"]).then(Noop)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def subscriptions(path: Path) -> int:

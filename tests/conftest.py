@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
+
+POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+Schema = Callable[[], str]
 
 
 def require_service(name: str, host: str, port: int) -> None:
@@ -31,3 +37,26 @@ def redis_url() -> str:
 def amqp_url() -> str:
     require_service("RabbitMQ", "127.0.0.1", 5672)
     return "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    parts = urlsplit(POSTGRES_URL)
+    require_service("PostgreSQL", parts.hostname or "127.0.0.1", parts.port or 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def schema(postgres_url: str) -> Iterator[Schema]:
+    """Hands out a fresh PostgreSQL schema name per call, and drops every schema handed out afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    used: list[str] = []
+
+    def make() -> str:
+        used.append(f"lf_test_{uuid.uuid4().hex[:8]}")
+        return used[-1]
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for name in used:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

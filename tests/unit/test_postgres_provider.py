@@ -8,12 +8,8 @@ tests skip when it is unreachable, except with ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,47 +39,9 @@ from liteflow.providers.postgres import (
     _schema,
 )
 
-POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=UTC)
 
-try:  # the shared helper, when the tests' conftest provides it
-    from conftest import require_service  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the checkout
-
-    def require_service(name: str, host: str, port: int) -> None:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return
-        except OSError:
-            message = f"{name} not reachable at {host}:{port}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (CI=true: services must be running)", pytrace=False)
-        pytest.skip(message)
-
-
-Schema = Callable[[], str]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    parts = urlsplit(POSTGRES_URL)
-    require_service("PostgreSQL", parts.hostname or "127.0.0.1", parts.port or 5432)
-    return POSTGRES_URL
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[Schema]:
-    """Hands out a fresh schema name per call, and drops every schema handed out afterwards."""
-    used: list[str] = []
-
-    def make() -> str:
-        used.append(f"lf_test_{uuid.uuid4().hex[:8]}")
-        return used[-1]
-
-    yield make
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        for name in used:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+from conftest import Schema  # type: ignore[import-not-found]
 
 
 def sql(url: str, statement: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
