@@ -66,6 +66,15 @@ def flag(value: str) -> bool:
     raise ValueError(value)
 
 
+POOL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "schema": str,
+    "min_size": int,
+    "max_size": int,
+    "synchronous_commit": flag,
+}
+"""URL query options the queue and lock providers share (each adds its own)."""
+
+
 def open_pool(
     conninfo: str, *, min_size: int, max_size: int, name: str, synchronous_commit: bool = True
 ) -> ConnectionPool:

@@ -35,13 +35,11 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import LockProvider
 
-from ._common import check_schema, flag, open_pool, split_url, translated
+from ._common import POOL_OPTIONS, check_schema, open_pool, split_url, translated
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
@@ -113,14 +111,7 @@ class PostgresLockProvider(LockProvider):
     def from_url(cls, url: str) -> PostgresLockProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&lease=15``), any others go to libpq."""
-        options: dict[str, Callable[[str], Any]] = {
-            "schema": str,
-            "lease": float,
-            "min_size": int,
-            "max_size": int,
-            "synchronous_commit": flag,
-        }
-        conninfo, values = split_url(url, options)
+        conninfo, values = split_url(url, {**POOL_OPTIONS, "lease": float})
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:

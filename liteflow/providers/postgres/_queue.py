@@ -52,13 +52,11 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
 
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import Listener, check_schema, flag, open_pool, split_url, translated
+from ._common import POOL_OPTIONS, Listener, check_schema, open_pool, split_url, translated
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
@@ -153,14 +151,7 @@ class PostgresQueueProvider(QueueProvider):
     def from_url(cls, url: str) -> PostgresQueueProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&visibility_timeout=60``), any others go to libpq."""
-        options: dict[str, Callable[[str], Any]] = {
-            "schema": str,
-            "visibility_timeout": float,
-            "min_size": int,
-            "max_size": int,
-            "synchronous_commit": flag,
-        }
-        conninfo, values = split_url(url, options)
+        conninfo, values = split_url(url, {**POOL_OPTIONS, "visibility_timeout": float})
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:
