@@ -12,6 +12,8 @@ LiteFlowError
 ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
 ├── ConfigurationError           an unknown or invalid host option or provider
 │   └── ProviderError            a backend misconfigured or not installed
+│       └── ProviderUnavailableError  the backend did not answer, or the connection broke
+├── DefinitionError              a workflow definition given as data that cannot be loaded
 ├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
 ├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
 └── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
@@ -66,6 +68,15 @@ class ConfigurationError(LiteFlowError):
 
 class ProviderError(ConfigurationError):
     pass
+
+
+class ProviderUnavailableError(ProviderError):
+    """The backend did not answer in time or its connection broke: the call did not happen and may be
+    retried once the backend is back."""
+
+
+class DefinitionError(LiteFlowError):
+    """A workflow definition given as data (a dict, JSON or YAML) that cannot be loaded."""
 
 
 class WorkflowTimeoutError(LiteFlowError, TimeoutError):
