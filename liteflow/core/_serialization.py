@@ -28,7 +28,9 @@ Plain JSON values are stored unchanged: ``None``, ``bool``, ``int``, ``float``
 Nested values are encoded the same way. A time zone is kept as its UTC offset,
 not its name; a value referenced twice is stored (and read back) as two copies.
 Functions, modules, generators, files, sockets, locks, exceptions, subclasses of
-built-in types (enums aside) and reference cycles are refused.
+built-in types (enums aside) and reference cycles are refused, and so is a value
+nested more than :data:`MAX_DEPTH` containers deep: reading it back would exhaust
+Python's recursion limit, so it is refused when saved rather than found unreadable.
 
 Reading back
 ------------
@@ -75,9 +77,14 @@ from typing import Any, NamedTuple, TypeVar, overload
 
 from ._errors import SerializationError
 
-__all__ = ["dumps", "from_jsonable", "loads", "register_type", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "dumps", "from_jsonable", "loads", "register_type", "to_jsonable"]
 
 T = TypeVar("T")
+
+MAX_DEPTH = 100
+"""Most containers (lists, dicts, tuples, objects, ...) one value may nest, one inside the other.
+Decoding costs about two stack frames per level of tagged containers, so this leaves ample room
+under Python's default recursion limit of 1000 wherever the store is read from."""
 
 _TAG = "$t"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -197,7 +204,10 @@ def to_jsonable(value: Any, path: str = "data") -> Any:
     try:
         return _encode(value, set())
     except _Fail as e:
-        where = path + "".join(reversed(e.segments))
+        segments = e.segments[::-1]
+        if len(segments) > 12:  # a path through 100 levels says nothing more than its ends do
+            segments[6:-6] = ["..."]
+        where = path + "".join(segments)
         raise SerializationError(f"cannot serialize {where}: {e.message}") from e.__cause__
     except RecursionError:
         raise SerializationError(f"cannot serialize {path}: it is nested too deeply") from None
@@ -242,6 +252,8 @@ def _enter(value: Any, seen: set[int]) -> int:
     key = id(value)
     if key in seen:
         raise _Fail("it contains itself (a reference cycle)")
+    if len(seen) >= MAX_DEPTH:  # `seen` is the path from the root: its size is the depth
+        raise _Fail(f"it is nested too deeply: more than {MAX_DEPTH} containers, the limit")
     seen.add(key)
     return key
 

@@ -643,3 +643,37 @@ def test_one_name_for_two_classes_is_refused() -> None:
     register_type(First, name="tests.Same")
     with pytest.raises(SerializationError, match="already registered"):
         register_type(Second, name="tests.Same")
+
+
+def _nested(depth: int) -> Any:
+    """``depth`` lists, one inside the other."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_up_to_the_depth_limit_round_trips() -> None:
+    from liteflow.core._serialization import MAX_DEPTH, dumps, loads
+
+    deepest = _nested(MAX_DEPTH)
+    assert loads(dumps(deepest)) == deepest
+    tuples: Any = ()
+    for _ in range(MAX_DEPTH - 1):  # tagged containers cost the decoder twice the stack
+        tuples = (tuples,)
+    assert loads(dumps(tuples)) == tuples
+
+
+def test_data_too_deep_to_load_is_refused_at_save_time() -> None:
+    from liteflow.core._serialization import MAX_DEPTH, dumps
+
+    # 400 nested tuples used to save but could not be loaded again (RecursionError on decoding).
+    tuples: Any = ()
+    for _ in range(399):
+        tuples = (tuples,)
+    for value in (_nested(MAX_DEPTH + 1), {"a": _nested(MAX_DEPTH)}, tuples):
+        with pytest.raises(SerializationError, match=rf"nested too deeply: more than {MAX_DEPTH} containers") as info:
+            dumps(value, "data")
+        assert len(str(info.value)) < 200  # the path is abbreviated, not 100 segments long
+    with pytest.raises(SerializationError, match=r"cannot serialize data\.a\[0\]\[0\].*\.\.\..*\[0\]: "):
+        dumps({"a": _nested(MAX_DEPTH)}, "data")
