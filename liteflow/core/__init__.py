@@ -30,6 +30,7 @@ from ._models import (
     ExecutionError,
     ExecutionPointer,
     PointerStatus,
+    UnreadableData,
     WorkflowInstance,
     WorkflowStatus,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "StepExecutionContext",
     "StepMiddleware",
     "StepTimeoutError",
+    "UnreadableData",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowHost",

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from ._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
-from ._records import event_from_record, event_to_record, instance_from_record, instance_to_record
+from ._records import event_to_record, instance_to_record, read_event, read_instance
 
 
 class _Meta(NamedTuple):
@@ -28,6 +28,8 @@ class _Meta(NamedTuple):
     definition_id: str
     reference: str | None
     create_time: datetime
+    version: int
+    next_execution: datetime | None
 
 
 def _matches(meta: _Meta, query: InstanceQuery) -> bool:
@@ -65,6 +67,8 @@ class MemoryPersistenceProvider(PersistenceProvider):
             instance.workflow_definition_id,
             instance.reference,
             instance.create_time,
+            instance.version,
+            instance.next_execution,
         )
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._due[instance.id] = instance.next_execution
@@ -124,10 +128,28 @@ class MemoryPersistenceProvider(PersistenceProvider):
                 del self._subscriptions_by_key[key]
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
-        text = self._instances.get(workflow_id)
-        if text is None:
+        # No lock, as before: meta and revision only matter if the text cannot be decoded.
+        text, meta = self._instances.get(workflow_id), self._meta.get(workflow_id)
+        if text is None or meta is None:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
-        return instance_from_record(json.loads(text))
+        return self._instance(workflow_id, text, meta, self._revisions.get(workflow_id, 0))
+
+    @staticmethod
+    def _instance(workflow_id: str, text: str, meta: _Meta, revision: int) -> WorkflowInstance:
+        def columns() -> WorkflowInstance:  # what is known without decoding the record
+            return WorkflowInstance(
+                id=workflow_id,
+                workflow_definition_id=meta.definition_id,
+                version=meta.version,
+                reference=meta.reference,
+                status=meta.status,
+                next_execution=meta.next_execution,
+                create_time=meta.create_time,
+                complete_time=meta.complete_time,
+                revision=revision,
+            )
+
+        return read_instance(text, json.loads, columns)
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         with self._lock:
@@ -136,8 +158,11 @@ class MemoryPersistenceProvider(PersistenceProvider):
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         with self._lock:
             found = sorted((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query))
-            texts = [self._instances[i] for _, i in found[query.offset : query.offset + query.limit]]
-        return [instance_from_record(json.loads(text)) for text in texts]
+            page = [
+                (i, self._instances[i], self._meta[i], self._revisions[i])
+                for _, i in found[query.offset : query.offset + query.limit]
+            ]
+        return [self._instance(*stored) for stored in page]
 
     def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
         with self._lock:
@@ -177,7 +202,9 @@ class MemoryPersistenceProvider(PersistenceProvider):
         text = self._events.get(event_id)
         if text is None:
             raise EventNotFoundError(f"no event with id {event_id}")
-        event = event_from_record(json.loads(text))
+        name, key = self._event_keys[event_id]
+        time = self._event_times[event_id]
+        event = read_event(text, json.loads, lambda: Event(name, key, None, id=event_id, event_time=time))
         event.is_processed = event_id not in self._unprocessed
         return event
 

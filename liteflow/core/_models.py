@@ -42,6 +42,17 @@ class PointerStatus(str, Enum):
     """Created but waiting for its predecessor to end (sequential compensation)."""
 
 
+@dataclass(frozen=True)
+class UnreadableData:
+    """Stands in for the data of a stored instance or event that could not be decoded (malformed
+    JSON, a class the decoder refuses, nesting too deep to load): such an instance or event is
+    *quarantined*. ``raw`` is the stored record exactly as read, kept so nothing is lost when the
+    quarantined item is saved again (suspended, terminated)."""
+
+    reason: str
+    raw: Any = field(repr=False)
+
+
 @dataclass
 class ExecutionPointer:
     """One activation of one step of a workflow instance."""
@@ -105,6 +116,12 @@ class WorkflowInstance:
     def is_finished(self) -> bool:
         return self.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 
+    @property
+    def quarantined(self) -> bool:
+        """True when the stored instance could not be decoded: ``data`` is an
+        :class:`UnreadableData` and no execution pointers were loaded."""
+        return isinstance(self.data, UnreadableData)
+
 
 @dataclass
 class Event:
@@ -116,6 +133,12 @@ class Event:
     id: str = field(default_factory=new_id)
     event_time: datetime = field(default_factory=utcnow)
     is_processed: bool = False
+
+    @property
+    def quarantined(self) -> bool:
+        """True when the stored event could not be decoded: ``event_data`` is an
+        :class:`UnreadableData`. Such an event is never delivered."""
+        return isinstance(self.event_data, UnreadableData)
 
 
 @dataclass

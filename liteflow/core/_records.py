@@ -4,10 +4,18 @@ A record holds only JSON types: times as ISO-8601 strings, user values (workflow
 persistence data, event data, for_each items) through :mod:`._serialization`. Providers keep the
 fields they query (status, next execution, event name and key, ...) in indexed columns of their own
 and the rest in the record.
+
+Quarantine: a stored instance or event that cannot be decoded is read back through
+:func:`read_instance` / :func:`read_event` as a placeholder built from the provider's columns, its
+data an :class:`UnreadableData` holding the stored record as it was. Saving the placeholder writes a
+*quarantine record*: the usual fields, no user data and no pointers, plus ``"quarantine"`` (why it
+could not be read) and ``"raw"`` (the original record, untouched). Reading that back never decodes
+the original again, so a quarantined item costs nothing and breaks nothing later.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +27,16 @@ from ._models import (
     ExecutionError,
     ExecutionPointer,
     PointerStatus,
+    UnreadableData,
     WorkflowInstance,
     WorkflowStatus,
 )
 from ._serialization import from_jsonable, to_jsonable
+
+logger = logging.getLogger("liteflow")
+
+QUARANTINE = "quarantine"
+"""The key that marks a quarantine record (its value says why the original could not be read)."""
 
 
 def _time(value: datetime | None) -> str | None:
@@ -89,7 +103,7 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     """The whole instance as JSON types. Raises SerializationError naming the failing field."""
-    return {
+    record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
         "version": instance.version,
@@ -100,17 +114,23 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         "complete_time": _time(instance.complete_time),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
-        "data": to_jsonable(instance.data, "data"),
-        "execution_pointers": [
-            pointer_to_record(pointer, f"execution_pointers[{index}]")
-            for index, pointer in enumerate(instance.execution_pointers)
-        ],
     }
+    if isinstance(instance.data, UnreadableData):
+        record.update(data=None, execution_pointers=[], raw=instance.data.raw)
+        record[QUARANTINE] = instance.data.reason
+        return record
+    record["data"] = to_jsonable(instance.data, "data")
+    record["execution_pointers"] = [
+        pointer_to_record(pointer, f"execution_pointers[{index}]")
+        for index, pointer in enumerate(instance.execution_pointers)
+    ]
+    return record
 
 
 def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
     create_time = _parse_time(record["create_time"])
     assert create_time is not None
+    quarantined = QUARANTINE in record
     return WorkflowInstance(
         id=record["id"],
         workflow_definition_id=record["workflow_definition_id"],
@@ -122,33 +142,79 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         complete_time=_parse_time(record["complete_time"]),
         revision=record["revision"],
         parent_workflow_id=record.get("parent_workflow_id"),
-        data=from_jsonable(record["data"]),
-        execution_pointers=[pointer_from_record(p) for p in record["execution_pointers"]],
+        data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
+        execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
     )
 
 
 def event_to_record(event: Event) -> dict[str, Any]:
-    return {
+    record = {
         "id": event.id,
         "event_name": event.event_name,
         "event_key": event.event_key,
-        "event_data": to_jsonable(event.event_data, "event_data"),
+        "event_data": None,
         "event_time": _time(event.event_time),
         "is_processed": event.is_processed,
     }
+    if isinstance(event.event_data, UnreadableData):
+        record[QUARANTINE], record["raw"] = event.event_data.reason, event.event_data.raw
+    else:
+        record["event_data"] = to_jsonable(event.event_data, "event_data")
+    return record
 
 
 def event_from_record(record: dict[str, Any]) -> Event:
     event_time = _parse_time(record["event_time"])
     assert event_time is not None
+    if QUARANTINE in record:
+        data: Any = UnreadableData(record[QUARANTINE], record.get("raw"))
+    else:
+        data = from_jsonable(record["event_data"])
     return Event(
         id=record["id"],
         event_name=record["event_name"],
         event_key=record["event_key"],
-        event_data=from_jsonable(record["event_data"]),
+        event_data=data,
         event_time=event_time,
         is_processed=record["is_processed"],
     )
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]  # a parse error may quote much of the record
+
+
+def read_instance(
+    raw: Any, decode: Callable[[Any], dict[str, Any]], columns: Callable[[], WorkflowInstance]
+) -> WorkflowInstance:
+    """The instance stored as ``raw`` (``decode`` turns it into a record). One that cannot be decoded
+    comes back quarantined rather than raising, so one bad row never breaks a query or a worker: the
+    instance ``columns()`` builds from the provider's indexed fields, with an UnreadableData holding
+    ``raw`` as its data and no pointers. The host records the quarantine when it meets one."""
+    record: Any = None
+    try:
+        record = decode(raw)
+        return instance_from_record(record)
+    except Exception as error:  # whatever is wrong with the stored bytes, the reason names it
+        instance = columns()
+        parent = record.get("parent_workflow_id") if isinstance(record, dict) else None
+        instance.parent_workflow_id = parent if isinstance(parent, str) else None
+        instance.data = UnreadableData(_reason(error), raw)
+        instance.execution_pointers = []
+        logger.debug("workflow %s cannot be read: %s", instance.id, instance.data.reason)
+        return instance
+
+
+def read_event(raw: Any, decode: Callable[[Any], dict[str, Any]], columns: Callable[[], Event]) -> Event:
+    """The event stored as ``raw``; like :func:`read_instance`, one that cannot be decoded comes back
+    quarantined (``columns()`` built from the indexed fields, an UnreadableData as its data)."""
+    try:
+        return event_from_record(decode(raw))
+    except Exception as error:  # see read_instance
+        event = columns()
+        event.event_data = UnreadableData(_reason(error), raw)
+        logger.debug("event %s cannot be read: %s", event.id, event.event_data.reason)
+        return event
 
 
 def subscription_to_record(subscription: EventSubscription) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Beyond storing and loading, it pins down: creating an id that exists is a :class:`ConcurrencyError`;
 ``persist_workflow`` writes the instance, subscriptions, errors and events all or nothing;
 ``query_instances`` filters, orders by (create time, id) and pages; marking an unknown event raises
-:class:`EventNotFoundError`; creating an event again replaces it.
+:class:`EventNotFoundError`; creating an event again replaces it; a record that cannot be decoded
+comes back quarantined instead of raising (:mod:`._quarantine_contract`).
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ from ._persistence_data import (
     rich_data,
     run_threads,
 )
+from ._quarantine_contract import QuarantineCases
 
 
-class PersistenceContract:
+class PersistenceContract(QuarantineCases):
     """Subclass as ``Test...`` and supply a ``persistence`` fixture yielding a provider on an empty
     store; close it after the yield. Every test in the suite then runs against that provider.
 
     The host calls a provider from several threads at once, so there is no flag to skip the
     concurrency tests; ``concurrency_threads`` (a class attribute) sets how many they use.
+    The quarantine tests need ``corrupt_instance`` and ``corrupt_event`` methods that damage a
+    stored record in the backend (see :class:`QuarantineCases`); they skip without them.
     """
 
     concurrency_threads: ClassVar[int] = 8

@@ -32,6 +32,7 @@ pytest.register_assert_rewrite(
     "liteflow.testing._persistence_contract",
     "liteflow.testing._queue_contract",
     "liteflow.testing._lock_contract",
+    "liteflow.testing._quarantine_contract",
 )
 
 from ._lock_contract import LockContract  # noqa: E402

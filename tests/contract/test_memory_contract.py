@@ -9,6 +9,7 @@ import pytest
 from liteflow.core import Event, LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider, WorkflowStatus
 from liteflow.testing import LockContract, PersistenceContract, QueueContract
 from liteflow.testing._persistence_contract import SECOND, T0, make_instance, make_subscription
+from liteflow.testing._quarantine_contract import splice_json
 
 
 class TestMemoryPersistence(PersistenceContract):
@@ -17,6 +18,12 @@ class TestMemoryPersistence(PersistenceContract):
         provider = MemoryPersistenceProvider()
         yield provider
         provider.close()
+
+    def corrupt_instance(self, persistence: MemoryPersistenceProvider, workflow_id: str, data_json: str) -> None:
+        persistence._instances[workflow_id] = splice_json(persistence._instances[workflow_id], "data", data_json)
+
+    def corrupt_event(self, persistence: MemoryPersistenceProvider, event_id: str, data_json: str) -> None:
+        persistence._events[event_id] = splice_json(persistence._events[event_id], "event_data", data_json)
 
     def test_by_key_tables_keep_no_empty_entries(self, persistence: MemoryPersistenceProvider) -> None:
         # Memory-only: every (name, key) ever used would otherwise stay in the tables for good.

@@ -74,6 +74,15 @@ class TestMongoPersistence(PersistenceContract):
     def persistence(self, provider: MongoPersistenceProvider) -> Iterator[MongoPersistenceProvider]:
         yield provider
 
+    # User values are JSON text inside the record document: the damage goes there.
+    def corrupt_instance(self, persistence: MongoPersistenceProvider, workflow_id: str, data_json: str) -> None:
+        changed = persistence._workflows.update_one({"_id": workflow_id}, {"$set": {"record.data": data_json}})
+        assert changed.matched_count == 1
+
+    def corrupt_event(self, persistence: MongoPersistenceProvider, event_id: str, data_json: str) -> None:
+        changed = persistence._events.update_one({"_id": event_id}, {"$set": {"record.event_data": data_json}})
+        assert changed.matched_count == 1
+
 
 # -- the outbox and its crash window ------------------------------------------------------------------
 

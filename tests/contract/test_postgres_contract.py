@@ -16,6 +16,7 @@ from conftest import Schema  # type: ignore[import-not-found]
 
 from liteflow.providers.postgres import PostgresLockProvider, PostgresPersistenceProvider, PostgresQueueProvider
 from liteflow.testing import LockContract, PersistenceContract, QueueContract
+from liteflow.testing._quarantine_contract import splice_json
 
 
 class TestPostgresPersistence(PersistenceContract):
@@ -24,6 +25,21 @@ class TestPostgresPersistence(PersistenceContract):
         provider = PostgresPersistenceProvider(postgres_url, schema=schema())
         yield provider
         provider.close()
+
+    @staticmethod
+    def _corrupt(persistence: PostgresPersistenceProvider, table: str, row_id: str, field: str, data_json: str) -> None:
+        """Rewrite a record in SQL on a connection of its own, as a broken writer would."""
+        name = f'"{persistence.schema}".{table}'
+        with psycopg.connect(persistence._conninfo, autocommit=True) as conn:
+            (record,) = conn.execute(f"SELECT record FROM {name} WHERE id = %s", (row_id,)).fetchone()
+            damaged = splice_json(record, field, data_json)
+            conn.execute(f"UPDATE {name} SET record = %s WHERE id = %s", (damaged, row_id))
+
+    def corrupt_instance(self, persistence: PostgresPersistenceProvider, workflow_id: str, data_json: str) -> None:
+        self._corrupt(persistence, "workflow", workflow_id, "data", data_json)
+
+    def corrupt_event(self, persistence: PostgresPersistenceProvider, event_id: str, data_json: str) -> None:
+        self._corrupt(persistence, "event", event_id, "event_data", data_json)
 
 
 class TestPostgresQueue(QueueContract):

@@ -9,9 +9,28 @@ import pytest
 
 from liteflow.providers.sqlite import SqlitePersistenceProvider
 from liteflow.testing import PersistenceContract
+from liteflow.testing._quarantine_contract import splice_json
 
 
-class TestSqlitePersistence(PersistenceContract):
+class SqliteCorruption:
+    """Damages records through the provider's own writer connection, as a broken writer would."""
+
+    @staticmethod
+    def _corrupt(persistence: SqlitePersistenceProvider, table: str, row_id: str, field: str, data_json: str) -> None:
+        with persistence._lock:
+            (record,) = persistence._writer.execute(f"SELECT record FROM {table} WHERE id = ?", (row_id,)).fetchone()
+            persistence._writer.execute(
+                f"UPDATE {table} SET record = ? WHERE id = ?", (splice_json(record, field, data_json), row_id)
+            )
+
+    def corrupt_instance(self, persistence: SqlitePersistenceProvider, workflow_id: str, data_json: str) -> None:
+        self._corrupt(persistence, "workflow", workflow_id, "data", data_json)
+
+    def corrupt_event(self, persistence: SqlitePersistenceProvider, event_id: str, data_json: str) -> None:
+        self._corrupt(persistence, "event", event_id, "event_data", data_json)
+
+
+class TestSqlitePersistence(SqliteCorruption, PersistenceContract):
     @pytest.fixture
     def persistence(self, tmp_path: Path) -> Iterator[SqlitePersistenceProvider]:
         provider = SqlitePersistenceProvider(tmp_path / "liteflow.db")
@@ -19,7 +38,7 @@ class TestSqlitePersistence(PersistenceContract):
         provider.close()
 
 
-class TestSqliteMemoryPersistence(PersistenceContract):
+class TestSqliteMemoryPersistence(SqliteCorruption, PersistenceContract):
     @pytest.fixture
     def persistence(self) -> Iterator[SqlitePersistenceProvider]:
         provider = SqlitePersistenceProvider(":memory:")

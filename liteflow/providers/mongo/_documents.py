@@ -23,14 +23,14 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance
+from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
 from liteflow.core._records import (
     error_from_record,
     error_to_record,
-    event_from_record,
     event_to_record,
-    instance_from_record,
     instance_to_record,
+    read_event,
+    read_instance,
     subscription_from_record,
     subscription_to_record,
 )
@@ -54,6 +54,10 @@ def micros(value: datetime) -> int:
 
 def optional_micros(value: datetime | None) -> int | None:
     return None if value is None else micros(value)
+
+
+def _from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MICROSECOND
 
 
 # -- instances -------------------------------------------------------------------------------
@@ -81,17 +85,37 @@ def instance_fields(instance: WorkflowInstance, revision: int) -> dict[str, Any]
     }
 
 
-def instance_from_document(document: dict[str, Any]) -> WorkflowInstance:
-    record = dict(document["record"])
+def _instance_record(stored: dict[str, Any]) -> dict[str, Any]:
+    record = dict(stored)
     record["data"] = _loads(record["data"])
     pointers = []
-    for stored in record["execution_pointers"]:
-        pointer = dict(stored)
+    for stored_pointer in record["execution_pointers"]:
+        pointer = dict(stored_pointer)
         for name in _POINTER_VALUES:
             pointer[name] = _loads(pointer[name])
         pointers.append(pointer)
     record["execution_pointers"] = pointers
-    instance = instance_from_record(record)
+    return record
+
+
+def instance_from_document(document: dict[str, Any]) -> WorkflowInstance:
+    """The instance; quarantined (see ``read_instance``) if its record cannot be decoded."""
+
+    def columns() -> WorkflowInstance:
+        create_time = _from_micros(document["create_time"])
+        assert create_time is not None
+        return WorkflowInstance(
+            id=document["_id"],
+            workflow_definition_id=document["definition_id"],
+            version=document["version"],
+            reference=document["reference"],
+            status=WorkflowStatus(document["status"]),
+            next_execution=_from_micros(document["next_execution"]),
+            create_time=create_time,
+            complete_time=_from_micros(document["complete_time"]),
+        )
+
+    instance = read_instance(document["record"], _instance_record, columns)
     instance.revision = document["revision"]  # the top-level field is the truth
     return instance
 
@@ -143,10 +167,18 @@ def event_document(event: Event) -> dict[str, Any]:
     }
 
 
-def event_from_document(document: dict[str, Any]) -> Event:
-    record = dict(document["record"])
+def _event_record(stored: dict[str, Any]) -> dict[str, Any]:
+    record = dict(stored)
     record["event_data"] = _loads(record["event_data"])
-    event = event_from_record(record)
+    return record
+
+
+def event_from_document(document: dict[str, Any]) -> Event:
+    """The event; quarantined (see ``read_event``) if its record cannot be decoded."""
+    event_time = _from_micros(document["event_time"])
+    assert event_time is not None
+    columns = Event(document["event_name"], document["event_key"], id=document["_id"], event_time=event_time)
+    event = read_event(document["record"], _event_record, lambda: columns)
     event.is_processed = bool(document["is_processed"])
     return event
 

@@ -37,10 +37,10 @@ from liteflow.core._models import Event, EventSubscription, ExecutionError, Work
 from liteflow.core._providers import InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
-    event_from_record,
     event_row,
-    instance_from_record,
     instance_to_record,
+    read_event,
+    read_instance,
     save_rows,
     subscription_from_record,
 )
@@ -52,6 +52,12 @@ from ._schema import migrate, quoted
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.loads
 _RUNNABLE = WorkflowStatus.RUNNABLE.value
+# Beside the record, the columns a quarantined instance or event (one whose record cannot be
+# decoded) is rebuilt from.
+_WORKFLOW_COLUMNS = (
+    "record, revision, id, definition_id, version, reference, status, next_execution, create_time, complete_time"
+)
+_EVENT_COLUMNS = "record, is_processed, id, event_name, event_key, event_time"
 
 
 class _Sql:
@@ -69,8 +75,8 @@ class _Sql:
             " WHERE id = %s AND revision = %s"
         )
         self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
-        self.select_workflow = f"SELECT record, revision FROM {s}.workflow WHERE id = %s"
-        self.select_workflows = f"SELECT record, revision FROM {s}.workflow"
+        self.select_workflow = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow WHERE id = %s"
+        self.select_workflows = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow"
         self.runnable_workflows = (
             f"SELECT id FROM {s}.workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
             " AND next_execution <= %s ORDER BY next_execution"
@@ -96,9 +102,9 @@ class _Sql:
             " event_key = EXCLUDED.event_key, event_time = EXCLUDED.event_time,"
             " is_processed = EXCLUDED.is_processed, record = EXCLUDED.record"
         )
-        self.select_event = f"SELECT record, is_processed FROM {s}.event WHERE id = %s"
+        self.select_event = f"SELECT {_EVENT_COLUMNS} FROM {s}.event WHERE id = %s"
         self.select_events = (
-            f"SELECT record, is_processed FROM {s}.event WHERE event_name = %s AND event_key = %s"
+            f"SELECT {_EVENT_COLUMNS} FROM {s}.event WHERE event_name = %s AND event_key = %s"
             " AND event_time >= %s ORDER BY event_time, id"
         )
         self.runnable_events = (
@@ -271,7 +277,19 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _instance(row: tuple[Any, ...]) -> WorkflowInstance:
-        instance = instance_from_record(_loads(row[0]))
+        def columns() -> WorkflowInstance:
+            return WorkflowInstance(
+                id=row[2],
+                workflow_definition_id=row[3],
+                version=row[4],
+                reference=row[5],
+                status=WorkflowStatus(row[6]),
+                next_execution=row[7],
+                create_time=row[8],
+                complete_time=row[9],
+            )
+
+        instance = read_instance(row[0], _loads, columns)
         instance.revision = row[1]
         return instance
 
@@ -313,7 +331,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _event(row: tuple[Any, ...]) -> Event:
-        event = event_from_record(_loads(row[0]))
+        event = read_event(row[0], _loads, lambda: Event(row[3], row[4], id=row[2], event_time=row[5]))
         event.is_processed = bool(row[1])  # the column is the truth; the record keeps the value at creation
         return event
 

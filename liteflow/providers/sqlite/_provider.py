@@ -43,10 +43,10 @@ from liteflow.core._models import Event, EventSubscription, ExecutionError, Work
 from liteflow.core._providers import InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
-    event_from_record,
     event_row,
-    instance_from_record,
     instance_to_record,
+    read_event,
+    read_instance,
     save_rows,
     subscription_from_record,
 )
@@ -70,6 +70,10 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // _MICROSECOND
 
 
+def _from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MICROSECOND
+
+
 _INSERT_WORKFLOW = (
     "INSERT INTO workflow (id, definition_id, version, reference, status, next_execution, create_time,"
     " complete_time, revision, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -79,7 +83,12 @@ _UPDATE_WORKFLOW = (
     " complete_time = ?, revision = revision + 1, record = ? WHERE id = ? AND revision = ?"
 )
 _WORKFLOW_REVISION = "SELECT revision FROM workflow WHERE id = ?"
-_SELECT_WORKFLOW = "SELECT record, revision FROM workflow WHERE id = ?"
+# Beside the record, the columns a quarantined instance (one whose record cannot be decoded) is
+# rebuilt from.
+_WORKFLOW_COLUMNS = (
+    "record, revision, id, definition_id, version, reference, status, next_execution, create_time, complete_time"
+)
+_SELECT_WORKFLOW = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow WHERE id = ?"
 # The poller's and purge's queries name their index: without ANALYZE statistics the planner would
 # prefer workflow_status (an equality on its first column) and read every runnable or finished
 # instance instead of just the due or old ones. INDEXED BY also fails loudly if the index is unusable.
@@ -102,10 +111,10 @@ _UPSERT_EVENT = (
     "INSERT OR REPLACE INTO event (id, event_name, event_key, event_time, is_processed, record)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_SELECT_EVENT = "SELECT record, is_processed FROM event WHERE id = ?"
+_EVENT_COLUMNS = "record, is_processed, id, event_name, event_key, event_time"
+_SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM event WHERE id = ?"
 _SELECT_EVENTS = (
-    "SELECT record, is_processed FROM event WHERE event_name = ? AND event_key = ? AND event_time >= ?"
-    " ORDER BY event_time"
+    f"SELECT {_EVENT_COLUMNS} FROM event WHERE event_name = ? AND event_key = ? AND event_time >= ? ORDER BY event_time"
 )
 _RUNNABLE_EVENTS = "SELECT id FROM event WHERE is_processed = 0 AND event_time <= ? ORDER BY event_time"
 _MARK_EVENT = "UPDATE event SET is_processed = ? WHERE id = ?"
@@ -133,7 +142,7 @@ def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
             clauses.append(clause)
             parameters.append(value)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT record, revision FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
+    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
     return sql, (*parameters, query.limit, query.offset)
 
 
@@ -326,7 +335,21 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _instance(row: Any) -> WorkflowInstance:
-        instance = instance_from_record(_loads(row[0]))
+        def columns() -> WorkflowInstance:
+            create_time = _from_micros(row[8])
+            assert create_time is not None
+            return WorkflowInstance(
+                id=row[2],
+                workflow_definition_id=row[3],
+                version=row[4],
+                reference=row[5],
+                status=WorkflowStatus(row[6]),
+                next_execution=_from_micros(row[7]),
+                create_time=create_time,
+                complete_time=_from_micros(row[9]),
+            )
+
+        instance = read_instance(row[0], _loads, columns)
         instance.revision = row[1]
         return instance
 
@@ -359,7 +382,9 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _event(row: Any) -> Event:
-        event = event_from_record(_loads(row[0]))
+        event_time = _from_micros(row[5])
+        assert event_time is not None
+        event = read_event(row[0], _loads, lambda: Event(row[3], row[4], id=row[2], event_time=event_time))
         event.is_processed = bool(row[1])  # the column is the truth; the record keeps the value at creation
         return event
 
