@@ -28,6 +28,7 @@ from ._models import (
 )
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._quarantine import needs_quarantine, quarantine, set_aside
 from ._registry import WorkflowRegistry
 from ._timers import TimerQueue
 
@@ -105,6 +106,16 @@ class EventDelivery:
     def _check_transition(instance: WorkflowInstance, action: str) -> None:
         if instance.status not in _ALLOWED[action]:
             raise InvalidOperationError(f"cannot {action} workflow {instance.id}: it is {instance.status.value}")
+        if action == "resume" and instance.quarantined:
+            raise InvalidOperationError(
+                f"cannot resume workflow {instance.id}: it is quarantined, its stored data cannot be read;"
+                " see get_workflow_errors, then terminate or purge it"
+            )
+
+    def _quarantine_if_unreadable(self, instance: WorkflowInstance) -> None:
+        """Record the quarantine of an unreadable instance met for the first time. Lock held."""
+        if needs_quarantine(instance):
+            self._save(instance, WorkflowStatus.RUNNABLE, errors=[quarantine(instance, self._clock())])
 
     def _apply_control(self, instance: WorkflowInstance, action: str) -> None:
         """Change the status of a locked instance and save it."""
@@ -158,7 +169,7 @@ class EventDelivery:
         if now - last_run < _SLOW_STEP:
             return None
         pending = self.persistence.get_events(CONTROL_EVENT, workflow_id, last_run)
-        return next((event for event in pending if not event.is_processed), None)
+        return next((event for event in pending if not (event.is_processed or event.quarantined)), None)
 
     def _apply_control_event(self, instance: WorkflowInstance, event: Event) -> None:
         """Apply a recorded control request to a locked instance and mark it handled."""
@@ -176,7 +187,7 @@ class EventDelivery:
         events = self.persistence.get_events(
             subscription.event_name, subscription.event_key, subscription.subscribe_as_of
         )
-        event = next((e for e in events if e.id not in consumed), None)
+        event = next((e for e in events if e.id not in consumed and not e.quarantined), None)
         if event is None:
             return False
         self._apply_event(instance, subscription, event)
@@ -201,6 +212,9 @@ class EventDelivery:
         try:
             event = self.persistence.get_event(event_id)
             if event.is_processed:
+                return
+            if event.quarantined:
+                set_aside(self.persistence, event)
                 return
             if event.event_name == CONTROL_EVENT:
                 delivered = self._deliver_control(event)
@@ -236,6 +250,7 @@ class EventDelivery:
             return False
         try:
             instance = self.persistence.get_workflow_instance(subscription.workflow_id)
+            self._quarantine_if_unreadable(instance)
             pointer = instance.pointer(subscription.execution_pointer_id)
             waiting = pointer is not None and pointer.status is PointerStatus.WAITING_FOR_EVENT
             if not waiting or instance.is_finished:

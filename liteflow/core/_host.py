@@ -423,6 +423,7 @@ class WorkflowHost(EventDelivery):
         yielded = False
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
+            self._quarantine_if_unreadable(instance)
             if self._is_due(instance):
                 self._recheck_waits(instance)
             for _ in range(self.options.max_passes_per_turn):
