@@ -8,6 +8,7 @@ LiteFlowError
 ├── EventNotFoundError           no event with that id in the store
 ├── ConcurrencyError             a save lost against a newer revision of the instance
 ├── SerializationError           data that cannot be stored or read back safely
+│   └── PayloadTooLargeError     data over HostOptions.max_payload_bytes
 ├── InvalidOperationError        a call that makes no sense in the current state
 ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
 ├── ConfigurationError           an unknown or invalid host option or provider
@@ -52,6 +53,22 @@ class ConcurrencyError(LiteFlowError):
 
 class SerializationError(LiteFlowError):
     pass
+
+
+class PayloadTooLargeError(SerializationError):
+    """Data larger, as stored JSON, than ``HostOptions.max_payload_bytes``: nothing was saved.
+
+    ``what`` names the data (``"workflow data"``, ``"event data"``, ``"persistence data of step
+    3"``), ``size`` and ``limit`` are in bytes."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes as stored, over the limit of {limit:,} bytes (HostOptions.max_payload_bytes)"
+        )
+        self.what, self.size, self.limit = what, size, limit
+
+    def __reduce__(self) -> tuple[type[PayloadTooLargeError], tuple[str, int, int]]:
+        return type(self), (self.what, self.size, self.limit)  # rebuilt from its fields, not the message
 
 
 class InvalidOperationError(LiteFlowError):

@@ -45,6 +45,11 @@ class HostOptions:
     lock_retry_delay: timedelta = timedelta(milliseconds=5)
     """Delay before an event delivery retries when the workflow is busy running a step."""
 
+    max_payload_bytes: int | None = 2 * 1024 * 1024
+    """Largest workflow data, step persistence data or event data, in bytes of stored JSON (2 MB by
+    default; None for no limit). Larger data raises :class:`PayloadTooLargeError` before anything
+    is saved; a pass that leaves too much suspends its workflow (see the README)."""
+
     clock: Callable[[], datetime] = utcnow
     """Source of the current time (UTC, timezone-aware)."""
 
@@ -58,7 +63,10 @@ class HostOptions:
             if name not in known:
                 raise ConfigurationError(f"unknown host option {name!r}; known options: {', '.join(sorted(known))}")
             default = getattr(defaults, name)
-            if isinstance(default, timedelta):
+            if name == "max_payload_bytes":
+                if value is not None and (type(value) is not int or value < 1):
+                    raise ConfigurationError(f"host option {name} must be a positive integer or None, got {value!r}")
+            elif isinstance(default, timedelta):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     value = timedelta(seconds=value)
                 if not isinstance(value, timedelta) or value < timedelta(0):
