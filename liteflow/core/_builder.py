@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._errors import BuilderError
+from ._errors import BuilderError, InvalidArgumentError
 from ._primitives import (
     Container,
     Decide,
@@ -299,6 +299,14 @@ class StepBuilder:
         """Wait for the event (``event_name``, ``event_key(data, context)``); see :meth:`timeout`."""
         if not isinstance(event_name, str) or not event_name:
             raise BuilderError(f"wait_for needs an event name, got {event_name!r}")
+        if isinstance(effective_date, datetime):
+            if effective_date.utcoffset() is None:
+                raise InvalidArgumentError(f"wait_for: effective_date must be timezone-aware, got {effective_date!r}")
+        elif effective_date is not None and not callable(effective_date):
+            raise InvalidArgumentError(
+                "wait_for: effective_date must be a timezone-aware datetime or a function (data, context) ->"
+                f" datetime, got {effective_date!r} ({type(effective_date).__name__})"
+            )
         waiting = self.then(WaitFor)._constant("event_name", event_name)
         waiting.input("event_key", event_key)
         if isinstance(effective_date, datetime):

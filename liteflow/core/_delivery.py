@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from . import _validation as check
 from ._errors import InvalidOperationError, WorkflowNotFoundError
 from ._models import (
     Event,
@@ -81,6 +82,7 @@ class EventDelivery:
         raise NotImplementedError
 
     def _control(self, workflow_id: str, action: str) -> None:
+        check.text(f"{action}_workflow", "workflow_id", workflow_id)
         instance = self.persistence.get_workflow_instance(workflow_id)
         self._check_transition(instance, action)
         if action == "resume":

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _validation as check
 from ._builder import Workflow
 from ._delivery import EventDelivery
 from ._errors import (
@@ -38,6 +39,7 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
+from ._payload import check_instance_payload, check_payload
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
@@ -160,6 +162,10 @@ class WorkflowHost(EventDelivery):
     ) -> str:
         """Start an instance of a registered workflow and return its id. ``version=None`` starts the
         latest registered version. The instance is stored before this returns."""
+        check.text("start_workflow", "workflow_id", workflow_id)
+        check.optional_int("start_workflow", "version", version)
+        check.optional_text("start_workflow", "reference", reference)
+        check_payload(data, self.options.max_payload_bytes, "workflow data")
         definition = self.registry.get(workflow_id, version)
         now = self._clock()
         instance = WorkflowInstance(
@@ -189,8 +195,8 @@ class WorkflowHost(EventDelivery):
             raise InvalidArgumentError(f"event names starting with {_RESERVED_PREFIX!r} are reserved for LiteFlow")
         if event_key is None:
             raise InvalidArgumentError(f"publish_event({event_name!r}) needs an event key, got None")
-        if effective_date is not None and effective_date.tzinfo is None:
-            raise InvalidArgumentError("effective_date must be timezone-aware (for example UTC)")
+        check.aware_datetime("publish_event", "effective_date", effective_date)
+        check_payload(event_data, self.options.max_payload_bytes, "event data")
         return self._publish(Event(event_name, str(event_key), event_data, event_time=effective_date or self._clock()))
 
     def _publish(self, event: Event) -> str:
@@ -200,10 +206,12 @@ class WorkflowHost(EventDelivery):
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         """The stored state of an instance; raises WorkflowNotFoundError for an unknown id."""
+        check.text("get_workflow_instance", "workflow_id", workflow_id)
         return self.persistence.get_workflow_instance(workflow_id)
 
     def get_workflow_errors(self, workflow_id: str) -> list[ExecutionError]:
         """Every step error recorded for an instance, oldest first."""
+        check.text("get_workflow_errors", "workflow_id", workflow_id)
         self.persistence.get_workflow_instance(workflow_id)
         return self.persistence.get_errors(workflow_id)
 
@@ -221,6 +229,14 @@ class WorkflowHost(EventDelivery):
         """Instances matching every given filter, oldest first, one page of ``limit`` at ``offset``.
         ``workflow_id`` is the definition id; the creation range includes ``created_from`` and
         excludes ``created_to``."""
+        call = "query_workflows"
+        status = check.status(call, "status", status)
+        check.optional_text(call, "workflow_id", workflow_id)
+        check.optional_text(call, "reference", reference)
+        check.aware_datetime(call, "created_from", created_from)
+        check.aware_datetime(call, "created_to", created_to)
+        check.integer(call, "limit", limit)
+        check.integer(call, "offset", offset)
         return self.persistence.query_instances(
             InstanceQuery(
                 status=status,
@@ -237,8 +253,8 @@ class WorkflowHost(EventDelivery):
         """Block until the instance is complete or terminated and return it.
 
         Raises WorkflowTimeoutError after ``timeout`` seconds (None waits forever)."""
-        if isinstance(timeout, timedelta):
-            timeout = timeout.total_seconds()
+        check.text("wait_for_workflow", "workflow_id", workflow_id)
+        timeout = check.timeout("wait_for_workflow", "timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         ended = threading.Event()
         with self._waiters_lock:
@@ -276,7 +292,8 @@ class WorkflowHost(EventDelivery):
     ) -> int:
         """Delete finished instances (and processed events) older than ``older_than`` (an age or a
         point in time) from the store. Returns how many instances were removed."""
-        statuses = [status] if isinstance(status, WorkflowStatus) else list(status)
+        statuses = check.statuses("purge", "status", status)
+        older_than = check.age_or_time("purge", "older_than", older_than)
         if WorkflowStatus.RUNNABLE in statuses:
             raise InvalidArgumentError("purge removes finished or suspended workflows, not runnable ones")
         cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
@@ -457,6 +474,7 @@ class WorkflowHost(EventDelivery):
                     # this node dies in between, whoever runs it next looks (_recheck_waits).
                     instance.next_execution = now
                 try:
+                    check_instance_payload(instance, self.options.max_payload_bytes)
                     self._save(
                         instance,
                         before,
@@ -466,7 +484,8 @@ class WorkflowHost(EventDelivery):
                     )
                 except SerializationError as error:
                     message = f"the data left by its steps cannot be saved: {error}"
-                    instance = self._suspend_with_error(workflow_id, message, "liteflow.core.SerializationError")
+                    error_type = f"liteflow.core.{type(error).__name__}"
+                    instance = self._suspend_with_error(workflow_id, message, error_type)
                     break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)

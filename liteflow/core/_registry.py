@@ -5,7 +5,13 @@ from __future__ import annotations
 import threading
 
 from ._builder import Workflow, WorkflowBuilder
-from ._errors import DuplicateWorkflowError, InvalidArgumentError, WorkflowNotRegisteredError
+from ._errors import (
+    BuilderError,
+    DuplicateWorkflowError,
+    InvalidArgumentError,
+    LiteFlowError,
+    WorkflowNotRegisteredError,
+)
 from ._steps import WorkflowDefinition
 
 
@@ -24,7 +30,13 @@ class WorkflowRegistry:
         if not isinstance(version, int):
             raise InvalidArgumentError(f"{type(workflow).__name__}.version() must return an int")
         builder = WorkflowBuilder()
-        workflow.build(builder)
+        try:
+            workflow.build(builder)
+        except LiteFlowError:
+            raise  # the builder's own errors already name the problem
+        except Exception as error:
+            name = type(workflow).__qualname__
+            raise BuilderError(f"{name}.build() raised {type(error).__name__}: {error}") from error
         definition = builder.build(workflow_id, version)
         with self._lock:
             known = self._definitions.get((workflow_id, version))
