@@ -137,3 +137,28 @@ def test_a_poisoned_event_is_set_aside_and_a_later_one_with_its_name_and_key_is_
     assert "os:system" in event.event_data.raw
     assert len(_quarantine_logs(caplog, poisoned)) == 1
     host.persistence.close()
+
+
+def test_a_poisoned_workflow_waiting_for_an_event_is_quarantined_when_the_event_arrives(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting workflow is not due, so no worker loads it until its event is delivered.
+    caplog.set_level(logging.ERROR, logger="liteflow")
+    path = tmp_path / "store.db"
+    host = _host(path)
+    with host:
+        waiting = host.start_workflow("WaitForGo", data={"steps": 0, "key": "order-2"})
+        healthy = host.start_workflow("WaitForGo", data={"steps": 0, "key": "order-2"})
+        _until(
+            lambda: all(host.get_workflow_instance(i).data["steps"] == 1 for i in (waiting, healthy)),
+            "both workflows wait for their event",
+        )
+        _corrupt(path, "workflow", waiting, "data", BAD_DATA["malformed-json"])
+        host.publish_event("go", "order-2", "paid")
+        assert host.wait_for_workflow(healthy, timeout=10).data["got"] == "paid"
+        _until(lambda: host.get_workflow_instance(waiting).status is WorkflowStatus.SUSPENDED, "it is quarantined")
+    assert host.get_workflow_instance(waiting).quarantined
+    [error] = host.get_workflow_errors(waiting)
+    assert "quarantined" in error.message
+    assert len(_quarantine_logs(caplog, waiting)) == 1
+    host.persistence.close()
