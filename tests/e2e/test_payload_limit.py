@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from datetime import date
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from liteflow.core import (
     WorkflowStatus,
     configure_workflow_host,
 )
+from liteflow.core._payload import check_payload, payload_size
+from liteflow.core._serialization import dumps
 from liteflow.testing import WorkflowTestHost
 
 LIMIT = 1_000
@@ -123,3 +126,14 @@ def test_step_persistence_data_over_the_limit_suspends_the_workflow() -> None:
 
     fine = test.start_workflow("Keeping", data={"size": LIMIT // 2})
     assert test.instance(fine).status is WorkflowStatus.COMPLETE
+
+
+def test_the_size_counts_what_plain_json_cannot_hold_and_the_reported_size_is_exact() -> None:
+    stamps = {"at": [date(2024, 1, n) for n in range(1, 29)], "pairs": {(1, 2): "x"}}
+    assert payload_size(stamps, "data") == len(dumps(stamps).encode())
+    with pytest.raises(PayloadTooLargeError) as info:
+        check_payload(stamps, 100, "workflow data")
+    assert info.value.size == payload_size(stamps, "data")
+    check_payload(stamps, payload_size(stamps, "data"), "workflow data")  # exactly at the limit: fine
+    with pytest.raises(SerializationError, match=r"cannot serialize workflow data\.f"):
+        check_payload({"f": lambda: None}, 10_000, "workflow data")
