@@ -45,6 +45,10 @@ class PersistenceProvider(ABC):
     instances by next execution time, subscriptions by (event name, event key), events by
     (event name, event key, time), unprocessed events by time, and :meth:`query_instances` by
     (definition, creation time), reference, (status, creation time) or creation time.
+
+    A stored instance or event that cannot be decoded never makes a read raise: it comes back
+    quarantined (its data an :class:`UnreadableData`, built with ``read_instance``/``read_event``
+    from ``_records`` and the provider's own columns), and saving it again keeps the original record.
     """
 
     @abstractmethod
