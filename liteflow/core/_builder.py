@@ -16,12 +16,14 @@ from ._primitives import (
     EndWorkflow,
     Foreach,
     If,
+    Outcomes,
     Parallel,
     Saga,
     SubWorkflow,
     WaitFor,
     When,
     While,
+    preceding_outcome,
 )
 from ._steps import (
     _ANY,
@@ -99,6 +101,33 @@ def _duration(verb: str, value: Any) -> timedelta | None:
     return value
 
 
+def _retry_interval(verb: str, behavior: ErrorHandling, interval: Any) -> timedelta | None:
+    """A retry interval only means something with RETRY: anything else would be silently ignored."""
+    checked = _duration(f"{verb} retry_interval", interval)
+    if checked is not None and behavior is not ErrorBehavior.RETRY:
+        raise BuilderError(f"{verb}: a retry_interval applies to WorkflowStep.RETRY only, not to {behavior!r}")
+    return checked
+
+
+_BUILT_IN_INPUT = "is not supported: a built-in step takes its settings from the verb's arguments"
+_ENDS_AT_ONCE = "is not supported: the step ends at once while its block runs on; set it on a step of the block"
+_REJECTED: dict[str, dict[str, str]] = {
+    "end_workflow": {
+        "on_error": "is not supported: end_workflow cannot fail",
+        "compensate_with": "is not supported: nothing runs after end_workflow, so it is never compensated",
+        "timeout": "is not supported: end_workflow ends the workflow as soon as it runs",
+    },
+    "schedule": {"timeout": _ENDS_AT_ONCE, "cancel_condition": _ENDS_AT_ONCE},
+    "recur": {"timeout": _ENDS_AT_ONCE, "cancel_condition": _ENDS_AT_ONCE + " (or use recur's until)"},
+    "inline step": {
+        "input": "is not supported: an inline function receives only the context; read context.workflow.data"
+    },
+}
+"""Settings a kind of step cannot honour: setting one raises BuilderError when the workflow is
+registered, instead of being accepted and ignored. Built-in verbs also reject ``input``."""
+_SET_ONCE = ("id", "name", "on_error", "compensate_with", "timeout", "cancel_condition")
+
+
 def _body_factory(step: Any) -> tuple[Callable[[], StepBody], str]:
     if isinstance(step, type):
         if not issubclass(step, StepBody):
@@ -122,6 +151,8 @@ class WorkflowBuilder:
         self.default_error_behavior: ErrorHandling | None = None
         self.default_retry_interval: timedelta | None = None
         self._attachments: list[tuple[WorkflowStep, str]] = []
+        self._needs_block: list[StepBuilder] = []
+        """Containers that must get a do() block (or a branch) before the workflow is registered."""
 
     def start_with(self, step: StepLike) -> StepBuilder:
         """The first step of the workflow (or of a block inside ``do``)."""
@@ -131,18 +162,83 @@ class WorkflowBuilder:
         self._first = builder.step
         return builder
 
+    # Every verb that can follow a step can also begin a workflow or a block: these start with it.
+
+    def wait_for(
+        self,
+        event_name: str,
+        event_key: DataFunction,
+        effective_date: DataFunction | datetime | None = None,
+        *,
+        timeout: timedelta | None = None,
+        timeout_outcome: Any = _ANY,
+    ) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.wait_for`."""
+        return _BlockStart(self).wait_for(
+            event_name, event_key, effective_date, timeout=timeout, timeout_outcome=timeout_outcome
+        )
+
+    def delay(self, period: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.delay`."""
+        return _BlockStart(self).delay(period)
+
+    def end_workflow(self) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.end_workflow`."""
+        return _BlockStart(self).end_workflow()
+
+    def sub_workflow(
+        self, workflow_id: str, data: DataFunction | None = None, *, version: int | None = None
+    ) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.sub_workflow`."""
+        return _BlockStart(self).sub_workflow(workflow_id, data, version=version)
+
+    def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.for_each`."""
+        return _BlockStart(self).for_each(collection, run_parallel)
+
+    def while_(self, condition: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.while_`."""
+        return _BlockStart(self).while_(condition)
+
+    def if_(self, condition: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.if_`."""
+        return _BlockStart(self).if_(condition)
+
+    def saga(self, build: Callable[[WorkflowBuilder], Any]) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.saga`."""
+        return _BlockStart(self).saga(build)
+
+    def parallel(self) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.parallel`."""
+        return _BlockStart(self).parallel()
+
+    def decide(self, expression: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.decide`."""
+        return _BlockStart(self).decide(expression)
+
+    def schedule(self, delay: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.schedule`."""
+        return _BlockStart(self).schedule(delay)
+
+    def recur(self, interval: DataFunction, until: DataFunction) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.recur`."""
+        return _BlockStart(self).recur(interval, until)
+
     def use_default_error_behavior(
         self, behavior: ErrorHandling, retry_interval: timedelta | None = None
     ) -> WorkflowBuilder:
         """Error behaviour for steps that do not set their own with ``on_error``."""
         self.default_error_behavior = _error_handling(behavior)
-        self.default_retry_interval = _duration("retry_interval", retry_interval)
+        self.default_retry_interval = _retry_interval(
+            "use_default_error_behavior", self.default_error_behavior, retry_interval
+        )
         return self
 
     def create_branch(self) -> WorkflowBuilder:
         """A separate chain of steps, to attach with ``decide(...).branch(value, chain)``."""
         branch = WorkflowBuilder(self._steps)
         branch._attachments = self._attachments
+        branch._needs_block = self._needs_block
         return branch
 
     def _add(self, step: StepLike) -> StepBuilder:
@@ -156,7 +252,9 @@ class WorkflowBuilder:
             is_saga=isinstance(step, type) and issubclass(step, Saga),
         )
         self._steps.append(definition_step)
-        return StepBuilder(self, definition_step)
+        added = StepBuilder(self, definition_step)
+        added._verb = "step" if isinstance(step, type) else "inline step"
+        return added
 
     def _block(self, build: Callable[[WorkflowBuilder], Any]) -> WorkflowStep:
         """Build a nested block on the shared step list and return its first step."""
@@ -170,6 +268,8 @@ class WorkflowBuilder:
         if self._first is None:
             raise BuilderError(f"workflow {workflow_id!r} has no steps: build() must call start_with()")
         self._resolve_attachments()
+        for container in self._needs_block:
+            container._check_block()
         return WorkflowDefinition(
             id=workflow_id,
             version=version,
@@ -203,29 +303,65 @@ class StepBuilder:
         self.step = step
         self._origin: StepBuilder | None = None
         """For a ``when`` block: the step whose outcome it follows."""
-        self._whens: list[WorkflowStep] = []
         self._prelude: StepBuilder | None = None
         """For schedule/recur: the delay step the ``do`` block follows."""
         self._many_blocks = False
         self._branches: list[tuple[Any, int]] | None = None
         """For decide: (value, first step) of each branch."""
+        self._outcomes: StepBuilder | None = None
+        """For a step with ``when`` blocks: the Outcomes step that runs the matching ones."""
+        self._verb = "step"
+        """What added this step (``wait_for``, ``if_``, ...), for the settings it accepts."""
+        self._set: set[str] = set()
+
+    def _label(self) -> str:
+        shown = self.step.name or (self.step.body_name if self._verb == "step" else self._verb)
+        return f"step {self.step.id} ({shown})"
+
+    def _setting(self, setting: str) -> None:
+        """Reject a setting this kind of step would ignore, or one given twice (the second would
+        silently replace the first)."""
+        reason = _REJECTED.get(self._verb, {}).get(setting)
+        if reason is None and setting == "input" and self._verb not in ("step", "inline step"):
+            reason = _BUILT_IN_INPUT
+        if reason is None and setting in _SET_ONCE and setting in self._set:
+            reason = "is already set on this step"
+        if reason is not None:
+            raise BuilderError(f"{self._label()}: {setting} {reason}")
+        self._set.add(setting)
+
+    def _follow(self, body: type[StepBody], verb: str) -> StepBuilder:
+        """Add a built-in step after this one (or first in its block)."""
+        following = self.then(body)
+        following._verb = verb
+        return following
+
+    def _check_block(self) -> None:
+        if not (self._prelude.step.outcomes if self._prelude is not None else self.step.children):
+            what = "a branch()" if self._branches is not None else "a do() block"
+            raise BuilderError(f"{self._label()}: {self._verb} needs {what}")
 
     def then(self, step: StepLike) -> StepBuilder:
         """Run ``step`` after this one (after a ``when`` block: after whichever block ran)."""
         following = self._builder._add(step)
-        sources = self._origin._whens if self._origin is not None else [self.step]
-        for source in sources:
-            source.outcomes.append(StepOutcome(following.step.id))
+        # After when blocks, go on from their Outcomes step: once, after every matching block.
+        source = self._origin._outcomes if self._origin is not None and self._origin._outcomes else self
+        source.step.outcomes.append(StepOutcome(following.step.id))
         return following
 
     def _constant(self, prop: str, value: Any) -> StepBuilder:
         self.step.inputs.append((prop, lambda data, context: value))
         return self
 
+    def _input(self, prop: str, function: Any) -> StepBuilder:
+        self.step.inputs.append((prop, _data_function(f"{self._verb} {prop}", function)))
+        return self
+
     def id(self, step_id: str) -> StepBuilder:
         """A unique id for this step, for ``attach``."""
         if not isinstance(step_id, str) or not step_id:
             raise BuilderError(f"id needs a non-empty string, got {step_id!r}")
+        self._setting("id")
         self.step.external_id = step_id
         return self
 
@@ -235,6 +371,10 @@ class StepBuilder:
         return self
 
     def name(self, name: str) -> StepBuilder:
+        """A name for this step, shown in errors and logs; ``attach`` accepts it too."""
+        if not isinstance(name, str) or not name:
+            raise BuilderError(f"{self._label()}: name needs a non-empty string, got {name!r}")
+        self._setting("name")
         self.step.name = name
         return self
 
@@ -242,6 +382,7 @@ class StepBuilder:
         """Set the body's attribute ``prop`` from ``function(data, context)`` before it runs."""
         if not isinstance(prop, str) or not prop:
             raise BuilderError(f"input needs an attribute name, got {prop!r}")
+        self._setting("input")
         self.step.inputs.append((prop, _data_function(f"input {prop!r}", function)))
         return self
 
@@ -251,18 +392,28 @@ class StepBuilder:
             raise BuilderError(f"output needs an attribute name, got {prop!r}")
         if not callable(function):
             raise BuilderError(f"output {prop!r} needs a function (step) -> value, got {function!r}")
+        self._setting("output")
         self.step.outputs.append((prop, function))
         return self
 
     def on_error(self, behavior: ErrorHandling, retry_interval: timedelta | None = None) -> StepBuilder:
         """What to do when this step raises: RETRY (after ``retry_interval``), SUSPEND, TERMINATE,
-        COMPENSATE, or a :class:`RetryPolicy`."""
+        COMPENSATE, or a :class:`RetryPolicy`.
+
+        On a container (if_, while_, for_each, parallel, when, decide, schedule, recur) it is also the
+        error behaviour of the steps inside it that set none. On a saga it applies after the saga
+        has been compensated: RETRY runs the whole saga again, TERMINATE ends the workflow,
+        SUSPEND parks it (resuming runs the saga again), COMPENSATE passes the failure on to the
+        enclosing saga (or undoes and terminates the workflow)."""
+        self._setting("on_error")
         self.step.error_behavior = _error_handling(behavior)
-        self.step.retry_interval = _duration("retry_interval", retry_interval)
+        interval = _retry_interval(self._label() + " on_error", self.step.error_behavior, retry_interval)
+        self.step.retry_interval = interval
         return self
 
     def compensate_with(self, step: StepLike) -> StepBuilder:
         """The step that undoes this one (or, on a saga, the whole saga) when compensation runs."""
+        self._setting("compensate_with")
         undo = self._builder._add(step)
         undo.step.is_compensation = True
         self.step.compensation_step = undo.step.id
@@ -271,6 +422,7 @@ class StepBuilder:
     def cancel_condition(self, condition: DataFunction, proceed_after_cancel: bool = False) -> StepBuilder:
         """End this step (and all inside it) when ``condition(data, context)`` holds, checked each
         time the workflow runs; with ``proceed_after_cancel`` the following steps then run."""
+        self._setting("cancel_condition")
         self.step.cancel_condition = _data_function("cancel_condition", condition)
         self.step.proceed_after_cancel = proceed_after_cancel
         return self
@@ -283,6 +435,7 @@ class StepBuilder:
         already running is not interrupted: the limit is checked when the workflow runs."""
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
             raise BuilderError(f"timeout needs a positive timedelta, got {duration!r}")
+        self._setting("timeout")
         self.step.timeout = duration
         self.step.timeout_outcome = outcome
         return self
@@ -299,23 +452,25 @@ class StepBuilder:
         """Wait for the event (``event_name``, ``event_key(data, context)``); see :meth:`timeout`."""
         if not isinstance(event_name, str) or not event_name:
             raise BuilderError(f"wait_for needs an event name, got {event_name!r}")
-        waiting = self.then(WaitFor)._constant("event_name", event_name)
-        waiting.input("event_key", event_key)
+        if timeout is None and timeout_outcome is not _ANY:
+            raise BuilderError(f"wait_for({event_name!r}): timeout_outcome needs a timeout")
+        waiting = self._follow(WaitFor, "wait_for")._constant("event_name", event_name)
+        waiting._input("event_key", event_key)
         if isinstance(effective_date, datetime):
             waiting._constant("effective_date", effective_date)
         elif effective_date is not None:
-            waiting.input("effective_date", effective_date)
+            waiting._input("effective_date", effective_date)
         if timeout is not None:
             waiting.timeout(timeout, outcome=timeout_outcome)
         return waiting
 
     def delay(self, period: DataFunction) -> StepBuilder:
         """Wait for ``period(data, context)`` (a timedelta), then go on."""
-        return self.then(Delay).input("period", period)
+        return self._follow(Delay, "delay")._input("period", period)
 
     def end_workflow(self) -> StepBuilder:
         """Complete the workflow here, ending any branch still open."""
-        return self.then(EndWorkflow)
+        return self._follow(EndWorkflow, "end_workflow")
 
     def sub_workflow(
         self, workflow_id: str, data: DataFunction | None = None, *, version: int | None = None
@@ -324,33 +479,50 @@ class StepBuilder:
         ``data(data, context)`` and wait until it ends; ``step.result`` is then its final data."""
         if not isinstance(workflow_id, str) or not workflow_id:
             raise BuilderError(f"sub_workflow needs a workflow id, got {workflow_id!r}")
-        child = self.then(SubWorkflow)._constant("workflow_id", workflow_id)._constant("version", version)
+        child = self._follow(SubWorkflow, "sub_workflow")._constant("workflow_id", workflow_id)
+        child._constant("version", version)
         if data is not None:
-            child.input("data", data)
+            child._input("data", data)
         return child
 
-    def for_each(self, collection: DataFunction, run_parallel: bool = True) -> StepBuilder:
+    def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
         """Run the ``do`` block once per item, all at once or (``run_parallel=False``) one after
-        another in order; the item is ``context.execution_pointer.context_item``."""
-        return self.then(Foreach).input("collection", collection)._constant("run_parallel", run_parallel)
+        another in order; the item is ``context.execution_pointer.context_item``. ``run_parallel``
+        may also be a function of data and context, evaluated when the loop starts."""
+        loop = self._follow(Foreach, "for_each")._input("collection", collection)
+        if isinstance(run_parallel, bool):
+            loop._constant("run_parallel", run_parallel)
+        elif callable(run_parallel):
+            loop._input("run_parallel", run_parallel)
+        else:
+            raise BuilderError(
+                f"{loop._label()}: run_parallel must be a bool or a function (data, context), got {run_parallel!r}"
+            )
+        return loop._needs_do()
 
     def while_(self, condition: DataFunction) -> StepBuilder:
-        return self.then(While).input("condition", condition)
+        """Run the ``do`` block again and again while ``condition(data, context)`` holds."""
+        return self._follow(While, "while_")._input("condition", condition)._needs_do()
 
     def if_(self, condition: DataFunction) -> StepBuilder:
-        return self.then(If).input("condition", condition)
+        """Run the ``do`` block once if ``condition(data, context)`` holds, then go on either way."""
+        return self._follow(If, "if_")._input("condition", condition)._needs_do()
 
     def saga(self, build: Callable[[WorkflowBuilder], Any]) -> StepBuilder:
         """A block whose completed steps are compensated, latest first, if one of them fails;
-        then the workflow goes on after the saga."""
-        saga = self.then(Saga)
+        then the workflow goes on after the saga (see :meth:`on_error` to do otherwise)."""
+        saga = self._follow(Saga, "saga")
         return saga.do(build)
 
     def parallel(self) -> StepBuilder:
         """Branches given by repeated ``do`` calls run at once; ``join()`` and go on when all end."""
-        parallel = self.then(Parallel)
+        parallel = self._follow(Parallel, "parallel")
         parallel._many_blocks = True
-        return parallel
+        return parallel._needs_do()
+
+    def _needs_do(self) -> StepBuilder:
+        self._builder._needs_block.append(self)
+        return self
 
     def join(self) -> StepBuilder:
         if not self._many_blocks:
@@ -358,20 +530,32 @@ class StepBuilder:
         return self
 
     def when(self, value: Any) -> StepBuilder:
-        """A block (``do``) that runs when this step completes with outcome ``value``."""
+        """A block (``do``) that runs when this step completes with outcome ``value``.
+
+        Every block whose value matches runs; the steps chained after the blocks run once, after
+        all of them, and also when no block matches."""
         origin = self._origin or self
+        if origin._outcomes is None:
+            origin._outcomes = origin.then(Outcomes)
+            origin._outcomes._verb = "when"
+            origin._outcomes.step.inputs.append(("expression", preceding_outcome))
+            origin._outcomes._branches = []
+            origin._outcomes._constant("branches", origin._outcomes._branches)
+        outcomes = origin._outcomes
+        assert outcomes._branches is not None
         block = origin._builder._add(When)
-        origin.step.outcomes.append(StepOutcome(block.step.id, value))
-        origin._whens.append(block.step)
+        block._verb = "when"
+        outcomes.step.children.append(block.step.id)
+        outcomes._branches.append((value, block.step.id))
         block._origin = origin
-        return block
+        return block._needs_do()
 
     def decide(self, expression: DataFunction) -> StepBuilder:
         """Run the ``branch`` whose value equals ``expression(data, context)``, then go on."""
-        decide = self.then(Decide).input("expression", expression)
+        decide = self._follow(Decide, "decide")._input("expression", expression)
         decide._branches = []
         decide._constant("branches", decide._branches)
-        return decide
+        return decide._needs_do()
 
     def branch(
         self, value: Any, branch: StepBuilder | WorkflowBuilder | Callable[[WorkflowBuilder], Any]
@@ -396,24 +580,24 @@ class StepBuilder:
     def schedule(self, delay: DataFunction) -> StepBuilder:
         """Run the ``do`` block after ``delay(data, context)`` in the background; the steps after
         ``schedule`` go on at once."""
-        detach = self.then(Detach)
-        wait = self._builder._add(Delay).input("period", delay)
+        detach = self._follow(Detach, "schedule")
+        wait = self._builder._add(Delay)._input("period", delay)
         detach.step.children.append(wait.step.id)
         detach._prelude = wait
-        return detach
+        return detach._needs_do()
 
     def recur(self, interval: DataFunction, until: DataFunction) -> StepBuilder:
         """Run the ``do`` block every ``interval`` in the background until ``until(data, context)``
         holds (checked before each round); the steps after ``recur`` go on at once."""
         stop = _data_function("recur until", until)
-        detach = self.then(Detach)
+        detach = self._follow(Detach, "recur")
         loop = self._builder._add(While)
         loop.step.inputs.append(("condition", lambda data, context: not stop(data, context)))
         detach.step.children.append(loop.step.id)
-        wait = self._builder._add(Delay).input("period", interval)
+        wait = self._builder._add(Delay)._input("period", interval)
         loop.step.children.append(wait.step.id)
         detach._prelude = wait
-        return detach
+        return detach._needs_do()
 
     def do(self, build: Callable[[WorkflowBuilder], Any]) -> StepBuilder:
         """The block of a container step (for_each, while_, if_, when, saga, parallel, schedule, recur)."""
@@ -432,3 +616,13 @@ class StepBuilder:
             raise BuilderError(f"step {self.step.body_name} already has a do() block")
         self.step.children.append(self._builder._block(build).id)
         return self
+
+
+class _BlockStart(StepBuilder):
+    """Lets a verb begin a workflow or a block: what it adds becomes the first step."""
+
+    def __init__(self, workflow_builder: WorkflowBuilder) -> None:
+        super().__init__(workflow_builder, WorkflowStep(id=-1, body_factory=StepBody, body_name="start"))
+
+    def then(self, step: StepLike) -> StepBuilder:
+        return self._builder.start_with(step)

@@ -16,7 +16,8 @@ LiteFlowError
 ├── DefinitionError              a workflow definition given as data that cannot be loaded
 ├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
 ├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
-└── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
+├── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
+└── SagaError                    a saga was compensated and has an on_error of its own (raised in the saga's step)
 """
 
 from __future__ import annotations
@@ -89,3 +90,8 @@ class StepTimeoutError(LiteFlowError):
 
 class ChildWorkflowError(LiteFlowError):
     pass
+
+
+class SagaError(LiteFlowError):
+    """A step inside a saga failed and the saga was compensated; raised in the saga's own step when
+    it has an ``on_error``, so that behaviour applies to the saga as a whole."""

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from ._errors import StepTimeoutError, WorkflowNotRegisteredError
+from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -388,7 +388,9 @@ class WorkflowExecutor:
                 error_time=now,
             )
         )
-        handling = self._error_handling_for(instance, definition, step, pointer)
+        if isinstance(error, SagaError):
+            pointer.persistence_data = None  # a retried or resumed saga runs its block from the start
+        handling, interval = self._error_handling_for(instance, definition, step, pointer)
         behavior: ErrorBehavior
         delay: timedelta | None = None
         if isinstance(handling, RetryPolicy):
@@ -400,7 +402,7 @@ class WorkflowExecutor:
         else:
             behavior = ErrorBehavior(handling)
             if behavior is ErrorBehavior.RETRY:
-                delay = step.retry_interval or definition.default_retry_interval or self._retry_interval
+                delay = interval or definition.default_retry_interval or self._retry_interval
         logger.warning(
             "step %s (%s) of workflow %s failed on attempt %d, will %s: %s",
             step.id,
@@ -425,12 +427,24 @@ class WorkflowExecutor:
 
     def _error_handling_for(
         self, instance: WorkflowInstance, definition: WorkflowDefinition, step: WorkflowStep, pointer: ExecutionPointer
-    ) -> ErrorHandling:
+    ) -> tuple[ErrorHandling, timedelta | None]:
+        """The step's own ``on_error``; else that of the innermost enclosing container that has one
+        (inside a saga: COMPENSATE, the saga's own ``on_error`` applying after compensation); else
+        the workflow's default; else the host's. With the retry interval that goes with it."""
         if step.error_behavior is not None:
-            return step.error_behavior
-        if not step.is_compensation and self._saga_of(instance, definition, pointer) is not None:
-            return ErrorBehavior.COMPENSATE
-        return definition.default_error_behavior or self._default_error_behavior
+            return step.error_behavior, step.retry_interval
+        if not step.is_compensation:
+            by_id = {p.id: p for p in instance.execution_pointers if p.id in pointer.scope}
+            for scope_id in pointer.scope:
+                container = by_id.get(scope_id)
+                if container is None:
+                    continue
+                container_step = definition.steps[container.step_id]
+                if container_step.is_saga:
+                    return ErrorBehavior.COMPENSATE, None
+                if container_step.error_behavior is not None:
+                    return container_step.error_behavior, container_step.retry_interval
+        return definition.default_error_behavior or self._default_error_behavior, None
 
     @staticmethod
     def _saga_of(
@@ -468,6 +482,9 @@ class WorkflowExecutor:
         to_undo = [pointer for _, _, pointer in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True)]
         if saga is not None and definition.steps[saga.step_id].compensation_step is not None:
             to_undo.append(saga)
+        if saga is not None:  # the saga's own on_error, if any, applies once this has run
+            failure = f"step {definition.steps[failed.step_id].name or failed.step_id} failed"
+            saga.persistence_data = {**(saga.persistence_data or {}), "failed": failure}
         scope = [] if saga is None else [saga.id, *saga.scope]
         previous: ExecutionPointer | None = None
         for original in to_undo:
