@@ -1,8 +1,10 @@
 """LiteFlow's public API: ``from liteflow.core import *`` gives everything a workflow author needs."""
 
+from ._activities import PendingActivity
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
 from ._errors import (
+    ActivityError,
     BuilderError,
     ChildWorkflowError,
     ConcurrencyError,
@@ -15,8 +17,10 @@ from ._errors import (
     LiteFlowError,
     ProviderError,
     ProviderUnavailableError,
+    SagaError,
     SerializationError,
     StepTimeoutError,
+    UserActionError,
     WorkflowNotFoundError,
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
@@ -47,6 +51,7 @@ from ._steps import (
 )
 
 __all__ = [
+    "ActivityError",
     "BuilderError",
     "ChildWorkflowError",
     "ConcurrencyError",
@@ -70,6 +75,7 @@ __all__ = [
     "LocalLockProvider",
     "LockProvider",
     "MemoryPersistenceProvider",
+    "PendingActivity",
     "PersistenceProvider",
     "PointerStatus",
     "ProviderError",
@@ -77,6 +83,7 @@ __all__ = [
     "QueueProvider",
     "QueueType",
     "RetryPolicy",
+    "SagaError",
     "SerializationError",
     "SingleNodeQueueProvider",
     "StepBody",
@@ -84,6 +91,7 @@ __all__ = [
     "StepExecutionContext",
     "StepMiddleware",
     "StepTimeoutError",
+    "UserActionError",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowHost",

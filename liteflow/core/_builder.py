@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ._activities import Activity
 from ._errors import BuilderError
 from ._primitives import (
     Container,
@@ -223,6 +224,12 @@ class WorkflowBuilder:
     def recur(self, interval: DataFunction, until: DataFunction) -> StepBuilder:
         """Begin with :meth:`StepBuilder.recur`."""
         return _BlockStart(self).recur(interval, until)
+
+    def activity(
+        self, activity_name: str, parameters: DataFunction | None = None, *, timeout: timedelta | None = None
+    ) -> StepBuilder:
+        """Begin with :meth:`StepBuilder.activity`."""
+        return _BlockStart(self).activity(activity_name, parameters, timeout=timeout)
 
     def use_default_error_behavior(
         self, behavior: ErrorHandling, retry_interval: timedelta | None = None
@@ -484,6 +491,23 @@ class StepBuilder:
         if data is not None:
             child._input("data", data)
         return child
+
+    def activity(
+        self, activity_name: str, parameters: DataFunction | None = None, *, timeout: timedelta | None = None
+    ) -> StepBuilder:
+        """Hand work to an external worker and wait for its result, which ``step.result`` holds
+        (map it with ``output``). Workers claim it with ``host.get_pending_activity(activity_name,
+        ...)``, getting ``parameters(data, context)``, and answer with
+        ``submit_activity_success``/``submit_activity_failure``; a failure, or no result within
+        ``timeout``, goes through the step's error behaviour."""
+        if not isinstance(activity_name, str) or not activity_name:
+            raise BuilderError(f"activity needs a name, got {activity_name!r}")
+        step = self._follow(Activity, "activity")._constant("activity_name", activity_name)
+        if parameters is not None:
+            step._input("parameters", parameters)
+        if timeout is not None:
+            step.timeout(timeout)
+        return step
 
     def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
         """Run the ``do`` block once per item, all at once or (``run_parallel=False``) one after

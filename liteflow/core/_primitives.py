@@ -168,6 +168,10 @@ class EndWorkflow(StepBody):
         return ExecutionResult(proceed=True, end_workflow=True)
 
 
+DIRECT_WAIT_PREFIX = "liteflow.direct."
+"""Waits that only a direct result for the step ends (activities, user tasks), never a published
+event: see ``_delivery``."""
+
 CHILD_COMPLETED_EVENT = "liteflow.workflow-ended"
 """Event a sub-workflow publishes (keyed by its id) when it completes or is terminated."""
 
