@@ -174,10 +174,10 @@ def test_a_sigkilled_workers_claim_is_handed_out_again_and_the_result_applied_on
     err = tmp_path / "worker.err"
     try:
         workflow_id = host.start_workflow("Charge", data={"log": [], "amount": 42})
+        script = str(Path(__file__).with_name("activity_worker.py"))
         with open(err, "wb") as stderr:
             worker = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("activity_worker.py")), store, queue, lock]
-                + ["charge-card", "worker-A", str(lease)],
+                [sys.executable, script, store, queue, lock, "charge-card", "worker-A", str(lease)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
