@@ -49,6 +49,7 @@ from ._steps import (
     StepMiddleware,
     WorkflowStep,
 )
+from ._user_tasks import UserAction
 
 __all__ = [
     "ActivityError",
@@ -91,6 +92,7 @@ __all__ = [
     "StepExecutionContext",
     "StepMiddleware",
     "StepTimeoutError",
+    "UserAction",
     "UserActionError",
     "Workflow",
     "WorkflowBuilder",

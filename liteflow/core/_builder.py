@@ -26,6 +26,8 @@ from ._primitives import (
     While,
     preceding_outcome,
 )
+from ._settings import BUILT_IN_INPUT, REJECTED, SET_ONCE, retry_interval_for
+from ._starting import StartingVerbs
 from ._steps import (
     _ANY,
     DataFunction,
@@ -39,6 +41,7 @@ from ._steps import (
     WorkflowDefinition,
     WorkflowStep,
 )
+from ._user_tasks import UserTask
 
 StepLike = type[StepBody] | Callable[..., Any]
 
@@ -102,31 +105,6 @@ def _duration(verb: str, value: Any) -> timedelta | None:
     return value
 
 
-def _retry_interval(verb: str, behavior: ErrorHandling, interval: Any) -> timedelta | None:
-    """A retry interval only means something with RETRY: anything else would be silently ignored."""
-    checked = _duration(f"{verb} retry_interval", interval)
-    if checked is not None and behavior is not ErrorBehavior.RETRY:
-        raise BuilderError(f"{verb}: a retry_interval applies to WorkflowStep.RETRY only, not to {behavior!r}")
-    return checked
-
-
-_BUILT_IN_INPUT = "is not supported: a built-in step takes its settings from the verb's arguments"
-_ENDS_AT_ONCE = "is not supported: the step ends at once while its block runs on; set it on a step of the block"
-_REJECTED: dict[str, dict[str, str]] = {
-    "end_workflow": {
-        "on_error": "is not supported: end_workflow cannot fail",
-        "compensate_with": "is not supported: nothing runs after end_workflow, so it is never compensated",
-        "timeout": "is not supported: end_workflow ends the workflow as soon as it runs",
-    },
-    "schedule": {"timeout": _ENDS_AT_ONCE, "cancel_condition": _ENDS_AT_ONCE},
-    "recur": {"timeout": _ENDS_AT_ONCE, "cancel_condition": _ENDS_AT_ONCE + " (or use recur's until)"},
-    "inline step": {
-        "input": "is not supported: an inline function receives only the context; read context.workflow.data"
-    },
-}
-"""Settings a kind of step cannot honour: setting one raises BuilderError when the workflow is
-registered, instead of being accepted and ignored. Built-in verbs also reject ``input``."""
-_SET_ONCE = ("id", "name", "on_error", "compensate_with", "timeout", "cancel_condition")
 
 
 def _body_factory(step: Any) -> tuple[Callable[[], StepBody], str]:
@@ -143,7 +121,7 @@ def _body_factory(step: Any) -> tuple[Callable[[], StepBody], str]:
     raise BuilderError(f"a step must be a StepBody subclass or a function taking the context, got {step!r}")
 
 
-class WorkflowBuilder:
+class WorkflowBuilder(StartingVerbs):
     """Collects the steps of one workflow. ``Workflow.build`` receives one."""
 
     def __init__(self, steps: list[WorkflowStep] | None = None) -> None:
@@ -163,80 +141,12 @@ class WorkflowBuilder:
         self._first = builder.step
         return builder
 
-    # Every verb that can follow a step can also begin a workflow or a block: these start with it.
-
-    def wait_for(
-        self,
-        event_name: str,
-        event_key: DataFunction,
-        effective_date: DataFunction | datetime | None = None,
-        *,
-        timeout: timedelta | None = None,
-        timeout_outcome: Any = _ANY,
-    ) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.wait_for`."""
-        return _BlockStart(self).wait_for(
-            event_name, event_key, effective_date, timeout=timeout, timeout_outcome=timeout_outcome
-        )
-
-    def delay(self, period: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.delay`."""
-        return _BlockStart(self).delay(period)
-
-    def end_workflow(self) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.end_workflow`."""
-        return _BlockStart(self).end_workflow()
-
-    def sub_workflow(
-        self, workflow_id: str, data: DataFunction | None = None, *, version: int | None = None
-    ) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.sub_workflow`."""
-        return _BlockStart(self).sub_workflow(workflow_id, data, version=version)
-
-    def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.for_each`."""
-        return _BlockStart(self).for_each(collection, run_parallel)
-
-    def while_(self, condition: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.while_`."""
-        return _BlockStart(self).while_(condition)
-
-    def if_(self, condition: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.if_`."""
-        return _BlockStart(self).if_(condition)
-
-    def saga(self, build: Callable[[WorkflowBuilder], Any]) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.saga`."""
-        return _BlockStart(self).saga(build)
-
-    def parallel(self) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.parallel`."""
-        return _BlockStart(self).parallel()
-
-    def decide(self, expression: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.decide`."""
-        return _BlockStart(self).decide(expression)
-
-    def schedule(self, delay: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.schedule`."""
-        return _BlockStart(self).schedule(delay)
-
-    def recur(self, interval: DataFunction, until: DataFunction) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.recur`."""
-        return _BlockStart(self).recur(interval, until)
-
-    def activity(
-        self, activity_name: str, parameters: DataFunction | None = None, *, timeout: timedelta | None = None
-    ) -> StepBuilder:
-        """Begin with :meth:`StepBuilder.activity`."""
-        return _BlockStart(self).activity(activity_name, parameters, timeout=timeout)
-
     def use_default_error_behavior(
         self, behavior: ErrorHandling, retry_interval: timedelta | None = None
     ) -> WorkflowBuilder:
         """Error behaviour for steps that do not set their own with ``on_error``."""
         self.default_error_behavior = _error_handling(behavior)
-        self.default_retry_interval = _retry_interval(
+        self.default_retry_interval = retry_interval_for(
             "use_default_error_behavior", self.default_error_behavior, retry_interval
         )
         return self
@@ -247,6 +157,9 @@ class WorkflowBuilder:
         branch._attachments = self._attachments
         branch._needs_block = self._needs_block
         return branch
+
+    def _starting(self) -> StepBuilder:
+        return _BlockStart(self)
 
     def _add(self, step: StepLike) -> StepBuilder:
         factory, name = _body_factory(step)
@@ -320,6 +233,8 @@ class StepBuilder:
         self._verb = "step"
         """What added this step (``wait_for``, ``if_``, ...), for the settings it accepts."""
         self._set: set[str] = set()
+        self._options: list[tuple[Any, str]] | None = None
+        """For a user task: (value, label) of each option."""
 
     def _label(self) -> str:
         shown = self.step.name or (self.step.body_name if self._verb == "step" else self._verb)
@@ -328,10 +243,10 @@ class StepBuilder:
     def _setting(self, setting: str) -> None:
         """Reject a setting this kind of step would ignore, or one given twice (the second would
         silently replace the first)."""
-        reason = _REJECTED.get(self._verb, {}).get(setting)
+        reason = REJECTED.get(self._verb, {}).get(setting)
         if reason is None and setting == "input" and self._verb not in ("step", "inline step"):
-            reason = _BUILT_IN_INPUT
-        if reason is None and setting in _SET_ONCE and setting in self._set:
+            reason = BUILT_IN_INPUT
+        if reason is None and setting in SET_ONCE and setting in self._set:
             reason = "is already set on this step"
         if reason is not None:
             raise BuilderError(f"{self._label()}: {setting} {reason}")
@@ -344,6 +259,10 @@ class StepBuilder:
         return following
 
     def _check_block(self) -> None:
+        if self._options is not None:
+            if not self._options:
+                raise BuilderError(f"{self._label()}: user_task needs at least one with_option()")
+            return
         if not (self._prelude.step.outcomes if self._prelude is not None else self.step.children):
             what = "a branch()" if self._branches is not None else "a do() block"
             raise BuilderError(f"{self._label()}: {self._verb} needs {what}")
@@ -351,8 +270,9 @@ class StepBuilder:
     def then(self, step: StepLike) -> StepBuilder:
         """Run ``step`` after this one (after a ``when`` block: after whichever block ran)."""
         following = self._builder._add(step)
-        # After when blocks, go on from their Outcomes step: once, after every matching block.
-        source = self._origin._outcomes if self._origin is not None and self._origin._outcomes else self
+        # After when blocks (or options with blocks), go on from their Outcomes step: once, after
+        # every matching block.
+        source = (self._origin or self)._outcomes or self
         source.step.outcomes.append(StepOutcome(following.step.id))
         return following
 
@@ -414,7 +334,7 @@ class StepBuilder:
         enclosing saga (or undoes and terminates the workflow)."""
         self._setting("on_error")
         self.step.error_behavior = _error_handling(behavior)
-        interval = _retry_interval(self._label() + " on_error", self.step.error_behavior, retry_interval)
+        interval = retry_interval_for(self._label() + " on_error", self.step.error_behavior, retry_interval)
         self.step.retry_interval = interval
         return self
 
@@ -508,6 +428,56 @@ class StepBuilder:
         if timeout is not None:
             step.timeout(timeout)
         return step
+
+    def user_task(self, prompt: str, assigned_to: str | DataFunction | None = None) -> StepBuilder:
+        """Wait for a person to answer ``prompt`` with one of the options given by
+        :meth:`with_option`; the step's outcome is the chosen value. ``assigned_to`` (a user name,
+        or a function of data and context giving one; None: anyone) is who may answer. People find
+        open tasks with ``host.get_open_user_actions`` and answer with ``host.publish_user_action``."""
+        if not isinstance(prompt, str) or not prompt:
+            raise BuilderError(f"user_task needs a prompt, got {prompt!r}")
+        task = self._follow(UserTask, "user_task")._constant("prompt", prompt)
+        if callable(assigned_to):
+            task._input("assigned_to", assigned_to)
+        elif assigned_to is None or isinstance(assigned_to, str):
+            task._constant("assigned_to", assigned_to)
+        else:
+            raise BuilderError(f"{task._label()}: assigned_to must be a user name or a function, got {assigned_to!r}")
+        task._options = []
+        task._constant("options", task._options)
+        return task._needs_do()
+
+    def with_option(
+        self, value: Any, label: str, build: Callable[[WorkflowBuilder], Any] | None = None
+    ) -> StepBuilder:
+        """An answer to the user task: ``value`` becomes its outcome, ``label`` is what people see,
+        and ``build`` (optional) is a block that runs when it is chosen, like ``when(value).do(build)``."""
+        if self._options is None:
+            raise BuilderError(f"{self._label()}: with_option() follows user_task()")
+        if not isinstance(label, str) or not label:
+            raise BuilderError(f"{self._label()}: with_option({value!r}) needs a label")
+        if any(known == value for known, _ in self._options):
+            raise BuilderError(f"{self._label()}: the option {value!r} is given twice")
+        self._options.append((value, label))
+        if build is not None:
+            self.when(value).do(build)
+        return self
+
+    def with_escalation(self, after: timedelta, new_assignee: str | DataFunction) -> StepBuilder:
+        """Hand the user task to ``new_assignee`` if nobody has answered ``after`` it was asked."""
+        if self._options is None:
+            raise BuilderError(f"{self._label()}: with_escalation() follows user_task()")
+        if not isinstance(after, timedelta) or after <= timedelta(0):
+            raise BuilderError(f"{self._label()}: with_escalation needs a positive timedelta, got {after!r}")
+        self._setting("with_escalation")
+        self._constant("escalate_after", after)
+        if callable(new_assignee):
+            self._input("escalate_to", new_assignee)
+        elif isinstance(new_assignee, str) and new_assignee:
+            self._constant("escalate_to", new_assignee)
+        else:
+            raise BuilderError(f"{self._label()}: new_assignee must be a user name or a function, got {new_assignee!r}")
+        return self
 
     def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
         """Run the ``do`` block once per item, all at once or (``run_parallel=False``) one after

@@ -86,6 +86,19 @@ def _open_children(instance: WorkflowInstance) -> Counter[str]:
     return counts
 
 
+def _awake(pointer: ExecutionPointer, now: datetime) -> bool:
+    """Whether a pointer runs in a pass at ``now``: an active one whose sleep (if any) is over, or
+    one waiting for an event that asked to be woken at a time that has come (ExecutionResult with
+    both ``event_name`` and ``sleep_for``, e.g. a user task's escalation)."""
+    if pointer.active:
+        return pointer.sleep_until is None or pointer.sleep_until <= now
+    return (
+        pointer.status is PointerStatus.WAITING_FOR_EVENT
+        and pointer.sleep_until is not None
+        and pointer.sleep_until <= now
+    )
+
+
 def _end(pointer: ExecutionPointer, status: PointerStatus, now: datetime) -> None:
     pointer.active = False
     pointer.status = status
@@ -117,17 +130,12 @@ class WorkflowExecutor:
         if watched:
             self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
-        due = [
-            pointer
-            for pointer in instance.execution_pointers
-            if pointer.active
-            and (pointer.sleep_until is None or pointer.sleep_until <= now)
-            and open_children[pointer.id] == 0
-        ]
+        pointers = instance.execution_pointers
+        due = [pointer for pointer in pointers if _awake(pointer, now) and not open_children[pointer.id]]
         for pointer in due:
             if instance.status is not WorkflowStatus.RUNNABLE:
                 break
-            if not pointer.active:  # ended earlier in this pass (end_workflow, compensation)
+            if not _awake(pointer, now):  # ended earlier in this pass (end_workflow, compensation)
                 continue
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
@@ -526,6 +534,8 @@ class WorkflowExecutor:
             due: datetime | None = None
             if pointer.active and not open_children[pointer.id]:
                 due = pointer.sleep_until or now
+            elif pointer.status is PointerStatus.WAITING_FOR_EVENT and pointer.sleep_until is not None:
+                due = pointer.sleep_until  # a wait that also wakes at a time
             if definition.has_watched_steps and pointer.end_time is None and pointer.start_time is not None:
                 timeout = definition.steps[pointer.step_id].timeout
                 if timeout is not None:

@@ -44,6 +44,7 @@ from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueP
 from ._registry import WorkflowRegistry
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
+from ._user_tasks import UserAction, open_user_actions, publish_user_action
 
 logger = logging.getLogger("liteflow")
 
@@ -302,6 +303,21 @@ class WorkflowHost(EventDelivery):
         """Fail a claimed activity: its step fails with ActivityError and its error behaviour
         applies. Returns False, as :meth:`submit_activity_success` does."""
         return submit_activity_result(self, token, failure_payload(error))
+
+    # -- user tasks (see _user_tasks) ---------------------------------------------------------
+
+    def get_open_user_actions(
+        self, instance_id: str | None = None, assigned_to: str | None = None
+    ) -> list[UserAction]:
+        """User tasks waiting for an answer: all of them, those of one instance, or those assigned
+        to one user."""
+        return open_user_actions(self, instance_id, assigned_to)
+
+    def publish_user_action(self, key: str, user: str, value: Any) -> bool:
+        """Answer the user task ``key`` as ``user`` with the option ``value``. Raises
+        UserActionError if the task is assigned to someone else or has no such option; returns
+        False if it no longer waits for an answer (answered already, or its workflow ended)."""
+        return publish_user_action(self, key, user, value)
 
     # -- controls ----------------------------------------------------------------------------
 
