@@ -26,6 +26,7 @@ from liteflow.core import (
     WorkflowInstance,
     WorkflowStatus,
     WorkflowStep,
+    WorkflowTimeoutError,
 )
 from liteflow.testing import WorkflowTestHost
 
@@ -179,6 +180,18 @@ VERBS: dict[str, Verb] = {
         failing=lambda c: c.sub_workflow("FailingChild", lambda d, x: {"log": []}),
         long=lambda c: c.sub_workflow("SlowChild", lambda d, x: {"log": []}),
     ),
+    "activity": Verb(
+        apply=lambda c: c.activity("sweep"),
+        marker=None,
+        failing=lambda c: c.activity("sweep-fail"),
+        long=lambda c: c.activity("nobody-works-on-this"),
+    ),
+    "user_task": Verb(
+        apply=lambda c: c.user_task("Go on?").with_option("ok", "OK"),
+        marker=None,
+        failing=lambda c: c.user_task("Go on?", assigned_to="nobody").with_option("ok", "OK").timeout(MINUTE),
+        long=lambda c: c.user_task("Go on?", assigned_to="nobody").with_option("ok", "OK"),
+    ),
     "end_workflow": Verb(
         apply=lambda c: c.end_workflow(),
         marker=None,
@@ -212,12 +225,37 @@ def host_for(build: Callable[[WorkflowBuilder], Any]) -> WorkflowTestHost:
     )
 
 
+def serve(test: WorkflowTestHost) -> bool:
+    """Play the external workers and people: complete activities, answer unassigned user tasks."""
+    served = False
+    while (claim := test.host.get_pending_activity("sweep", "worker")) is not None:
+        served = test.host.submit_activity_success(claim.token, "done")
+    while (claim := test.host.get_pending_activity("sweep-fail", "worker")) is not None:
+        served = test.host.submit_activity_failure(claim.token, "no luck")
+    for action in test.host.get_open_user_actions(assigned_to=None):
+        if action.assigned_to is None:
+            served = test.publish_user_action(action.key, "someone", "ok")
+    test.run_until_idle()
+    return served
+
+
+def finish(test: WorkflowTestHost, workflow_id: str) -> WorkflowInstance:
+    """Run to completion, serving activities and user tasks whenever the workflow waits for them."""
+    while True:
+        serve(test)
+        try:
+            return test.run_to_completion(workflow_id)
+        except WorkflowTimeoutError:
+            if not serve(test):
+                raise
+
+
 def run(build: Callable[[WorkflowBuilder], Any], *, event: bool = False) -> WorkflowInstance:
     test = host_for(build)
     workflow_id = test.start_workflow("Flow", data={"log": []})
     if event:
         test.publish_event("go", "k")
-    return test.run_to_completion(workflow_id)
+    return finish(test, workflow_id)
 
 
 # -- every verb in every position ------------------------------------------------------------
@@ -359,7 +397,7 @@ def check_name(verb: Verb) -> None:
     if verb.event:
         loops.publish_event("go", "k")
         loops.publish_event("go", "k")
-    assert loops.run_to_completion(workflow_id).status is WorkflowStatus.COMPLETE
+    assert finish(loops, workflow_id).status is WorkflowStatus.COMPLETE
 
 
 def check_input(verb: Verb) -> None:
