@@ -207,3 +207,45 @@ def test_a_sigkilled_workers_claim_is_handed_out_again_and_the_result_applied_on
     finally:
         host.stop()
         host.persistence.close()
+
+
+# -- the same on the durable stores: the lease is only store records, so every provider has it ---
+
+
+try:
+    from tests.servers import mongo_url
+except ImportError:  # tests/ itself on sys.path
+    from servers import mongo_url  # type: ignore[no-redef]  # noqa: F401
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mongo"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    if request.param == "mongo":
+        pytest.importorskip("pymongo")
+        from liteflow.providers.mongo import MongoPersistenceProvider
+
+        return MongoPersistenceProvider(request.getfixturevalue("mongo_url"), f"liteflow_test_{new_id()[:12]}")
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    return f"{postgres_url}?schema={request.getfixturevalue('schema')()}"
+
+
+def test_leases_and_results_on_a_durable_store(store: Any) -> None:
+    test = WorkflowTestHost(Charge(), persistence=store)
+    try:
+        workflow_id = test.start_workflow("Charge", data={"log": [], "amount": 7})
+        first = test.host.get_pending_activity("charge-card", "worker-1", lease=LEASE)
+        assert first is not None and first.parameters == {"amount": 7}
+        assert test.host.get_pending_activity("charge-card", "worker-2") is None
+        test.advance(LEASE)
+        second = test.host.get_pending_activity("charge-card", "worker-2")
+        assert second is not None and second.token != first.token
+        assert test.host.submit_activity_success(second.token, "r2")
+        test.run_until_idle()
+        assert test.host.submit_activity_success(first.token, "r1") is False
+        instance = test.instance(workflow_id)
+        assert instance.data["receipt"] == "r2" and instance.data["log"] == ["start", "done"]
+        assert test.host.get_pending_activity("charge-card", "worker-3") is None
+    finally:
+        test.host.persistence.close()

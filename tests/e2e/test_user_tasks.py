@@ -139,3 +139,25 @@ def test_user_task_builder_misuse_is_a_builder_error(build: Any, message: str) -
 
     with pytest.raises(BuilderError, match=message):
         WorkflowTestHost(Broken())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    return f"{postgres_url}?schema={request.getfixturevalue('schema')()}"
+
+
+def test_escalation_and_answer_on_a_durable_store(store_url: str) -> None:
+    test = WorkflowTestHost(Refund(), persistence=store_url)
+    try:
+        workflow_id = test.start_workflow("Refund", data={"log": [], "manager": "alice", "director": "dora"})
+        test.advance(timedelta(hours=4))
+        [action] = test.host.get_open_user_actions(assigned_to="dora")
+        assert action.escalated and test.host.get_open_user_actions(assigned_to="alice") == []
+        assert test.publish_user_action(action.key, "dora", "yes") is True
+        assert test.instance(workflow_id).data["log"] == ["requested", "refunded", "closed"]
+        assert test.host.get_open_user_actions() == []
+    finally:
+        test.host.persistence.close()
