@@ -158,7 +158,7 @@ class Detach(StepBody):
     """Starts its block in the background and goes on at once (``schedule`` and ``recur``)."""
 
     def run(self, context: StepExecutionContext) -> ExecutionResult:
-        return ExecutionResult(proceed=True, branch_values=[None])
+        return ExecutionResult(proceed=True, branch_values=[context.item])
 
 
 class EndWorkflow(StepBody):

@@ -279,3 +279,21 @@ def test_verbs_begin_a_workflow_and_blocks_without_a_no_op_step(runner: Runner) 
     assert instance.data["log"][:2] == ["after-delay", "item:a"]
     assert sorted(instance.data["log"][2:4]) == ["p1", "p2"]
     assert instance.data["log"][4:] == ["end"]
+
+
+def test_blocks_nested_in_a_for_each_see_its_item() -> None:
+    test = WorkflowTestHost(
+        workflow(
+            lambda b: b.for_each(lambda d, c: ["a", "b"]).do(
+                lambda x: x.if_(lambda d, c: True)
+                .do(lambda y: y.start_with(log("if")))
+                .schedule(lambda d, c: SHORT)
+                .do(lambda y: y.start_with(log("later")))
+                .then(outcome(1))
+                .when(1)
+                .do(lambda y: y.start_with(log("when")))
+            )
+        )
+    )
+    instance = test.run_to_completion(test.start_workflow("Flow", data={"log": []}))
+    assert sorted(instance.data["log"]) == ["if:a", "if:b", "later:a", "later:b", "when:a", "when:b"]
