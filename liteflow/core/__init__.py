@@ -1,8 +1,10 @@
 """LiteFlow's public API: ``from liteflow.core import *`` gives everything a workflow author needs."""
 
+from ._activities import PendingActivity
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
 from ._errors import (
+    ActivityError,
     BuilderError,
     ChildWorkflowError,
     ConcurrencyError,
@@ -16,8 +18,10 @@ from ._errors import (
     PayloadTooLargeError,
     ProviderError,
     ProviderUnavailableError,
+    SagaError,
     SerializationError,
     StepTimeoutError,
+    UserActionError,
     WorkflowNotFoundError,
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
@@ -47,8 +51,10 @@ from ._steps import (
     StepMiddleware,
     WorkflowStep,
 )
+from ._user_tasks import UserAction
 
 __all__ = [
+    "ActivityError",
     "BuilderError",
     "ChildWorkflowError",
     "ConcurrencyError",
@@ -73,6 +79,7 @@ __all__ = [
     "LockProvider",
     "MemoryPersistenceProvider",
     "PayloadTooLargeError",
+    "PendingActivity",
     "PersistenceProvider",
     "PointerStatus",
     "ProviderError",
@@ -80,6 +87,7 @@ __all__ = [
     "QueueProvider",
     "QueueType",
     "RetryPolicy",
+    "SagaError",
     "SerializationError",
     "SingleNodeQueueProvider",
     "StepBody",
@@ -88,6 +96,8 @@ __all__ = [
     "StepMiddleware",
     "StepTimeoutError",
     "UnreadableData",
+    "UserAction",
+    "UserActionError",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowHost",

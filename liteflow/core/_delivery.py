@@ -14,7 +14,8 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from . import _validation as check
 from ._errors import InvalidOperationError, WorkflowNotFoundError
@@ -28,6 +29,7 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
+from ._primitives import DIRECT_WAIT_PREFIX
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._quarantine import needs_quarantine, quarantine, set_aside
 from ._registry import WorkflowRegistry
@@ -39,6 +41,11 @@ _EVENT_LOCK_PREFIX = "event:"
 _SLOW_STEP = timedelta(milliseconds=50)
 CONTROL_EVENT = "liteflow.control"
 """Suspend/resume/terminate requests made while a step was running, applied when it returns."""
+
+DIRECT_RESULT_EVENT = "liteflow.direct-result"
+"""The result for one waiting step (an activity's result, a person's answer), keyed by its
+workflow id: stored and queued like any event, so it survives a crash and reaches the step once."""
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 _ALLOWED: dict[str, tuple[WorkflowStatus, ...]] = {
     "suspend": (WorkflowStatus.RUNNABLE,),
@@ -157,9 +164,10 @@ class EventDelivery:
         """Look for published events for every waiting step of a due instance. Normally done right
         after its subscription is saved; this covers a node that died in between."""
         for pointer in list(instance.execution_pointers):
-            if pointer.status is PointerStatus.WAITING_FOR_EVENT and pointer.event_name is not None:
+            name = pointer.event_name
+            if pointer.status is PointerStatus.WAITING_FOR_EVENT and name and not name.startswith(DIRECT_WAIT_PREFIX):
                 key = pointer.event_key or ""
-                for subscription in self.persistence.get_subscriptions(pointer.event_name, key, self._clock()):
+                for subscription in self.persistence.get_subscriptions(name, key, self._clock()):
                     if subscription.execution_pointer_id == pointer.id:
                         self._deliver_published(instance, subscription)
 
@@ -203,6 +211,7 @@ class EventDelivery:
         pointer.event_published = True
         pointer.active = True
         pointer.status = PointerStatus.PENDING
+        pointer.sleep_until = None  # a wait that would also wake at a time (a user task's escalation)
         if instance.status is WorkflowStatus.RUNNABLE:
             instance.next_execution = self._clock()
         self._save(instance, instance.status, terminated_subscriptions=[subscription.id])
@@ -220,6 +229,8 @@ class EventDelivery:
                 return
             if event.event_name == CONTROL_EVENT:
                 delivered = self._deliver_control(event)
+            elif event.event_name == DIRECT_RESULT_EVENT:
+                delivered = self._deliver_direct(event)
             else:
                 subscriptions = self.persistence.get_subscriptions(event.event_name, event.event_key, event.event_time)
                 delivered = all([self._deliver_to(s, event) for s in subscriptions])  # noqa: C419 - deliver to all
@@ -265,5 +276,57 @@ class EventDelivery:
             return True  # purged meanwhile
         finally:
             self._release(subscription.workflow_id)
+        self._schedule(instance)
+        return True
+
+    # -- direct results (activities, user tasks) -----------------------------------------------
+
+    def _submit_direct(self, workflow_id: str, pointer_id: str, wait: str, attempt: int, payload: Any) -> str:
+        """Record a result for the step ``pointer_id`` waiting on ``wait`` in attempt ``attempt``;
+        whichever node is free applies it (see :meth:`_deliver_direct`). Returns the event id."""
+        data = {"pointer": pointer_id, "wait": wait, "attempt": attempt, "payload": payload}
+        event = Event(DIRECT_RESULT_EVENT, workflow_id, data, event_time=self._clock())
+        self.persistence.create_event(event)
+        self.queue.enqueue(QueueType.EVENT, event.id)
+        return event.id
+
+    @staticmethod
+    def _awaits(pointer: ExecutionPointer | None, wait: str, attempt: int) -> bool:
+        """Whether a pointer still waits for a direct result of this kind and attempt."""
+        return (
+            pointer is not None
+            and pointer.status is PointerStatus.WAITING_FOR_EVENT
+            and pointer.event_name == wait
+            and pointer.retry_count == attempt
+        )
+
+    def _pointer_subscriptions(self, pointer: ExecutionPointer) -> list[EventSubscription]:
+        """Every open subscription of a pointer, also those not visible yet (a claimed activity)."""
+        found = self.persistence.get_subscriptions(pointer.event_name or "", pointer.event_key or "", _FAR_FUTURE)
+        return [s for s in found if s.execution_pointer_id == pointer.id]
+
+    def _deliver_direct(self, event: Event) -> bool:
+        """Apply a direct result if its step still waits for it; a second result for the same
+        step finds it no longer waiting and is dropped, so a result is applied once."""
+        workflow_id, data = event.event_key, event.event_data
+        if not self.lock.acquire(workflow_id):
+            self._retry_blocked(event.id, workflow_id)
+            return False
+        try:
+            instance = self.persistence.get_workflow_instance(workflow_id)
+            pointer = instance.pointer(data["pointer"])
+            if instance.is_finished or pointer is None or not self._awaits(pointer, data["wait"], data["attempt"]):
+                logger.info("result for step %s of workflow %s dropped: not awaited", data["pointer"], workflow_id)
+                return True
+            subscriptions = self._pointer_subscriptions(pointer)
+            pointer.event_id, pointer.event_data, pointer.event_published = event.id, data["payload"], True
+            pointer.active, pointer.status, pointer.sleep_until = True, PointerStatus.PENDING, None
+            if instance.status is WorkflowStatus.RUNNABLE:
+                instance.next_execution = self._clock()
+            self._save(instance, instance.status, terminated_subscriptions=[s.id for s in subscriptions])
+        except WorkflowNotFoundError:
+            return True  # purged meanwhile
+        finally:
+            self._release(workflow_id)
         self._schedule(instance)
         return True

@@ -17,7 +17,10 @@ LiteFlowError
 ├── DefinitionError              a workflow definition given as data that cannot be loaded
 ├── WorkflowTimeoutError         waiting for a workflow took longer than allowed
 ├── StepTimeoutError             a step ran past its timeout (goes through its error behaviour)
-└── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
+├── ChildWorkflowError           a sub-workflow ended terminated (raised in the parent's step)
+├── SagaError                    a saga was compensated and has an on_error of its own (raised in the saga's step)
+├── ActivityError                a worker submitted an activity's failure (raised in the activity's step)
+└── UserActionError              an answer to a user task by the wrong user or with an unknown option
 """
 
 from __future__ import annotations
@@ -106,3 +109,17 @@ class StepTimeoutError(LiteFlowError):
 
 class ChildWorkflowError(LiteFlowError):
     pass
+
+
+class SagaError(LiteFlowError):
+    """A step inside a saga failed and the saga was compensated; raised in the saga's own step when
+    it has an ``on_error``, so that behaviour applies to the saga as a whole."""
+
+
+class ActivityError(LiteFlowError):
+    """A worker reported an activity as failed; raised in the activity's step, so its error
+    behaviour applies."""
+
+
+class UserActionError(LiteFlowError):
+    """An answer to a user task that cannot be accepted: the wrong user, or an unknown option."""

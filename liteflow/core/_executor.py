@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from ._errors import StepTimeoutError, WorkflowNotRegisteredError
+from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -86,6 +86,19 @@ def _open_children(instance: WorkflowInstance) -> Counter[str]:
     return counts
 
 
+def _awake(pointer: ExecutionPointer, now: datetime) -> bool:
+    """Whether a pointer runs in a pass at ``now``: an active one whose sleep (if any) is over, or
+    one waiting for an event that asked to be woken at a time that has come (ExecutionResult with
+    both ``event_name`` and ``sleep_for``, e.g. a user task's escalation)."""
+    if pointer.active:
+        return pointer.sleep_until is None or pointer.sleep_until <= now
+    return (
+        pointer.status is PointerStatus.WAITING_FOR_EVENT
+        and pointer.sleep_until is not None
+        and pointer.sleep_until <= now
+    )
+
+
 def _end(pointer: ExecutionPointer, status: PointerStatus, now: datetime) -> None:
     pointer.active = False
     pointer.status = status
@@ -117,17 +130,12 @@ class WorkflowExecutor:
         if watched:
             self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
-        due = [
-            pointer
-            for pointer in instance.execution_pointers
-            if pointer.active
-            and (pointer.sleep_until is None or pointer.sleep_until <= now)
-            and open_children[pointer.id] == 0
-        ]
+        pointers = instance.execution_pointers
+        due = [pointer for pointer in pointers if _awake(pointer, now) and not open_children[pointer.id]]
         for pointer in due:
             if instance.status is not WorkflowStatus.RUNNABLE:
                 break
-            if not pointer.active:  # ended earlier in this pass (end_workflow, compensation)
+            if not _awake(pointer, now):  # ended earlier in this pass (end_workflow, compensation)
                 continue
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
@@ -388,7 +396,9 @@ class WorkflowExecutor:
                 error_time=now,
             )
         )
-        handling = self._error_handling_for(instance, definition, step, pointer)
+        if isinstance(error, SagaError):
+            pointer.persistence_data = None  # a retried or resumed saga runs its block from the start
+        handling, interval = self._error_handling_for(instance, definition, step, pointer)
         behavior: ErrorBehavior
         delay: timedelta | None = None
         if isinstance(handling, RetryPolicy):
@@ -400,7 +410,7 @@ class WorkflowExecutor:
         else:
             behavior = ErrorBehavior(handling)
             if behavior is ErrorBehavior.RETRY:
-                delay = step.retry_interval or definition.default_retry_interval or self._retry_interval
+                delay = interval or definition.default_retry_interval or self._retry_interval
         logger.warning(
             "step %s (%s) of workflow %s failed on attempt %d, will %s: %s",
             step.id,
@@ -425,12 +435,24 @@ class WorkflowExecutor:
 
     def _error_handling_for(
         self, instance: WorkflowInstance, definition: WorkflowDefinition, step: WorkflowStep, pointer: ExecutionPointer
-    ) -> ErrorHandling:
+    ) -> tuple[ErrorHandling, timedelta | None]:
+        """The step's own ``on_error``; else that of the innermost enclosing container that has one
+        (inside a saga: COMPENSATE, the saga's own ``on_error`` applying after compensation); else
+        the workflow's default; else the host's. With the retry interval that goes with it."""
         if step.error_behavior is not None:
-            return step.error_behavior
-        if not step.is_compensation and self._saga_of(instance, definition, pointer) is not None:
-            return ErrorBehavior.COMPENSATE
-        return definition.default_error_behavior or self._default_error_behavior
+            return step.error_behavior, step.retry_interval
+        if not step.is_compensation:
+            by_id = {p.id: p for p in instance.execution_pointers if p.id in pointer.scope}
+            for scope_id in pointer.scope:
+                container = by_id.get(scope_id)
+                if container is None:
+                    continue
+                container_step = definition.steps[container.step_id]
+                if container_step.is_saga:
+                    return ErrorBehavior.COMPENSATE, None
+                if container_step.error_behavior is not None:
+                    return container_step.error_behavior, container_step.retry_interval
+        return definition.default_error_behavior or self._default_error_behavior, None
 
     @staticmethod
     def _saga_of(
@@ -468,6 +490,9 @@ class WorkflowExecutor:
         to_undo = [pointer for _, _, pointer in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True)]
         if saga is not None and definition.steps[saga.step_id].compensation_step is not None:
             to_undo.append(saga)
+        if saga is not None:  # the saga's own on_error, if any, applies once this has run
+            failure = f"step {definition.steps[failed.step_id].name or failed.step_id} failed"
+            saga.persistence_data = {**(saga.persistence_data or {}), "failed": failure}
         scope = [] if saga is None else [saga.id, *saga.scope]
         previous: ExecutionPointer | None = None
         for original in to_undo:
@@ -509,6 +534,8 @@ class WorkflowExecutor:
             due: datetime | None = None
             if pointer.active and not open_children[pointer.id]:
                 due = pointer.sleep_until or now
+            elif pointer.status is PointerStatus.WAITING_FOR_EVENT and pointer.sleep_until is not None:
+                due = pointer.sleep_until  # a wait that also wakes at a time
             if definition.has_watched_steps and pointer.end_time is None and pointer.start_time is not None:
                 timeout = definition.steps[pointer.step_id].timeout
                 if timeout is not None:

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _validation as check
+from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
 from ._builder import Workflow
 from ._delivery import EventDelivery
 from ._errors import (
@@ -45,6 +46,7 @@ from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueP
 from ._registry import WorkflowRegistry
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
+from ._user_tasks import UserAction, open_user_actions, publish_user_action
 
 logger = logging.getLogger("liteflow")
 
@@ -298,6 +300,41 @@ class WorkflowHost(EventDelivery):
             raise InvalidArgumentError("purge removes finished or suspended workflows, not runnable ones")
         cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
         return self.persistence.purge(statuses=statuses, older_than=cutoff)
+
+    # -- activities (see _activities) --------------------------------------------------------
+
+    def get_pending_activity(
+        self, activity_name: str, worker_id: str, timeout: float = 0, *, lease: timedelta = timedelta(minutes=5)
+    ) -> PendingActivity | None:
+        """Claim an activity waiting for a worker, waiting up to ``timeout`` seconds for one; None
+        if there is none. The claim is a lease: if no result arrives within ``lease``, the activity
+        is handed out again (the worker may have died)."""
+        return get_pending_activity(self, activity_name, worker_id, timeout, lease)
+
+    def submit_activity_success(self, token: str, result: Any = None) -> bool:
+        """Complete a claimed activity with ``result``. Returns False, ignoring the result, if the
+        activity no longer waits for one (a result was applied already, or it timed out)."""
+        return submit_activity_result(self, token, {"ok": True, "result": result})
+
+    def submit_activity_failure(self, token: str, error: BaseException | str) -> bool:
+        """Fail a claimed activity: its step fails with ActivityError and its error behaviour
+        applies. Returns False, as :meth:`submit_activity_success` does."""
+        return submit_activity_result(self, token, failure_payload(error))
+
+    # -- user tasks (see _user_tasks) ---------------------------------------------------------
+
+    def get_open_user_actions(
+        self, instance_id: str | None = None, assigned_to: str | None = None
+    ) -> list[UserAction]:
+        """User tasks waiting for an answer: all of them, those of one instance, or those assigned
+        to one user."""
+        return open_user_actions(self, instance_id, assigned_to)
+
+    def publish_user_action(self, key: str, user: str, value: Any) -> bool:
+        """Answer the user task ``key`` as ``user`` with the option ``value``. Raises
+        UserActionError if the task is assigned to someone else or has no such option; returns
+        False if it no longer waits for an answer (answered already, or its workflow ended)."""
+        return publish_user_action(self, key, user, value)
 
     # -- controls ----------------------------------------------------------------------------
 

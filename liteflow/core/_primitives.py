@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._errors import ChildWorkflowError, InvalidArgumentError
+from ._errors import ChildWorkflowError, InvalidArgumentError, SagaError
 from ._steps import ChildWorkflow, ExecutionResult, StepBody, StepExecutionContext
 
 _CHILDREN_ACTIVE = {"children_active": True}
@@ -35,7 +35,8 @@ class Container(StepBody):
         return self.round_over(context)
 
     def begin(self, context: StepExecutionContext) -> ExecutionResult:
-        return ExecutionResult.branch([None], dict(_CHILDREN_ACTIVE))
+        # The block sees the enclosing for_each item, as the container itself does.
+        return ExecutionResult.branch([context.item], dict(_CHILDREN_ACTIVE))
 
     def round_over(self, context: StepExecutionContext) -> ExecutionResult:
         return ExecutionResult.next()
@@ -48,7 +49,7 @@ class Foreach(Container):
 
     def __init__(self) -> None:
         self.collection: Iterable[Any] = ()
-        self.run_parallel = True
+        self.run_parallel: Any = True
 
     def begin(self, context: StepExecutionContext) -> ExecutionResult:
         items = list(self.collection)
@@ -72,7 +73,17 @@ class Sequence(Container):
 
 
 class Saga(Sequence):
-    """A block whose completed steps are compensated, in reverse order, when one of them fails."""
+    """A block whose completed steps are compensated, in reverse order, when one of them fails.
+
+    Once compensated, the saga goes on to the next step, unless the saga step has an ``on_error``
+    of its own: then it fails with :class:`SagaError`, so that behaviour applies to the whole saga
+    (RETRY runs it again from the start, TERMINATE ends the workflow, and so on)."""
+
+    def round_over(self, context: StepExecutionContext) -> ExecutionResult:
+        failure = context.persistence_data.get("failed")
+        if failure is not None and context.step.error_behavior is not None:
+            raise SagaError(f"saga {context.step.name or context.step.id} was compensated after: {failure}")
+        return ExecutionResult.next()
 
 
 class Parallel(Sequence):
@@ -112,7 +123,21 @@ class Decide(Container):
         chosen = [child for value, child in self.branches if value == self.expression]
         if not chosen:
             return ExecutionResult.next()
-        return ExecutionResult(branch_values=[None], branch_children=chosen, persistence_data=dict(_CHILDREN_ACTIVE))
+        return ExecutionResult(
+            branch_values=[context.item], branch_children=chosen, persistence_data=dict(_CHILDREN_ACTIVE)
+        )
+
+
+class Outcomes(Decide):
+    """Follows a step that has ``when`` blocks: runs every block whose value equals that step's
+    outcome (``expression``), then goes on once, so the steps after the blocks run once however
+    many matched, and also when none did."""
+
+
+def preceding_outcome(data: Any, context: StepExecutionContext) -> Any:
+    """The outcome of the step whose completion started this pointer."""
+    previous = context.workflow.pointer(context.execution_pointer.predecessor_id or "")
+    return None if previous is None else previous.outcome
 
 
 class Delay(StepBody):
@@ -133,7 +158,7 @@ class Detach(StepBody):
     """Starts its block in the background and goes on at once (``schedule`` and ``recur``)."""
 
     def run(self, context: StepExecutionContext) -> ExecutionResult:
-        return ExecutionResult(proceed=True, branch_values=[None])
+        return ExecutionResult(proceed=True, branch_values=[context.item])
 
 
 class EndWorkflow(StepBody):
@@ -142,6 +167,10 @@ class EndWorkflow(StepBody):
     def run(self, context: StepExecutionContext) -> ExecutionResult:
         return ExecutionResult(proceed=True, end_workflow=True)
 
+
+DIRECT_WAIT_PREFIX = "liteflow.direct."
+"""Waits that only a direct result for the step ends (activities, user tasks), never a published
+event: see ``_delivery``."""
 
 CHILD_COMPLETED_EVENT = "liteflow.workflow-ended"
 """Event a sub-workflow publishes (keyed by its id) when it completes or is terminated."""

@@ -70,6 +70,12 @@ class WorkflowTestHost:
         self.run_until_idle()
         return event_id
 
+    def publish_user_action(self, key: str, user: str, value: Any) -> bool:
+        """Answer a user task (see ``WorkflowHost.publish_user_action``), then run what is due."""
+        applied = self.host.publish_user_action(key, user, value)
+        self.run_until_idle()
+        return applied
+
     def run_until_idle(self, max_rounds: int = 10_000) -> None:
         """Run everything due at the current time."""
         store, queue = self.host.persistence, self.host.queue

@@ -71,6 +71,21 @@ EXPECTED: dict[str, list[str]] = {
         "order-2: terminated",
     ],
     "17-testing.py": ["three days of workflow time took", "ok"],
+    "20-activities.py": [
+        "worker-1 claimed {'order': 'A-1', 'amount': 120} and died",
+        "worker-2 claimed {'order': 'A-1', 'amount': 120}",
+        "order A-1: paid, receipt R-A-1",
+        "Workflow is complete, receipt R-A-1",
+        "worker-1 comes back and submits: False",
+    ],
+    "21-user-task.py": [
+        "bob cannot answer: user task",
+        "order-1: rejected",
+        "order-1: closed by alice",
+        "escalated to director: True",
+        "order-2: refunded",
+        "Workflow is complete, decided by director",
+    ],
     "demo.py": ["validate: 3 items, total 63.40", "pack: cups", "pack: tea", "pack: teapot", "workflow complete"],
 }
 

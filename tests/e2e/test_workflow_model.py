@@ -132,7 +132,8 @@ class Choose(StepBody):
         return ExecutionResult.outcome(context.workflow.data["choice"])
 
 
-@pytest.mark.parametrize(("choice", "expected"), [(1, ["one", "after"]), (2, ["two", "after"]), (3, [])])
+# An outcome no block matches goes on after the blocks, as in Workflow Core.
+@pytest.mark.parametrize(("choice", "expected"), [(1, ["one", "after"]), (2, ["two", "after"]), (3, ["after"])])
 def test_when_runs_the_block_of_the_outcome_then_goes_on(choice: int, expected: list[str]) -> None:
     instance = finished(
         lambda b: (

@@ -247,7 +247,9 @@ class Fails(StepBody):
 def failing(behavior: Any) -> WorkflowDefinition:
     class Failing(Workflow):
         def build(self, builder: WorkflowBuilder) -> None:
-            builder.start_with(Fails).on_error(behavior, timedelta(seconds=30))
+            # A retry interval goes with RETRY only: with anything else it is a BuilderError.
+            interval = timedelta(seconds=30) if behavior is WorkflowStep.RETRY else None
+            builder.start_with(Fails).on_error(behavior, interval)
 
     return define(Failing())
 
