@@ -2,6 +2,7 @@
 
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
+from ._definitions import load_workflow, register_step
 from ._errors import (
     BuilderError,
     ChildWorkflowError,
@@ -95,5 +96,7 @@ __all__ = [
     "WorkflowStep",
     "WorkflowTimeoutError",
     "configure_workflow_host",
+    "load_workflow",
+    "register_step",
     "register_type",
 ]
