@@ -22,6 +22,7 @@ from ._errors import (
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
 )
+from ._export import export_workflow
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
@@ -96,6 +97,7 @@ __all__ = [
     "WorkflowStep",
     "WorkflowTimeoutError",
     "configure_workflow_host",
+    "export_workflow",
     "load_workflow",
     "register_step",
     "register_type",

@@ -173,6 +173,8 @@ def _expression_text(value: Any, where: str) -> Any:
             f"{where}: is the Python callable {value['python']} exported from a fluent definition; "
             "it cannot be loaded: write it as an expression"
         )
+    if isinstance(value, (bool, int, float)):
+        return repr(value)  # YAML's true or 3 where an expression is expected: the same as "True", "3"
     return _string(value, where)
 
 
