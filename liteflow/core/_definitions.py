@@ -201,11 +201,11 @@ class _Plan:
         self.steps: dict[str, _StepPlan] = {}
         self.blocks: list[tuple[str | None, list[str]]] = []
         self._index(document["steps"], None)
+        for plan in self.steps.values():
+            self._resolve(plan)
         self.used_types = {
             name: types[name] for name in sorted({*self._names("type"), *self._names("compensate_with")})
         }
-        for plan in self.steps.values():
-            self._resolve(plan)
         self._check_next()
         self._check_cycles()
         self.default_error = _error_handling(document.get("default_error_behavior"), f"workflow {document['id']!r}")
