@@ -23,6 +23,7 @@ from ._errors import (
     WorkflowTimeoutError,
 )
 from ._export import export_workflow
+from ._graph import workflow_graph
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
@@ -101,4 +102,5 @@ __all__ = [
     "load_workflow",
     "register_step",
     "register_type",
+    "workflow_graph",
 ]
