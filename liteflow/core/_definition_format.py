@@ -8,8 +8,10 @@ published schema cannot drift from what the loader accepts.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._errors import DefinitionError
@@ -18,7 +20,6 @@ DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 ERROR_BEHAVIORS = ("retry", "suspend", "terminate", "compensate")
-RETRY_POLICY_KEYS = ("max_attempts", "initial_interval", "backoff", "max_interval", "jitter", "then")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
 }
 BUILT_IN_TYPES = frozenset(STEP_KINDS) - {""}
 """Step types that are built-in primitives; a registered step cannot take one of these names."""
+
+RETRY_POLICY_KEYS: dict[str, Key] = {
+    "max_attempts": Key("integer", "Attempts in all, the first included.", required=True),
+    "initial_interval": Key("duration", "Wait after the first failure (default 1 s)."),
+    "backoff": Key("number", "Factor between one wait and the next (default 2)."),
+    "max_interval": Key("duration", "Longest wait (default 10 min)."),
+    "jitter": Key("number", "Random fraction each wait may vary by, 0 to 1 (default 0)."),
+    "then": Key("string", "What happens after the last attempt: suspend (default), terminate or compensate."),
+}
 
 WORKFLOW_KEYS: dict[str, Key] = {
     "id": Key("string", "Workflow id, as given to start_workflow.", required=True),
@@ -189,15 +199,7 @@ def _error_behavior(value: Any, where: str) -> Any:
         if value not in ERROR_BEHAVIORS:
             raise DefinitionError(f"{where}: unknown error behavior {value!r}; use one of {', '.join(ERROR_BEHAVIORS)}")
         return value
-    keys = {
-        "max_attempts": Key("integer", "Attempts in all.", required=True),
-        "initial_interval": Key("duration", "Wait after the first failure."),
-        "backoff": Key("number", "Factor between waits."),
-        "max_interval": Key("duration", "Longest wait."),
-        "jitter": Key("number", "Random fraction, 0 to 1."),
-        "then": Key("string", "terminate, suspend or compensate."),
-    }
-    policy = _check_keys(value, keys, f"{where} (retry policy)")
+    policy = _check_keys(value, RETRY_POLICY_KEYS, f"{where} (retry policy)")
     if policy.get("then", "suspend") not in ERROR_BEHAVIORS[1:]:
         raise DefinitionError(f"{where}: retry policy 'then' must be suspend, terminate or compensate")
     return policy
@@ -290,3 +292,78 @@ def check_document(document: Any) -> dict[str, Any]:
     checked = _check_keys(document, WORKFLOW_KEYS, where)
     checked.setdefault("version", 1)
     return {key: checked[key] for key in WORKFLOW_KEYS if key in checked}
+
+
+# -- JSON Schema ------------------------------------------------------------------------------------
+
+SCHEMA_FILE = "schema/workflow-definition.schema.json"
+"""Where the schema ships, relative to the ``liteflow.core`` package."""
+
+_SCHEMA_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": "string", "minLength": 1},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "value": {"type": ["string", "number", "boolean", "null"]},
+    "expression": {"$ref": "#/$defs/expression"},
+    "mapping": {"type": "object", "additionalProperties": {"$ref": "#/$defs/expression"}},
+    "duration": {"$ref": "#/$defs/duration"},
+    "error_behavior": {"$ref": "#/$defs/error_behavior"},
+    "steps": {"$ref": "#/$defs/steps"},
+    "do": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/steps"}},
+    "block": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"$ref": "#/$defs/steps"}},
+    "when": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/when"}},
+    "branches": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/branch"}},
+}
+
+
+def _object_schema(keys: dict[str, Key], **overrides: dict[str, Any]) -> dict[str, Any]:
+    properties = {
+        name: {**overrides.get(name, _SCHEMA_TYPES[key.kind]), "description": key.doc} for name, key in keys.items()
+    }
+    required = [name for name, key in keys.items() if key.required]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the format, made from the same tables the checks use."""
+    steps: dict[str, Any] = {}
+    for kind, keys in STEP_KINDS.items():
+        if kind:
+            type_schema: dict[str, Any] = {"const": kind}
+        else:
+            type_schema = {"type": "string", "minLength": 1, "not": {"enum": sorted(BUILT_IN_TYPES)}}
+        steps[f"step_{kind or 'registered'}"] = _object_schema({**COMMON_STEP_KEYS, **keys}, type=type_schema)
+    then = {"enum": list(ERROR_BEHAVIORS[1:])}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "LiteFlow workflow definition",
+        "description": "A workflow for liteflow.core.load_workflow, as JSON or YAML.",
+        **_object_schema(WORKFLOW_KEYS),
+        "$defs": {
+            "expression": {
+                "type": ["string", "number", "boolean"],
+                "description": "A safe Python-like expression (see the README, 'Definitions as data').",
+            },
+            "duration": {
+                "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+                "description": "Seconds, or a string such as '500ms', '90s', '5m', '2h', '3d', '1h30m'.",
+            },
+            "error_behavior": {
+                "oneOf": [{"enum": list(ERROR_BEHAVIORS)}, _object_schema(RETRY_POLICY_KEYS, then=then)],
+                "description": "retry, suspend, terminate, compensate, or a retry policy.",
+            },
+            "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            "step": {"oneOf": [{"$ref": f"#/$defs/{name}"} for name in steps]},
+            "when": _object_schema({"outcome": Key("value", "The outcome.", required=True), "do": _ONE_BLOCK}),
+            "branch": _object_schema({"value": Key("value", "The value.", required=True), "do": _ONE_BLOCK}),
+            **steps,
+        },
+    }
+
+
+def write_schema() -> Path:
+    """Write :func:`json_schema` to the file shipped in the package (after changing the format)."""
+    target = Path(__file__).parent / SCHEMA_FILE
+    target.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    return target

@@ -7,9 +7,11 @@ final data and status.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from liteflow.core import (
 from liteflow.testing import WorkflowTestHost
 
 TRACE: list[str] = []
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Recorded(StepBody):
@@ -753,3 +756,46 @@ def test_an_exported_definition_loads_back_and_runs_the_same(case: Case) -> None
         again = load_workflow(export_workflow(loaded, format=form), steps=STEPS)
         assert export_workflow(again) == export_workflow(loaded)
     assert run(again, case) == run(loaded, case)
+
+
+class PrintItem(StepBody):
+    def __init__(self) -> None:
+        self.item: Any = None
+
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        TRACE.append(f"PrintItem {self.item}")
+        return ExecutionResult.next()
+
+
+def readme_example() -> str:
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Definitions as data", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_yaml_example_runs_as_its_fluent_twin() -> None:
+    def fluent(b: WorkflowBuilder) -> None:
+        b.start_with(Hello).then(AddNumbers).input("input1", lambda data, context: data.value1).input(
+            "input2", lambda data, context: data.value2
+        ).output("value3", lambda step: step.output).wait_for("event1", lambda data, context: "key1").output(
+            "captured", lambda step: step.event_data
+        ).for_each(lambda data, context: data.items).do(
+            lambda each: each.start_with(PrintItem).input("item", lambda data, context: context.item)
+        ).if_(lambda data, context: data.value3 > 10).do(lambda then: then.start_with(Goodbye))
+
+    case = Case("readme", fluent, "", [], data=lambda: MyData(value1=5, value2=7, items=["a", "b"]))
+    case.events = [("event1", "key1", "hi")]
+    steps = {**STEPS, "PrintItem": PrintItem}
+    expected = ["Hello", "AddNumbers 5+7", "PrintItem a", "PrintItem b", "Goodbye"]
+    fluent_run = run(Fluent("HelloWorld", fluent), case)
+    assert fluent_run[:2] == (WorkflowStatus.COMPLETE, expected)
+    assert fluent_run[2]["captured"] == "hi" and fluent_run[2]["value3"] == 12
+    assert run(load_workflow(readme_example(), steps=steps), case) == fluent_run
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_every_case_validates_against_the_shipped_schema(case: Case) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    yaml = pytest.importorskip("yaml")
+    schema = json.loads((ROOT / "liteflow" / "core" / "schema" / "workflow-definition.schema.json").read_text())
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(case.yaml))]
+    assert errors == []
