@@ -28,6 +28,8 @@ from liteflow.core import (
     export_workflow,
     load_workflow,
 )
+from liteflow.core._definition_format import parse_duration
+from liteflow.core._definitions import _error_handling
 from liteflow.testing import WorkflowTestHost
 
 TRACE: list[str] = []
@@ -799,3 +801,49 @@ def test_every_case_validates_against_the_shipped_schema(case: Case) -> None:
     schema = json.loads((ROOT / "liteflow" / "core" / "schema" / "workflow-definition.schema.json").read_text())
     errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(case.yaml))]
     assert errors == []
+
+
+_EXPRESSION_KEYS = {"event_key", "effective_date", "items", "condition", "expression", "period", "delay", "interval"}
+_EXPRESSION_KEYS |= {"until", "data", "cancel_condition"}
+_DURATION_KEYS = {"retry_interval", "timeout", "default_retry_interval"}
+
+
+def shape(document: dict[str, Any]) -> Any:
+    """A definition with step ids renumbered in order, expressions and Python callables blanked, and
+    durations and retry policies as values: what a fluent export and its YAML twin must share."""
+    names: dict[str, str] = {}
+
+    def blocks(step: dict[str, Any]) -> list[Any]:
+        labelled = [*step.get("when", []), *step.get("branches", [])]
+        return [*step.get("do", []), *(block for item in labelled for block in item["do"])]
+
+    def number(steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            names[step["id"]] = f"#{len(names)}"
+            for block in blocks(step):
+                number(block)
+
+    def normal(value: Any, key: str) -> Any:
+        if isinstance(value, dict) and key in ("error_behavior", "default_error_behavior"):
+            return _error_handling(value, "")
+        if isinstance(value, dict) and ("python" in value or key in ("inputs", "outputs")):
+            return "<callable>" if "python" in value else sorted(value)
+        if isinstance(value, dict):
+            return {k: normal(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [normal(v, key) for v in value]
+        if key in ("id", "next"):
+            return names.get(value, value)  # the workflow's own id is not a step's
+        if key in _EXPRESSION_KEYS:
+            return "<callable>"
+        return parse_duration(value, key) if key in _DURATION_KEYS else value
+
+    number(document["steps"])
+    return normal(document, "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_a_fluent_export_has_the_structure_of_the_yaml_twin(case: Case) -> None:
+    fluent = export_workflow(Fluent("W", case.fluent))
+    loaded = export_workflow(load_workflow(case.yaml, steps=STEPS))
+    assert shape(fluent) == shape(loaded)
