@@ -127,9 +127,22 @@ def parse_duration(value: Any, where: str) -> float:
     raise DefinitionError(f"{where}: {value!r} is not a duration (seconds, or e.g. '500ms', '90s', '5m', '2h', '3d')")
 
 
+# Names users bring from the fluent API or other engines, and where the format has them.
+_MOVED = {
+    "retry_policy": "error_behavior: {max_attempts: ...}",
+    "on_error": "error_behavior",
+    "then": "next",
+    "compensation": "compensate_with",
+    "collection": "items",
+}
+
+
 def _unknown(key: str, known: dict[str, Key] | tuple[str, ...], where: str) -> DefinitionError:
     close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if key in _MOVED and _MOVED[key].split(":")[0] in known:
+        hint = f" (write {_MOVED[key]})"
+    else:
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
     return DefinitionError(f"{where}: unknown key {key!r}{hint}; allowed keys: {', '.join(known)}")
 
 

@@ -7,7 +7,9 @@ is made of exactly the steps its fluent twin would have and runs the same way.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.util
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -92,13 +94,16 @@ def load_workflow(source: Mapping[str, Any] | str | Path, steps: Mapping[str, St
         DefinitionError: the definition cannot be read or is invalid; the message names the step
             and the problem. Nothing is built or run.
     """
-    document = check_document(read_source(source))
     with _registered_lock:
         types = dict(_registered)
     for name, step in (steps or {}).items():
         _check_step_like(step, f"steps[{name!r}]")
         types[name] = step
-    plan = _Plan(document, types)
+    try:
+        document = check_document(read_source(source))
+        plan = _Plan(document, types)
+    except RecursionError:
+        raise DefinitionError("the definition is nested too deeply") from None
     workflow = _workflow_class(plan)()
     try:  # a trial build, so that whatever the builder refuses is reported now, not at registration
         builder = WorkflowBuilder()
@@ -122,8 +127,17 @@ def read_source(source: Any) -> Any:
             return _json(text)
         return _yaml(text) if source.suffix.lower() in (".yaml", ".yml") else read_source(text)
     if isinstance(source, str):
-        stripped = source.lstrip()
-        return _json(source) if stripped.startswith(("{", "[")) else _yaml(source)
+        if not source.lstrip().startswith(("{", "[")):
+            return _yaml(source)
+        try:
+            return _json(source)
+        except DefinitionError as as_json:
+            if importlib.util.find_spec("yaml") is None:
+                raise
+            try:  # YAML's flow style, {id: W, steps: [...]}, also starts with a brace
+                return _yaml(source)
+            except DefinitionError as as_yaml:
+                raise DefinitionError(f"{as_json}; and {as_yaml}") from None
     raise DefinitionError(f"a definition is a dict, JSON or YAML text, or a pathlib.Path, got {type(source).__name__}")
 
 
@@ -227,8 +241,6 @@ class _Plan:
 
     def _type(self, name: str, where: str) -> StepLike:
         if name not in self.types:
-            import difflib
-
             close = difflib.get_close_matches(name, [*self.types, *BUILT_IN_TYPES], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DefinitionError(

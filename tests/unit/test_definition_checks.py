@@ -172,7 +172,7 @@ def test_an_exported_python_callable_is_refused_with_an_explanation() -> None:
     assert condition["python"].endswith("Fluent.build.<locals>.<lambda>")
     path, line = condition["at"].rsplit(":", 1)
     assert Path(path) == Path(__file__).resolve()
-    assert "lambda data, context: data[\"go\"]" in Path(path).read_text().splitlines()[int(line) - 1]
+    assert 'lambda data, context: data["go"]' in Path(path).read_text().splitlines()[int(line) - 1]
     fails(exported, "condition", "Python callable", "cannot be loaded")
 
 
@@ -251,3 +251,20 @@ def test_the_same_definition_registers_once_and_a_changed_one_under_the_same_ver
     with pytest.raises(DuplicateWorkflowError):
         test.host.register_workflow(load_workflow(definition(noop("a", name="changed")), steps=STEPS))
     test.host.register_workflow(load_workflow(definition(noop("a", name="changed"), version=2), steps=STEPS))
+
+
+def test_names_from_the_fluent_api_point_to_their_key() -> None:
+    fails(definition(noop("a", retry_policy={"max_attempts": 2})), "unknown key 'retry_policy'", "error_behavior: {")
+    fails(definition(noop("a", then="b"), noop("b")), "unknown key 'then' (write next)")
+
+
+def test_yaml_flow_style_starting_with_a_brace_loads() -> None:
+    workflow = load_workflow("{id: Flow, steps: [{id: a, type: Noop}]}", steps=STEPS)
+    assert export_workflow(workflow) == {"id": "Flow", "version": 1, "steps": [{"id": "a", "type": "Noop"}]}
+
+
+def test_a_definition_nested_too_deeply() -> None:
+    step: dict[str, Any] = noop("leaf")
+    for depth in range(400):
+        step = {"id": f"s{depth}", "type": "saga", "do": [[step]]}
+    fails(definition(step), "nested too deeply")
