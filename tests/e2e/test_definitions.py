@@ -847,3 +847,29 @@ def test_a_fluent_export_has_the_structure_of_the_yaml_twin(case: Case) -> None:
     fluent = export_workflow(Fluent("W", case.fluent))
     loaded = export_workflow(load_workflow(case.yaml, steps=STEPS))
     assert shape(fluent) == shape(loaded)
+
+
+def test_a_loaded_workflow_survives_a_restart_on_a_durable_store(tmp_path: Path) -> None:
+    document = """
+    id: Durable
+    steps:
+      - id: add
+        type: AddNumbers
+        inputs: {input1: data.a, input2: "data['b']"}
+        outputs: {sum: step.output}
+        next: wait
+      - {id: wait, type: wait_for, event_name: go, event_key: data.key, outputs: {got: step.event_data}, next: bye}
+      - {id: bye, type: Goodbye}
+    """
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    TRACE.clear()
+    first = WorkflowTestHost(load_workflow(document, steps=STEPS), persistence=url)
+    workflow_id = first.start_workflow("Durable", data={"a": 2, "b": 3, "key": "k-1"})
+    first.host.persistence.close()
+    # Another host, with the definition loaded again from the same text, finishes the instance.
+    second = WorkflowTestHost(load_workflow(document, steps=STEPS), persistence=url)
+    second.publish_event("go", "k-1", "ready")
+    instance = second.run_to_completion(workflow_id)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data == {"a": 2, "b": 3, "key": "k-1", "sum": 5, "got": "ready"}
+    assert TRACE == ["AddNumbers 2+3", "Goodbye"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +270,20 @@ def test_a_definition_nested_too_deeply() -> None:
     for depth in range(400):
         step = {"id": f"s{depth}", "type": "saga", "do": [[step]]}
     fails(definition(step), "nested too deeply")
+
+
+def test_json_needs_no_extra_and_yaml_without_pyyaml_names_the_install_command() -> None:
+    script = """
+import sys
+sys.modules["yaml"] = None  # as if PyYAML were not installed
+from liteflow.core import *
+print(export_workflow(load_workflow('{"id": "W", "steps": [{"id": "a", "type": "end_workflow"}]}'), "json"))
+try:
+    load_workflow("id: W")
+except ImportError as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"type": "end_workflow"' in result.stdout
+    assert 'YAML definitions need PyYAML: pip install "liteflow.core[yaml]"' in result.stdout
