@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import types
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -77,12 +78,18 @@ class ExpressionLimitError(ValueError):
     """An operation would produce a value larger than the expression limits allow."""
 
 
+_SEQUENCES = (str, bytes, list, tuple)
+
+
 def _size_of_product(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, (str, list, tuple, bytes)):
+    if isinstance(right, _SEQUENCES) and not isinstance(left, _SEQUENCES):
         left, right = right, left
-    repeated = isinstance(left, (str, list, tuple, bytes)) and isinstance(right, int)
-    if repeated and len(left) * max(right, 0) > MAX_SEQUENCE:
-        raise ExpressionLimitError(f"repeating a sequence more than {MAX_SEQUENCE} items long")
+    if isinstance(left, _SEQUENCES) and not isinstance(right, _SEQUENCES):
+        # operator.index accepts what Python's repetition accepts (int, numpy ints...), so the
+        # count checked here is the count used.
+        if len(left) * max(operator.index(right), 0) > MAX_SEQUENCE:
+            raise ExpressionLimitError(f"repeating a sequence more than {MAX_SEQUENCE} items long")
+        return
     integers = isinstance(left, int) and isinstance(right, int)
     if integers and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
         raise ExpressionLimitError(f"a product larger than {MAX_INT_BITS} bits")
@@ -102,7 +109,7 @@ def _power(base: Any, exponent: Any) -> Any:
 
 
 def _add(left: Any, right: Any) -> Any:
-    sequences = isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple))
+    sequences = isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES)
     if sequences and len(left) + len(right) > MAX_SEQUENCE:
         raise ExpressionLimitError(f"a concatenation more than {MAX_SEQUENCE} items long")
     return left + right
@@ -151,7 +158,11 @@ def get_attribute(value: Any, name: str) -> Any:
             return value[name]
         except KeyError:
             raise KeyError(f"no key {name!r}") from None
-    return getattr(value, name)
+    found = getattr(value, name)
+    # An object that keeps a module (self.os = os) must not open the way to os.environ and the like.
+    if isinstance(found, types.ModuleType):
+        raise ExpressionLimitError(f"attribute {name!r} is a module; modules are not reachable")
+    return found
 
 
 def get_item(value: Any, key: Any) -> Any:

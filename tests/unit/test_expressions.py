@@ -117,3 +117,25 @@ def test_dict_methods_are_not_reachable_as_attributes() -> None:
     assert items(data={"items": [1]}, context=None) == [1]
     with pytest.raises(DefinitionError, match="no key 'items'"):
         items(data={}, context=None)
+
+
+def test_modules_kept_on_objects_are_not_reachable() -> None:
+    import os
+
+    class Holder:
+        def __init__(self) -> None:
+            self.os = os
+
+    with pytest.raises(DefinitionError, match="'os' is a module"):
+        evaluate("data.os.environ", Holder())
+
+
+def test_repetition_counts_are_checked_whatever_their_integer_type() -> None:
+    class Count:
+        def __index__(self) -> int:
+            return 10**9
+
+    with pytest.raises(DefinitionError, match="repeating a sequence"):
+        evaluate("'ab' * data", Count())
+    with pytest.raises(DefinitionError, match="repeating a sequence"):
+        evaluate("data * 'ab'", Count())
