@@ -873,3 +873,18 @@ def test_a_loaded_workflow_survives_a_restart_on_a_durable_store(tmp_path: Path)
     assert instance.status is WorkflowStatus.COMPLETE
     assert instance.data == {"a": 2, "b": 3, "key": "k-1", "sum": 5, "got": "ready"}
     assert TRACE == ["AddNumbers 2+3", "Goodbye"]
+
+
+def test_an_expression_failing_at_run_time_is_a_step_error_naming_the_step() -> None:
+    document = """
+    id: Failing
+    default_error_behavior: terminate
+    steps:
+      - {id: add, type: AddNumbers, inputs: {input1: data.missing}}
+    """
+    test = WorkflowTestHost(load_workflow(document, steps=STEPS))
+    workflow_id = test.start_workflow("Failing", data={"present": 1})
+    assert test.instance(workflow_id).status is WorkflowStatus.TERMINATED
+    [error] = test.errors(workflow_id)
+    assert error.error_type == "liteflow.core.DefinitionError"
+    assert "step 'add' (AddNumbers), input 'input1': expression 'data.missing' failed" in error.message
