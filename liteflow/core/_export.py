@@ -14,7 +14,7 @@ from ._steps import _ANY, ErrorHandling, RetryPolicy, WorkflowDefinition, Workfl
 from ._structure import as_expression, constant, definition_of, describe_callable, input_function, kind, unwrap
 
 
-def export_workflow(workflow: Workflow | WorkflowDefinition, format: str = "dict") -> Any:
+def export_workflow(workflow: Workflow | type[Workflow] | WorkflowDefinition, format: str = "dict") -> Any:
     """A workflow definition in the format :func:`load_workflow` reads.
 
     A loaded definition comes back as it was loaded (keys in canonical order), so exporting and
@@ -24,7 +24,8 @@ def export_workflow(workflow: Workflow | WorkflowDefinition, format: str = "dict
     ``load_workflow`` refuses until they are replaced by expressions or registered step types.
 
     Args:
-        workflow: a :class:`Workflow` (e.g. from ``load_workflow``) or a built definition.
+        workflow: a :class:`Workflow` (e.g. from ``load_workflow``), a Workflow class, or a built
+            definition.
         format: ``"dict"``, ``"json"`` (text) or ``"yaml"`` (text; needs PyYAML).
 
     Raises:

@@ -62,12 +62,15 @@ class Subgraph:
 
 
 def workflow_graph(
-    workflow: Workflow | WorkflowDefinition, format: str = "mermaid", instance: WorkflowInstance | None = None
+    workflow: Workflow | type[Workflow] | WorkflowDefinition,
+    format: str = "mermaid",
+    instance: WorkflowInstance | None = None,
 ) -> str:
     """Draw a workflow definition.
 
     Args:
-        workflow: a :class:`Workflow` (fluent or from ``load_workflow``) or a built definition.
+        workflow: a :class:`Workflow` (fluent or from ``load_workflow``), a Workflow class, or a
+            built definition.
         format: ``"mermaid"`` (a flowchart), ``"dot"`` (Graphviz) or ``"json"`` (nodes, edges and
             subgraphs as a JSON document).
         instance: optionally an instance of this workflow: the steps it is on (running, sleeping,

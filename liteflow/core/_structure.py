@@ -46,10 +46,13 @@ _KINDS: dict[Any, str] = {
 _CONSTANT = "StepBuilder._constant.<locals>.<lambda>"
 
 
-def definition_of(workflow: Workflow | WorkflowDefinition) -> WorkflowDefinition:
-    """The built definition of a workflow (built afresh), or the definition itself."""
+def definition_of(workflow: Workflow | type[Workflow] | WorkflowDefinition) -> WorkflowDefinition:
+    """The built definition of a workflow (built afresh), or the definition itself. A Workflow
+    class is instantiated first, as ``liteflow graph module:WorkflowClass`` names one."""
     if isinstance(workflow, WorkflowDefinition):
         return workflow
+    if isinstance(workflow, type) and issubclass(workflow, Workflow):
+        workflow = workflow()
     if not isinstance(workflow, Workflow):
         raise InvalidArgumentError(f"needs a Workflow or a WorkflowDefinition, got {workflow!r}")
     builder = WorkflowBuilder()

@@ -258,3 +258,14 @@ def test_the_steps_an_instance_is_on_are_highlighted() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="'mermaid', 'dot' or 'json'"):
         workflow_graph(HELLO_WORLD, format="png")
+
+
+def test_a_workflow_class_or_a_built_definition_draws_as_its_instance() -> None:
+    class Greeting(Workflow):
+        def build(self, builder: WorkflowBuilder) -> None:
+            builder.start_with(Hello).then(Goodbye)
+
+    builder = WorkflowBuilder()
+    Greeting().build(builder)
+    expected = EXPECTED["hello-world"][1]
+    assert workflow_graph(Greeting) == workflow_graph(builder.build("Greeting", 1)) == expected
