@@ -3,6 +3,7 @@
 from ._activities import PendingActivity
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
+from ._definitions import load_workflow, register_step
 from ._errors import (
     ActivityError,
     BuilderError,
@@ -26,6 +27,8 @@ from ._errors import (
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
 )
+from ._export import export_workflow
+from ._graph import workflow_graph
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
@@ -109,5 +112,9 @@ __all__ = [
     "WorkflowStep",
     "WorkflowTimeoutError",
     "configure_workflow_host",
+    "export_workflow",
+    "load_workflow",
+    "register_step",
     "register_type",
+    "workflow_graph",
 ]

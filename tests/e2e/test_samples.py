@@ -71,6 +71,15 @@ EXPECTED: dict[str, list[str]] = {
         "order-2: terminated",
     ],
     "17-testing.py": ["three days of workflow time took", "ok"],
+    "19-yaml-definition.py": [
+        's1{{"pack: for_each data.lines"}}',
+        "validate: 3 lines, total 63.40",
+        "pack: cups",
+        "pack: teapot",
+        "gift: a sample of tea",
+        "ship: o-1",
+        "OrderWorkflow is complete: paid 63.40",
+    ],
     "20-activities.py": [
         "worker-1 claimed {'order': 'A-1', 'amount': 120} and died",
         "worker-2 claimed {'order': 'A-1', 'amount': 120}",
