@@ -23,6 +23,7 @@ from ._errors import (
 )
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
+from ._logcontext import LogContextFilter
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
     Event,
@@ -69,6 +70,7 @@ __all__ = [
     "LiteFlowError",
     "LocalLockProvider",
     "LockProvider",
+    "LogContextFilter",
     "MemoryPersistenceProvider",
     "PersistenceProvider",
     "PointerStatus",

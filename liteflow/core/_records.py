@@ -89,7 +89,7 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     """The whole instance as JSON types. Raises SerializationError naming the failing field."""
-    return {
+    record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
         "version": instance.version,
@@ -106,6 +106,9 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
             for index, pointer in enumerate(instance.execution_pointers)
         ],
     }
+    if instance.trace_context:  # absent rather than null: most instances carry none
+        record["trace_context"] = instance.trace_context
+    return record
 
 
 def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
@@ -124,11 +127,12 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         parent_workflow_id=record.get("parent_workflow_id"),
         data=from_jsonable(record["data"]),
         execution_pointers=[pointer_from_record(p) for p in record["execution_pointers"]],
+        trace_context=record.get("trace_context"),
     )
 
 
 def event_to_record(event: Event) -> dict[str, Any]:
-    return {
+    record = {
         "id": event.id,
         "event_name": event.event_name,
         "event_key": event.event_key,
@@ -136,6 +140,9 @@ def event_to_record(event: Event) -> dict[str, Any]:
         "event_time": _time(event.event_time),
         "is_processed": event.is_processed,
     }
+    if event.trace_context:
+        record["trace_context"] = event.trace_context
+    return record
 
 
 def event_from_record(record: dict[str, Any]) -> Event:
@@ -148,6 +155,7 @@ def event_from_record(record: dict[str, Any]) -> Event:
         event_data=from_jsonable(record["event_data"]),
         event_time=event_time,
         is_processed=record["is_processed"],
+        trace_context=record.get("trace_context"),
     )
 
 
