@@ -31,6 +31,7 @@ from ._export import export_workflow
 from ._graph import workflow_graph
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
+from ._logcontext import LogContextFilter
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
     Event,
@@ -80,6 +81,7 @@ __all__ = [
     "LiteFlowError",
     "LocalLockProvider",
     "LockProvider",
+    "LogContextFilter",
     "MemoryPersistenceProvider",
     "PayloadTooLargeError",
     "PendingActivity",

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
+from ._logcontext import bind_log_context
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -42,6 +43,8 @@ from ._steps import (
 logger = logging.getLogger("liteflow")
 
 AwaitRunner = Callable[[Awaitable[Any]], Any]
+PassMiddleware = Callable[[WorkflowInstance, Callable[[], "PassResult"]], "PassResult"]
+"""Wraps every pass: ``middleware(instance, next_)`` must call ``next_()`` and return its result."""
 DefinitionLookup = Callable[[str, "int | None"], "WorkflowDefinition | None"]
 
 
@@ -115,6 +118,7 @@ class WorkflowExecutor:
         run_awaitable: AwaitRunner,
         find_definition: DefinitionLookup = lambda workflow_id, version: None,
         step_middleware: Sequence[StepMiddleware] = (),
+        pass_middleware: Sequence[PassMiddleware] = (),
         random_fraction: Callable[[], float] = random.random,
     ) -> None:
         self._retry_interval = retry_interval
@@ -122,9 +126,19 @@ class WorkflowExecutor:
         self._run_awaitable = run_awaitable
         self._find_definition = find_definition
         self._middleware = step_middleware
+        self._pass_middleware = pass_middleware
         self._random = random_fraction
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
+        with bind_log_context(workflow_id=instance.id):
+            if not self._pass_middleware:
+                return self._execute(instance, definition, now)
+            chain: Callable[[], PassResult] = lambda: self._execute(instance, definition, now)  # noqa: E731
+            for middleware in reversed(self._pass_middleware):
+                chain = (lambda m, inner: lambda: m(instance, inner))(middleware, chain)
+            return chain()
+
+    def _execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         result = PassResult()
         watched = definition.has_watched_steps
         if watched:
@@ -176,20 +190,21 @@ class WorkflowExecutor:
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
         context = self._context(instance, step, pointer, open_children)
-        try:
-            body = step.body_factory()
-            for prop, function in step.inputs:
-                setattr(body, prop, function(instance.data, context))
-            outcome = self._invoke(body, context)
-            if outcome.start_child is not None:
-                result.children.append(self._child_instance(instance, outcome, now))
-            if outcome.proceed:
-                for prop, output in step.outputs:
-                    instance.data = _set_data(instance.data, prop, output(body))
-        except Exception as error:  # a failing step is the workflow's business, not the host's
-            self._handle_error(instance, definition, step, pointer, now, error, result)
-            return
-        self._apply_result(instance, definition, step, pointer, outcome, now, result)
+        with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
+            try:
+                body = step.body_factory()
+                for prop, function in step.inputs:
+                    setattr(body, prop, function(instance.data, context))
+                outcome = self._invoke(body, context)
+                if outcome.start_child is not None:
+                    result.children.append(self._child_instance(instance, outcome, now))
+                if outcome.proceed:
+                    for prop, output in step.outputs:
+                        instance.data = _set_data(instance.data, prop, output(body))
+            except Exception as error:  # a failing step is the workflow's business, not the host's
+                self._handle_error(instance, definition, step, pointer, now, error, result)
+                return
+            self._apply_result(instance, definition, step, pointer, outcome, now, result)
 
     def _invoke(self, body: StepBody, context: StepExecutionContext) -> ExecutionResult:
         def call() -> ExecutionResult:
@@ -224,6 +239,7 @@ class WorkflowExecutor:
             next_execution=now,
             execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
             parent_workflow_id=parent.id,
+            trace_context=parent.trace_context,
         )
 
     def _apply_result(

@@ -29,7 +29,7 @@ from ._errors import (
     SerializationError,
     WorkflowTimeoutError,
 )
-from ._executor import WorkflowExecutor
+from ._executor import PassMiddleware, WorkflowExecutor
 from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
 from ._models import (
     Event,
@@ -73,6 +73,7 @@ class WorkflowHost(EventDelivery):
         self._owned = owned
         self._async = AsyncRunner()
         self._step_middleware: list[StepMiddleware] = []
+        self._pass_middleware: list[PassMiddleware] = []
         self._lifecycle = Lifecycle()
         self._executor = WorkflowExecutor(
             retry_interval=options.retry_interval,
@@ -80,6 +81,7 @@ class WorkflowHost(EventDelivery):
             run_awaitable=self._async.run,
             find_definition=self.registry.find,
             step_middleware=self._step_middleware,
+            pass_middleware=self._pass_middleware,
         )
         self._timers: TimerQueue[tuple[QueueType, str]] = TimerQueue(self._fire_timer)
         self._threads: list[threading.Thread] = []
@@ -157,6 +159,11 @@ class WorkflowHost(EventDelivery):
     def use_workflow_middleware(self, middleware: WorkflowMiddleware) -> None:
         self._lifecycle.middleware.append(middleware)
 
+    def use_pass_middleware(self, middleware: PassMiddleware) -> None:
+        """Wrap every execution pass: ``middleware(instance, next_)`` must return ``next_()``'s
+        result. A pass runs the awake steps of one instance between two saves (tracing uses it)."""
+        self._pass_middleware.append(middleware)
+
     # -- starting, events, queries -----------------------------------------------------------
 
     def start_workflow(
@@ -199,7 +206,10 @@ class WorkflowHost(EventDelivery):
             raise InvalidArgumentError(f"publish_event({event_name!r}) needs an event key, got None")
         check.aware_datetime("publish_event", "effective_date", effective_date)
         check_payload(event_data, self.options.max_payload_bytes, "event data")
-        return self._publish(Event(event_name, str(event_key), event_data, event_time=effective_date or self._clock()))
+        event = Event(event_name, str(event_key), event_data, event_time=effective_date or self._clock())
+        for middleware in self._lifecycle.middleware:
+            middleware.before_publish(event)
+        return self._publish(event)
 
     def _publish(self, event: Event) -> str:
         self.persistence.create_event(event)

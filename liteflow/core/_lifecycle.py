@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._models import ExecutionError, ExecutionPointer, WorkflowInstance, WorkflowStatus
+from ._models import Event, ExecutionError, ExecutionPointer, WorkflowInstance, WorkflowStatus
 
 logger = logging.getLogger("liteflow")
 
@@ -52,10 +52,14 @@ _ENTERED: dict[WorkflowStatus, LifecycleEventType] = {
 
 class WorkflowMiddleware:
     """Hooks around whole workflows; override what you need. ``before_start`` may change
-    ``instance.data`` before the instance is first saved; ``after_complete`` runs once the
-    completed (or terminated) instance is saved. Exceptions in ``before_start`` stop the start."""
+    ``instance.data`` before the instance is first saved; ``before_publish`` sees an event published
+    through ``host.publish_event`` before it is saved; ``after_complete`` runs once the completed (or
+    terminated) instance is saved. Exceptions in ``before_start`` or ``before_publish`` stop the call."""
 
     def before_start(self, instance: WorkflowInstance) -> None:
+        pass
+
+    def before_publish(self, event: Event) -> None:
         pass
 
     def after_complete(self, instance: WorkflowInstance) -> None:

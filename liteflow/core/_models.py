@@ -105,6 +105,9 @@ class WorkflowInstance:
     """Set on a sub-workflow: the instance that started it and waits for it."""
     revision: int = 0
     """Incremented by every save; a save based on an older revision fails (optimistic concurrency)."""
+    trace_context: dict[str, str] | None = None
+    """The W3C trace context of the call that started it (set by :mod:`liteflow.tracing`), so its
+    steps join the caller's trace on whichever node runs them."""
 
     def pointer(self, pointer_id: str) -> ExecutionPointer | None:
         for pointer in self.execution_pointers:
@@ -133,6 +136,8 @@ class Event:
     id: str = field(default_factory=new_id)
     event_time: datetime = field(default_factory=utcnow)
     is_processed: bool = False
+    trace_context: dict[str, str] | None = None
+    """The W3C trace context of the ``publish_event`` call (set by :mod:`liteflow.tracing`)."""
 
     @property
     def quarantined(self) -> bool:

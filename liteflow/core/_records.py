@@ -124,6 +124,8 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)
     ]
+    if instance.trace_context:  # absent rather than null: most instances carry none
+        record["trace_context"] = instance.trace_context
     return record
 
 
@@ -144,11 +146,12 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         parent_workflow_id=record.get("parent_workflow_id"),
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
         execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
+        trace_context=record.get("trace_context"),
     )
 
 
 def event_to_record(event: Event) -> dict[str, Any]:
-    record = {
+    record: dict[str, Any] = {
         "id": event.id,
         "event_name": event.event_name,
         "event_key": event.event_key,
@@ -160,6 +163,8 @@ def event_to_record(event: Event) -> dict[str, Any]:
         record[QUARANTINE], record["raw"] = event.event_data.reason, event.event_data.raw
     else:
         record["event_data"] = to_jsonable(event.event_data, "event_data")
+    if event.trace_context:
+        record["trace_context"] = event.trace_context
     return record
 
 
@@ -177,6 +182,7 @@ def event_from_record(record: dict[str, Any]) -> Event:
         event_data=data,
         event_time=event_time,
         is_processed=record["is_processed"],
+        trace_context=record.get("trace_context"),
     )
 
 

@@ -1,0 +1,119 @@
+"""Prometheus metrics: counters and histograms move as a host works, and a host process serves them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+prometheus_client = pytest.importorskip("prometheus_client")
+
+from flows import Fails, Greets
+
+from liteflow.core import WorkflowStatus, configure_workflow_host
+from liteflow.metrics import enable_metrics, serve_metrics
+
+HERE = Path(__file__).parent
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_counters_histograms_and_gauge_follow_the_host() -> None:
+    registry = prometheus_client.CollectorRegistry()
+    with configure_workflow_host() as host:
+        host.register_workflow(Greets())
+        host.register_workflow(Fails())
+        enable_metrics(host, registry=registry)
+        waiting = host.start_workflow("Greets")
+        failed = host.start_workflow("Fails")
+        assert host.wait_for_workflow(failed, timeout=10).status is WorkflowStatus.TERMINATED
+        wait_until(lambda: host.get_workflow_instance(waiting).execution_pointers[-1].event_name == "go")
+        host.publish_event("go", "k")
+        assert host.wait_for_workflow(waiting, timeout=10).status is WorkflowStatus.COMPLETE
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("liteflow_workflows_started_total", workflow="Greets") == 1
+    assert value("liteflow_workflows_started_total", workflow="Fails") == 1
+    assert value("liteflow_workflows_completed_total", workflow="Greets") == 1
+    assert value("liteflow_workflows_terminated_total", workflow="Fails") == 1
+    assert value("liteflow_workflows_completed_total", workflow="Fails") is None
+    assert value("liteflow_step_executions_total", workflow="Fails", step="explode", result="error") == 1
+    assert value("liteflow_step_executions_total", workflow="Greets", step="greet", result="success") == 1
+    assert value("liteflow_step_executions_total", workflow="Greets", step="again", result="success") == 1
+    assert value("liteflow_step_duration_seconds_count", workflow="Greets", step="greet") == 1
+    assert value("liteflow_event_delivery_seconds_count", workflow="Greets") == 1
+    delivery = value("liteflow_event_delivery_seconds_sum", workflow="Greets")
+    assert delivery is not None and 0 <= delivery < 10
+    assert value("liteflow_runnable_instances") == 0  # everything ended
+    # No instance ids in any label: the series stay bounded by definitions and steps.
+    for metric in registry.collect():
+        for sample in metric.samples:
+            assert waiting not in sample.labels.values() and failed not in sample.labels.values()
+
+
+def test_a_host_process_serves_metrics_that_move(tmp_path: Path) -> None:
+    store, port = f"sqlite:///{tmp_path / 'metrics.db'}", free_port()
+    node = subprocess.Popen(
+        [sys.executable, str(HERE / "metrics_node.py"), store, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+
+        assert 'liteflow_workflows_completed_total{workflow="Fails"}' not in scrape()
+        # Started from this process (a client that runs nothing); the node finds them in the store.
+        client = configure_workflow_host(persistence_service=store)
+        client.register_workflow(Fails())
+        ids = [client.start_workflow("Fails") for _ in range(3)]
+        wait_until(lambda: all(client.get_workflow_instance(i).status is WorkflowStatus.TERMINATED for i in ids))
+        wait_until(lambda: 'liteflow_workflows_terminated_total{workflow="Fails"} 3.0' in scrape())
+        text = scrape()
+        assert 'liteflow_step_executions_total{result="error",step="explode",workflow="Fails"} 3.0' in text
+        assert 'liteflow_step_duration_seconds_count{step="greet",workflow="Fails"} 3.0' in text
+        assert "liteflow_runnable_instances 0.0" in text
+    finally:
+        node.stdin.close()  # type: ignore[union-attr]
+        node.wait(timeout=20)
+    assert node.returncode == 0
+
+
+def test_serve_metrics_serves_a_given_registry() -> None:
+    registry = prometheus_client.CollectorRegistry()
+    with configure_workflow_host(poll_interval=timedelta(seconds=1)) as host:
+        enable_metrics(host, registry=registry)
+        port = free_port()
+        server = serve_metrics(port, registry=registry)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        finally:
+            server.shutdown()
+    assert "# TYPE liteflow_step_executions_total counter" in text
+    assert "python_gc_objects_collected_total" not in text  # only the registry we gave
