@@ -35,7 +35,7 @@ from ._models import (
 )
 from ._options import HostOptions
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
-from ._serialization import register_type
+from ._serialization import register_module, register_type
 from ._steps import (
     ErrorBehavior,
     ExecutionResult,
@@ -95,5 +95,6 @@ __all__ = [
     "WorkflowStep",
     "WorkflowTimeoutError",
     "configure_workflow_host",
+    "register_module",
     "register_type",
 ]
