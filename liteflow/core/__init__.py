@@ -1,5 +1,7 @@
 """LiteFlow's public API: ``from liteflow.core import *`` gives everything a workflow author needs."""
 
+from liteflow import __version__ as __version__
+
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
 from ._errors import (
