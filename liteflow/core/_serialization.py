@@ -149,8 +149,9 @@ _names_by_class: dict[type, str] = {}
 # A _ClassInfo when the class is allowed, else why not (appended to a message).
 _class_infos: dict[type, _ClassInfo | str] = {}
 _user_modules: dict[str, bool] = {}
-# Top-level or dotted names given to register_module: they and their submodules count as user code.
-_trusted_modules: set[str] = set()
+# Names given to register_module: they and their submodules count as user code. Replaced, never
+# changed in place, so a thread reading it while another registers sees the old or the new set.
+_trusted_modules: frozenset[str] = frozenset()
 
 
 @overload
@@ -215,7 +216,8 @@ def register_module(module: str | types.ModuleType) -> None:
         raise InvalidArgumentError(
             f"register_module({name!r}): {top!r} is not an application package; {_HINT} for the classes you need"
         )
-    _trusted_modules.add(name)
+    global _trusted_modules
+    _trusted_modules = _trusted_modules | {name}
     for cls in list(_class_infos):  # decisions taken before the module was trusted
         if _is_within(cls.__module__, name):
             _class_infos.pop(cls, None)

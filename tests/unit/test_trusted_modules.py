@@ -50,7 +50,7 @@ Installer = Callable[[], ModuleType]
 @pytest.fixture(autouse=True)
 def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with nothing trusted and no cached decisions."""
-    monkeypatch.setattr(ser, "_trusted_modules", set())
+    monkeypatch.setattr(ser, "_trusted_modules", frozenset())
     monkeypatch.setattr(ser, "_user_modules", {})
     monkeypatch.setattr(ser, "_class_infos", {})
 
