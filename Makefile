@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint dist test-wheel clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip uninstall --quiet --yes liteflow.core 2>/dev/null || true  # the name before 1.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -27,5 +28,18 @@ lint: $(BIN)/.installed
 	$(BIN)/python -m mypy
 	$(BIN)/python -m ruff check liteflow tests
 
+# The sdist and wheel users install, built into dist/ and checked: twine's metadata check, then
+# tests/packaging/check_dist.py (the wheel holds every file of liteflow/, the sdist the tests and docs).
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+	$(BIN)/python tests/packaging/check_dist.py dist
+
+# Installs the wheel in dist/ (not the checkout) with [all] into a fresh venv and runs the samples,
+# the demo and an installed application from outside the repository (tests/packaging/installed_wheel.py).
+test-wheel: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging/installed_wheel.py $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache liteflow-demo.db*
+	rm -rf $(VENV) .pytest_cache liteflow-demo.db* dist

@@ -1,4 +1,4 @@
-"""Prometheus metrics for a workflow host (``pip install "liteflow.core[prometheus]"``).
+"""Prometheus metrics for a workflow host (``pip install "liteflow-engine[prometheus]"``).
 
 ``enable_metrics(host)`` counts what the host does, through its lifecycle events and a step
 middleware, into a ``prometheus_client`` registry; ``serve_metrics(port)`` serves that registry at
@@ -44,7 +44,7 @@ __all__ = ["WorkflowMetrics", "enable_metrics", "serve_metrics"]
 
 logger = logging.getLogger("liteflow")
 
-_INSTALL = 'pip install "liteflow.core[prometheus]"'
+_INSTALL = 'pip install "liteflow-engine[prometheus]"'
 
 
 def _prometheus() -> Any:

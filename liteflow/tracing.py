@@ -1,4 +1,4 @@
-"""OpenTelemetry traces for a workflow host (``pip install "liteflow.core[otel]"``).
+"""OpenTelemetry traces for a workflow host (``pip install "liteflow-engine[otel]"``).
 
 ``enable_tracing(host)`` makes the host record:
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["enable_tracing"]
 
-_INSTALL = 'pip install "liteflow.core[otel]"'
+_INSTALL = 'pip install "liteflow-engine[otel]"'
 
 
 def _otel() -> tuple[Any, Any]:

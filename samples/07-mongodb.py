@@ -1,7 +1,7 @@
 """MongoDB persistence: the workflow's state lives in MongoDB between steps, so it survives a
 restart of the host.
 
-Needs pymongo (pip install "liteflow.core[mongo]") and a MongoDB server, by default on
+Needs pymongo (pip install "liteflow-engine[mongo]") and a MongoDB server, by default on
 localhost:27017; set LITEFLOW_MONGO_URL to use another.
 """
 

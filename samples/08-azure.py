@@ -1,7 +1,7 @@
 """Azure Storage for a multi-node cluster: work items travel through Azure Storage queues and each
 workflow is locked with a blob lease, so several hosts can share the work.
 
-Needs azure-storage-queue and azure-storage-blob (pip install "liteflow.core[azure]") and a
+Needs azure-storage-queue and azure-storage-blob (pip install "liteflow-engine[azure]") and a
 storage account, by default the Azurite emulator on 127.0.0.1:10000 (blob) and 10001 (queue);
 set AZURE_STORAGE_CONNECTION_STRING to use another. Every node must also share one persistence
 provider (see 07-mongodb.py); this sample runs a single node on the in-memory one.

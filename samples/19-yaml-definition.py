@@ -1,6 +1,6 @@
 """Definitions as data: a workflow written in YAML, loaded with load_workflow and run like any other.
 
-Needs PyYAML (pip install "liteflow.core[yaml]"). The step types the YAML names are registered with
+Needs PyYAML (pip install "liteflow-engine[yaml]"). The step types the YAML names are registered with
 @register_step; the YAML holds the structure and the expressions that wire data into the steps.
 """
 

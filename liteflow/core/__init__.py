@@ -1,5 +1,7 @@
 """LiteFlow's public API: ``from liteflow.core import *`` gives everything a workflow author needs."""
 
+from liteflow import __version__ as __version__
+
 from ._activities import PendingActivity
 from ._builder import StepBuilder, Workflow, WorkflowBuilder
 from ._config import configure_workflow_host
@@ -45,7 +47,7 @@ from ._models import (
 )
 from ._options import HostOptions
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
-from ._serialization import register_type
+from ._serialization import register_module, register_type
 from ._steps import (
     ErrorBehavior,
     ExecutionResult,
@@ -116,6 +118,7 @@ __all__ = [
     "configure_workflow_host",
     "export_workflow",
     "load_workflow",
+    "register_module",
     "register_step",
     "register_type",
     "workflow_graph",

@@ -48,7 +48,7 @@ def _from_url(kind: str, url: str, table: dict[str, Entry]) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        hint = f'pip install "liteflow.core[{extra}]"' if extra else "check your installation"
+        hint = f'pip install "liteflow-engine[{extra}]"' if extra else "check your installation"
         raise ProviderError(f"the {scheme} {kind} provider needs a driver that is not installed: {hint}") from error
     factory: Any = module
     for part in attribute.split("."):

@@ -83,7 +83,7 @@ def load_workflow(source: Mapping[str, Any] | str | Path, steps: Mapping[str, St
 
     Args:
         source: the definition as a dict, JSON or YAML text, or a path to a ``.json``/``.yaml`` file.
-            YAML needs PyYAML (``pip install "liteflow.core[yaml]"``).
+            YAML needs PyYAML (``pip install "liteflow-engine[yaml]"``).
         steps: step types by name, in addition to (and before) those made known with
             :func:`register_step`.
 
@@ -152,7 +152,7 @@ def yaml_module() -> Any:
     try:
         return importlib.import_module("yaml")
     except ImportError as error:
-        raise ImportError('YAML definitions need PyYAML: pip install "liteflow.core[yaml]"') from error
+        raise ImportError('YAML definitions need PyYAML: pip install "liteflow-engine[yaml]"') from error
 
 
 def _yaml(text: str) -> Any:

@@ -48,7 +48,8 @@ those constructors. A class named in stored data is used only if
 * it was registered with :func:`register_type`, or
 * its module is already imported, the class is found in it by plain lookup, and
   it is safe by default: an Enum, a pydantic model, a dataclass, or a plain class
-  from your own code (not the standard library or an installed package).
+  from your own code (not the standard library or an installed package, unless
+  that package was trusted with :func:`register_module`).
   Dataclasses and plain classes must not define ``__del__``; plain classes must
   not define ``__reduce__``, ``__reduce_ex__`` or ``__setstate__`` either, as
   those mark state that copying attributes cannot rebuild.
@@ -75,9 +76,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar, overload
 
-from ._errors import SerializationError
+from ._errors import InvalidArgumentError, SerializationError
 
-__all__ = ["MAX_DEPTH", "dumps", "from_jsonable", "loads", "register_type", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "dumps", "from_jsonable", "loads", "register_module", "register_type", "to_jsonable"]
 
 T = TypeVar("T")
 
@@ -155,6 +156,9 @@ _names_by_class: dict[type, str] = {}
 # A _ClassInfo when the class is allowed, else why not (appended to a message).
 _class_infos: dict[type, _ClassInfo | str] = {}
 _user_modules: dict[str, bool] = {}
+# Names given to register_module: they and their submodules count as user code. Replaced, never
+# changed in place, so a thread reading it while another registers sees the old or the new set.
+_trusted_modules: frozenset[str] = frozenset()
 
 
 @overload
@@ -185,6 +189,49 @@ def register_type(cls: type[T] | None = None, *, name: str | None = None) -> typ
         return c
 
     return register if cls is None else register(cls)
+
+
+def register_module(module: str | types.ModuleType) -> None:
+    """Trust the plain classes of ``module`` and its submodules as your own code, even once installed.
+
+    A plain class (not a dataclass, enum or pydantic model) is stored without registering only if
+    it comes from your own code, which LiteFlow recognises by its file: ``__main__`` or a module
+    outside the standard library and site-packages. An application installed as a package (a
+    wheel, ``pip install .``) lives in site-packages, so call ``register_module("myapp")`` once at
+    start-up to accept its classes as it accepts them when run from a source folder. Nothing is
+    imported: the classes are still looked up only in modules the application has imported.
+
+    Args:
+        module: The package or module, as an imported module object or its dotted name
+            (``"myapp"`` also covers ``myapp.models``).
+
+    Raises:
+        InvalidArgumentError: ``module`` is not a module or a dotted module name, or it names a
+            module of the standard library (register the classes you need with
+            :func:`register_type` instead).
+    """
+    if isinstance(module, types.ModuleType):
+        name = module.__name__
+    elif isinstance(module, str):
+        name = module
+    else:
+        raise InvalidArgumentError(f"register_module expects a module or a module name, got {module!r}")
+    if not name or not all(part.isidentifier() for part in name.split(".")):
+        raise InvalidArgumentError(f"register_module expects a dotted module name like 'myapp', got {name!r}")
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top in ("__main__", "builtins"):
+        raise InvalidArgumentError(
+            f"register_module({name!r}): {top!r} is not an application package; {_HINT} for the classes you need"
+        )
+    global _trusted_modules
+    _trusted_modules = _trusted_modules | {name}
+    for cls in list(_class_infos):  # decisions taken before the module was trusted
+        if _is_within(cls.__module__, name):
+            _class_infos.pop(cls, None)
+
+
+def _is_within(module_name: str, package: str) -> bool:
+    return module_name == package or module_name.startswith(package + ".")
 
 
 # -------------------------------------------------------------------- encoding
@@ -487,7 +534,7 @@ def _decide(cls: type) -> _ClassInfo | str:
         if module is None:
             return " (its module is not imported)"
         if kind == "object" and not _is_user_module(module):
-            return " (it is defined in the standard library or an installed package)"
+            return _not_user_code(module.__name__)
         if kind in ("dataclass", "object"):
             banned = ["__del__"] if kind == "dataclass" else ["__del__", "__reduce__", "__reduce_ex__", "__setstate__"]
             for attr in banned:
@@ -512,8 +559,20 @@ def _slot_names(cls: type) -> list[str]:
     return names
 
 
+def _not_user_code(module_name: str) -> str:
+    top = module_name.partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return " (it is defined in the standard library)"
+    return (
+        f" (it is defined in an installed package; if {top!r} is your application, trust its classes "
+        f"with liteflow.core.register_module({top!r}))"
+    )
+
+
 def _is_user_module(module: types.ModuleType) -> bool:
-    """True for ``__main__`` and modules outside the standard library and site-packages."""
+    """True for ``__main__``, trusted packages and modules outside the standard library and site-packages."""
+    if any(_is_within(module.__name__, package) for package in _trusted_modules):
+        return True
     known = _user_modules.get(module.__name__)
     if known is not None:
         return known

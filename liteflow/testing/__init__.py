@@ -6,7 +6,7 @@
 The provider contract suites (:class:`PersistenceContract`, :class:`QueueContract`,
 :class:`LockContract`) are pytest base classes: subclass one as ``Test...`` with a fixture
 yielding your provider, and pytest runs the whole contract against it. They need pytest
-(``pip install 'liteflow.core[test]'``), imported only when a suite is first used, so the other
+(``pip install 'liteflow-engine[test]'``), imported only when a suite is first used, so the other
 helpers in this package work without it.
 """
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 try:
     import pytest
 except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("liteflow.testing.contracts needs pytest: pip install 'liteflow.core[test]'") from e
+    raise ImportError("liteflow.testing.contracts needs pytest: pip install 'liteflow-engine[test]'") from e
 
 # The suites' asserts are in this package, not in the user's test modules: have pytest rewrite
 # them too, so a failure shows the compared values.

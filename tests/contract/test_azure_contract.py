@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("azure.storage.queue", reason='needs azure-storage-queue: pip install "liteflow.core[azure]"')
-pytest.importorskip("azure.storage.blob", reason='needs azure-storage-blob: pip install "liteflow.core[azure]"')
+pytest.importorskip("azure.storage.queue", reason='needs azure-storage-queue: pip install "liteflow-engine[azure]"')
+pytest.importorskip("azure.storage.blob", reason='needs azure-storage-blob: pip install "liteflow-engine[azure]"')
 
 from liteflow.core import InvalidArgumentError, LockProvider, QueueProvider, QueueType
 from liteflow.core._models import new_id

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("pymongo", reason='needs pymongo: pip install "liteflow.core[mongo]"')
+pytest.importorskip("pymongo", reason='needs pymongo: pip install "liteflow-engine[mongo]"')
 
 import pymongo
 

@@ -286,4 +286,4 @@ except ImportError as error:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert '"type": "end_workflow"' in result.stdout
-    assert 'YAML definitions need PyYAML: pip install "liteflow.core[yaml]"' in result.stdout
+    assert 'YAML definitions need PyYAML: pip install "liteflow-engine[yaml]"' in result.stdout

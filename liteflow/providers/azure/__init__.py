@@ -1,4 +1,4 @@
-"""Azure Storage queue and lock providers for LiteFlow (``pip install "liteflow.core[azure]"``).
+"""Azure Storage queue and lock providers for LiteFlow (``pip install "liteflow-engine[azure]"``).
 
 ``AzureQueueProvider(connection_string)`` hands out work through Azure Storage queues (one per
 queue type); ``AzureLockProvider(connection_string)`` locks resources with blob leases. Both take
@@ -11,7 +11,7 @@ try:
     import azure.storage.queue as _queue  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError(
-        'the Azure providers need azure-storage-queue and azure-storage-blob: pip install "liteflow.core[azure]"'
+        'the Azure providers need azure-storage-queue and azure-storage-blob: pip install "liteflow-engine[azure]"'
     ) from error
 
 from ._lock import AzureLockProvider

@@ -1,4 +1,4 @@
-"""MongoDB persistence for LiteFlow (``pip install "liteflow.core[mongo]"``).
+"""MongoDB persistence for LiteFlow (``pip install "liteflow-engine[mongo]"``).
 
 ``MongoPersistenceProvider("mongodb://localhost:27017/", "liteflow")`` or, in
 ``configure_workflow_host``, the URL ``"mongodb://host:port/database"`` (the database defaults to
@@ -10,7 +10,7 @@ replica set: a save is atomic through an outbox kept inside the instance documen
 try:
     import pymongo as _pymongo  # noqa: F401 - fail early, naming the extra
 except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError('the MongoDB provider needs pymongo: pip install "liteflow.core[mongo]"') from error
+    raise ImportError('the MongoDB provider needs pymongo: pip install "liteflow-engine[mongo]"') from error
 
 from ._provider import MongoPersistenceProvider
 

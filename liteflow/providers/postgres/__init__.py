@@ -1,4 +1,4 @@
-"""PostgreSQL persistence, queue and lock providers for LiteFlow (``pip install "liteflow.core[postgres]"``).
+"""PostgreSQL persistence, queue and lock providers for LiteFlow (``pip install "liteflow-engine[postgres]"``).
 
 ``PostgresPersistenceProvider("postgresql://user@host/db")``, ``PostgresQueueProvider(...)`` and
 ``PostgresLockProvider(...)``, or in ``configure_workflow_host`` the URL
@@ -18,7 +18,7 @@ try:
     import psycopg as _psycopg  # noqa: F401 - fail early, naming the extra
     import psycopg_pool as _psycopg_pool  # noqa: F401
 except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError('the PostgreSQL providers need psycopg 3: pip install "liteflow.core[postgres]"') from error
+    raise ImportError('the PostgreSQL providers need psycopg 3: pip install "liteflow-engine[postgres]"') from error
 
 from ._lock import PostgresLockProvider
 from ._persistence import PostgresPersistenceProvider

@@ -1,4 +1,4 @@
-"""Redis queue and lock providers for LiteFlow (``pip install "liteflow.core[redis]"``).
+"""Redis queue and lock providers for LiteFlow (``pip install "liteflow-engine[redis]"``).
 
 ``RedisQueueProvider("redis://localhost:6379/0")`` and ``RedisLockProvider(...)``, or in
 ``configure_workflow_host`` the URL ``"redis://host:port/db"`` as ``queue_service`` or
@@ -9,7 +9,7 @@ queue, ``?prefix=app&lease=15`` for the lock). Either also accepts a ``redis.Red
 try:
     import redis as _redis  # noqa: F401 - fail early, naming the extra
 except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError('the Redis providers need redis-py: pip install "liteflow.core[redis]"') from error
+    raise ImportError('the Redis providers need redis-py: pip install "liteflow-engine[redis]"') from error
 
 from ._lock import RedisLockProvider
 from ._queue import RedisQueueProvider

@@ -1,0 +1,284 @@
+"""What users install, tested as they install it: the built wheel, in a fresh venv, used from elsewhere.
+
+Run by ``make test-wheel`` after ``make dist`` (pytest is given this file by name: it is not a
+``test_*.py`` file, so ``make test`` does not collect it). The wheel is ``$LITEFLOW_WHEEL`` or the one
+in ``dist/``. It is installed with ``[all]`` (not editable, not the checkout) into a venv under a
+temporary folder, and everything runs with a working directory outside the repository and no
+``PYTHONPATH``, so nothing can be imported from the checkout by accident.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+SEED_SAMPLES = [
+    "01-hello-world.py",
+    "02-passing-data.py",
+    "03-waiting-for-events.py",
+    "04-foreach.py",
+    "05-if.py",
+    "06-while.py",
+]
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXPECTED: dict[str, list[str]] = _load(ROOT / "tests" / "e2e" / "test_samples.py").EXPECTED  # one list of outputs
+
+
+@dataclass
+class Installed:
+    """A venv holding the wheel, and a working folder outside the repository."""
+
+    venv: Path
+    outside: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PYTHONNOUSERSITE"] = "1"
+        env["PATH"] = os.pathsep.join([str(self.venv / "bin"), env.get("PATH", "")])
+        return subprocess.run(
+            [str(a) for a in args],
+            cwd=cwd or self.outside,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def ok(self, *args: str | Path, cwd: Path | None = None) -> str:
+        result = self.run(*args, cwd=cwd)
+        assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def sample(self, name: str) -> str:
+        """Runs a copy of the sample, so its folder (in the checkout) is not on sys.path either."""
+        copy = self.outside / name
+        shutil.copy(SAMPLES / name, copy)
+        return self.ok(self.python, copy)
+
+
+def the_wheel() -> Path:
+    given = os.environ.get("LITEFLOW_WHEEL")
+    wheels = [Path(given)] if given else sorted((ROOT / "dist").glob("*.whl"))
+    assert len(wheels) == 1, f"expected one wheel in {ROOT / 'dist'}, found {wheels}: run `make dist` first"
+    return wheels[0].resolve()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    base = tmp_path_factory.mktemp("installed-wheel")
+    assert ROOT not in base.parents
+    env = Installed(base / "venv", base / "work")
+    env.outside.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", str(env.venv)], check=True)
+    env.ok(env.python, "-m", "pip", "install", "--quiet", f"{the_wheel()}[all]")
+    yield env
+
+
+def test_the_wheel_is_installed_into_site_packages_not_the_checkout(installed: Installed) -> None:
+    out = installed.ok(
+        installed.python,
+        "-c",
+        "import liteflow, liteflow.core, pathlib; p = pathlib.Path(liteflow.__file__).parent; "
+        "print(p); print(liteflow.__version__, liteflow.core.__version__); print((p / 'py.typed').is_file())",
+    )
+    where, versions, typed = out.splitlines()
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert Path(where).is_relative_to(installed.venv) and "site-packages" in Path(where).parts
+    assert versions == f"{version} {version}"
+    assert typed == "True"
+    pip_show = installed.ok(installed.python, "-m", "pip", "show", "liteflow-engine")
+    assert "Location: " in pip_show and "Editable project location" not in pip_show
+
+
+@pytest.mark.parametrize("name", SEED_SAMPLES)
+def test_a_seed_sample_runs_from_outside_the_repository(installed: Installed, name: str) -> None:
+    out = installed.sample(name)
+    for line in EXPECTED[name]:
+        assert line in out, f"{line!r} missing from the output of {name}:\n{out}"
+
+
+def test_the_demo_run_twice_leaves_a_workflow_waiting_then_finishes_it(installed: Installed) -> None:
+    first = installed.sample("demo.py")
+    assert "workflow complete" in first
+    assert "run `make demo` again to see it resume from the database" in first
+    parcel = re.search(r"dispatch: parcel (P-\d+) is with the courier", first)
+    assert parcel, first
+    assert (installed.outside / "liteflow-demo.db").is_file()  # in the working folder, not the checkout
+
+    second = installed.sample("demo.py")
+    assert f"in the store: parcel {parcel[1]}" in second
+    assert "dispatch:" not in second  # the waiting workflow's first step is not run again
+    assert f"delivered: parcel {parcel[1]} arrived" in second
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("liteflow.providers.mongo", "MongoPersistenceProvider"),  # as the seed writes it
+        ("liteflow.providers.azure", "AzureQueueProvider, AzureLockProvider"),  # as the seed writes it
+        ("liteflow.providers.redis", "RedisQueueProvider, RedisLockProvider"),
+        ("liteflow.providers.rabbitmq", "RabbitMQQueueProvider"),
+        ("liteflow.providers.postgres", "PostgresPersistenceProvider, PostgresQueueProvider, PostgresLockProvider"),
+        ("liteflow.providers.sqlite", "SqlitePersistenceProvider"),
+        ("liteflow.testing", "WorkflowTestHost"),
+    ],
+)
+def test_the_providers_import_with_the_all_extra(installed: Installed, module: str, names: str) -> None:
+    out = installed.ok(installed.python, "-c", f"from {module} import {names}; print({names})")
+    assert out.count("<class") == names.count(",") + 1
+
+
+# ---------------------------------------------------------------- an application installed as a wheel
+
+MYAPP = {
+    "pyproject.toml": """
+        [build-system]
+        requires = ["setuptools>=77"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "myapp"
+        version = "0.1.0"
+        dependencies = ["liteflow-engine"]
+
+        [tool.setuptools]
+        packages = ["myapp"]
+    """,
+    "myapp/__init__.py": '"""A tiny application whose workflow data is a plain class of its own."""\n',
+    "myapp/models.py": """
+        class Order:
+            def __init__(self, number, items):
+                self.number = number
+                self.items = items
+                self.packed = []
+                self.paid = 0
+    """,
+    "myapp/workflows.py": """
+        from liteflow.core import *
+
+
+        class Pack(StepBody):
+            def run(self, context):
+                order = context.workflow.data
+                order.packed = [item.upper() for item in order.items]
+
+
+        class OrderWorkflow(Workflow):
+            def build(self, builder):
+                builder.start_with(Pack)\\
+                    .wait_for("paid", lambda data, context: data.number)\\
+                        .output("paid", lambda step: step.event_data)
+    """,
+    "myapp/__main__.py": """
+        import sys
+
+        from liteflow.core import SerializationError, WorkflowStatus, configure_workflow_host, register_module
+
+        from myapp.models import Order
+        from myapp.workflows import OrderWorkflow
+
+        command, store = sys.argv[1:3]
+        if command == "trusted":
+            register_module("myapp")  # the documented way for an installed application
+        host = configure_workflow_host(persistence_service=store)
+        host.register_workflow(OrderWorkflow())
+        if command == "pay":
+            register_module("myapp")
+            host.start()
+            try:
+                host.publish_event("paid", "A-1", 42)
+                instance = host.wait_for_workflow(sys.argv[3], timeout=60)
+            finally:
+                host.stop()
+            data = instance.data
+            print(instance.status.value, type(data).__module__, type(data).__qualname__, data.packed, data.paid)
+            sys.exit(0)
+        try:
+            workflow_id = host.start_workflow("OrderWorkflow", data=Order("A-1", ["tea", "cups"]))
+        except SerializationError as error:
+            print("refused:", error)
+            sys.exit(3)
+        host.run_until_idle()
+        instance = host.get_workflow_instance(workflow_id)
+        assert instance.status is WorkflowStatus.RUNNABLE, instance.status
+        print("waiting", workflow_id, instance.data.packed)
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def myapp(installed: Installed) -> Installed:
+    """Builds the application above as a wheel and installs it next to liteflow-engine."""
+    source = installed.outside.parent / "myapp-src"
+    for name, text in MYAPP.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(textwrap.dedent(text))
+    wheels = installed.outside.parent / "myapp-wheels"
+    installed.ok(installed.python, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, source)
+    built = sorted(wheels.glob("myapp-*.whl"))
+    assert len(built) == 1, built
+    installed.ok(installed.python, "-m", "pip", "install", "--quiet", built[0])
+    where = installed.ok(installed.python, "-c", "import myapp; print(myapp.__file__)").strip()
+    assert "site-packages" in Path(where).parts
+    return installed
+
+
+def test_an_installed_app_is_refused_plain_class_data_until_it_trusts_its_package(myapp: Installed) -> None:
+    store = f"sqlite:///{myapp.outside / 'untrusted.db'}"
+    result = myapp.run(myapp.python, "-m", "myapp", "untrusted", store)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "refused:" in result.stdout
+    assert "myapp.models.Order" in result.stdout and "register_module('myapp')" in result.stdout
+
+
+def test_an_installed_app_runs_a_workflow_on_its_own_plain_class_across_two_processes(myapp: Installed) -> None:
+    store = f"sqlite:///{myapp.outside / 'myapp.db'}"
+    first = myapp.ok(myapp.python, "-m", "myapp", "trusted", store).split(maxsplit=2)
+    assert first[0] == "waiting" and first[2].strip() == "['TEA', 'CUPS']"
+
+    second = myapp.ok(myapp.python, "-m", "myapp", "pay", store, first[1])  # a new process reads the store
+    assert second.strip() == "complete myapp.models Order ['TEA', 'CUPS'] 42"
+
+
+# ---------------------------------------------------------------- the console script
+# LEAD, AFTER MERGING THE CLI BRANCH (issue 10): add the `liteflow` console script here, run from the
+# installed venv like everything above, e.g.
+#
+#     def test_the_console_script_is_installed(installed: Installed) -> None:
+#         out = installed.ok(installed.venv / "bin" / "liteflow", "--help")
+#         assert "worker" in out
+#
+#     def test_a_worker_runs_a_workflow_and_stops(installed: Installed) -> None:
+#         ...start `liteflow worker` on a module of the app above with a SQLite store, have it finish
+#         a workflow, then stop it with SIGTERM and check it exits 0 (see the CLI's own tests).
+#
+# and add the CLI's extra (click/rich) to [all] in pyproject.toml.
