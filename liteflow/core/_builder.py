@@ -105,6 +105,18 @@ def _duration(verb: str, value: Any) -> timedelta | None:
     return value
 
 
+class Constant:
+    """An input the builder sets to a fixed value (an event name, a sub-workflow id...); a class
+    rather than a lambda so that export and graphs can tell it from the user's functions."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, data: Any, context: Any) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value!r})"
 
 
 def _body_factory(step: Any) -> tuple[Callable[[], StepBody], str]:
@@ -277,7 +289,7 @@ class StepBuilder:
         return following
 
     def _constant(self, prop: str, value: Any) -> StepBuilder:
-        self.step.inputs.append((prop, lambda data, context: value))
+        self.step.inputs.append((prop, Constant(value)))
         return self
 
     def _input(self, prop: str, function: Any) -> StepBuilder:
