@@ -33,7 +33,7 @@ from ._primitives import (
     When,
     While,
 )
-from ._steps import WorkflowDefinition, WorkflowStep
+from ._steps import _ANY, WorkflowDefinition, WorkflowStep
 
 _KINDS: dict[Any, str] = {
     WaitFor: "wait_for",
@@ -110,6 +110,8 @@ def successors(definition: WorkflowDefinition, step: WorkflowStep) -> list[int]:
     """The steps a step goes on to (its ``next``): after ``when`` blocks, those after them."""
     result: list[int] = []
     for outcome in step.outcomes:
+        if outcome.value is not _ANY:
+            continue  # an outcome edge of a hand-built definition; the builder makes none
         following = definition.steps[outcome.next_step]
         if is_hidden(following):
             result.extend(o.next_step for o in following.outcomes)
