@@ -282,11 +282,13 @@ class StepBuilder:
     def then(self, step: StepLike) -> StepBuilder:
         """Run ``step`` after this one (after a ``when`` block: after whichever block ran)."""
         following = self._builder._add(step)
+        self._continuing().step.outcomes.append(StepOutcome(following.step.id))
+        return following
+
+    def _continuing(self) -> StepBuilder:
         # After when blocks (or options with blocks), go on from their Outcomes step: once, after
         # every matching block.
-        source = (self._origin or self)._outcomes or self
-        source.step.outcomes.append(StepOutcome(following.step.id))
-        return following
+        return (self._origin or self)._outcomes or self
 
     def _constant(self, prop: str, value: Any) -> StepBuilder:
         self.step.inputs.append((prop, Constant(value)))
@@ -305,8 +307,9 @@ class StepBuilder:
         return self
 
     def attach(self, step_id: str) -> StepBuilder:
-        """Continue at the step with this id (or name), e.g. to jump back and repeat."""
-        self._builder._attachments.append((self.step, step_id))
+        """Continue at the step with this id (or name), e.g. to jump back and repeat; after ``when``
+        blocks, once after whichever blocks ran, as with :meth:`then`."""
+        self._builder._attachments.append((self._continuing().step, step_id))
         return self
 
     def name(self, name: str) -> StepBuilder:

@@ -404,19 +404,19 @@ class _Session:
         while True:
             plan = self.plan.steps[step_id]
             try:
-                followers = self.step(previous, plan)
+                built = self.step(previous, plan)
             except BuilderError as error:
                 raise DefinitionError(f"{plan.label}: {error}") from error
             target = plan.spec.get("next")
             if target is None:
                 return
             if target in self.built:
-                for follower in followers:  # after when blocks, every block goes on to the target
-                    follower.attach(target)
+                built.attach(target)
                 return
-            previous, step_id = followers[-1], target
+            previous, step_id = built, target
 
-    def step(self, previous: StepBuilder, plan: _StepPlan) -> list[StepBuilder]:
+    def step(self, previous: StepBuilder, plan: _StepPlan) -> StepBuilder:
+        """Add the step; what it returns continues (after ``when`` blocks: once, after them)."""
         built = self.add(previous, plan)
         spec = plan.spec
         built.id(spec["id"])
@@ -439,9 +439,9 @@ class _Session:
             built.cancel_condition(plan.functions["cancel_condition"], spec.get("proceed_after_cancel", False))
         if plan.compensation is not None:
             built.compensate_with(plan.compensation)
-        if "when" not in spec:
-            return [built]
-        return [built.when(item["outcome"]).do(self.block(item["do"][0])) for item in spec["when"]]
+        for item in spec.get("when", ()):
+            built = built.when(item["outcome"]).do(self.block(item["do"][0]))
+        return built
 
     def add(self, previous: StepBuilder, plan: _StepPlan) -> StepBuilder:
         spec, f = plan.spec, plan.functions
