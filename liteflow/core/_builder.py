@@ -105,6 +105,18 @@ def _duration(verb: str, value: Any) -> timedelta | None:
     return value
 
 
+class Constant:
+    """An input the builder sets to a fixed value (an event name, a sub-workflow id...); a class
+    rather than a lambda so that export and graphs can tell it from the user's functions."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, data: Any, context: Any) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value!r})"
 
 
 def _body_factory(step: Any) -> tuple[Callable[[], StepBody], str]:
@@ -270,14 +282,16 @@ class StepBuilder:
     def then(self, step: StepLike) -> StepBuilder:
         """Run ``step`` after this one (after a ``when`` block: after whichever block ran)."""
         following = self._builder._add(step)
-        # After when blocks (or options with blocks), go on from their Outcomes step: once, after
-        # every matching block.
-        source = (self._origin or self)._outcomes or self
-        source.step.outcomes.append(StepOutcome(following.step.id))
+        self._continuing().step.outcomes.append(StepOutcome(following.step.id))
         return following
 
+    def _continuing(self) -> StepBuilder:
+        # After when blocks (or options with blocks), go on from their Outcomes step: once, after
+        # every matching block.
+        return (self._origin or self)._outcomes or self
+
     def _constant(self, prop: str, value: Any) -> StepBuilder:
-        self.step.inputs.append((prop, lambda data, context: value))
+        self.step.inputs.append((prop, Constant(value)))
         return self
 
     def _input(self, prop: str, function: Any) -> StepBuilder:
@@ -293,8 +307,9 @@ class StepBuilder:
         return self
 
     def attach(self, step_id: str) -> StepBuilder:
-        """Continue at the step with this id (or name), e.g. to jump back and repeat."""
-        self._builder._attachments.append((self.step, step_id))
+        """Continue at the step with this id (or name), e.g. to jump back and repeat; after ``when``
+        blocks, once after whichever blocks ran, as with :meth:`then`."""
+        self._builder._attachments.append((self._continuing().step, step_id))
         return self
 
     def name(self, name: str) -> StepBuilder:

@@ -346,7 +346,7 @@ class _Plan:
         if self.default_error is not None:
             interval = self.document.get("default_retry_interval")
             builder.use_default_error_behavior(self.default_error, _seconds(interval, "default_retry_interval"))
-        _Session(self).chain(_Start(builder), self.blocks[0][1][0])
+        _Session(self).chain(builder, self.blocks[0][1][0])
 
 
 def _seconds(value: Any, where: str) -> timedelta | None:
@@ -378,17 +378,6 @@ def _error_handling(value: Any, where: str) -> ErrorHandling | None:
         raise DefinitionError(f"{where}: invalid retry policy: {error}") from None
 
 
-class _Start(StepBuilder):
-    """Stands before the first step of a block. The builder's verbs (``while_``, ``wait_for``...)
-    chain from a previous step; here there is none, so chaining starts the block instead."""
-
-    def __init__(self, builder: WorkflowBuilder) -> None:
-        super().__init__(builder, None)  # type: ignore[arg-type]  # never read: then() is replaced
-
-    def then(self, step: StepLike) -> StepBuilder:
-        return self._builder.start_with(step)
-
-
 class _Session:
     """One build of a plan: drives the builder step by step, following ``next``."""
 
@@ -397,26 +386,28 @@ class _Session:
         self.built: set[str] = set()
 
     def block(self, steps: list[dict[str, Any]]) -> Callable[[WorkflowBuilder], None]:
-        return lambda builder: self.chain(_Start(builder), steps[0]["id"])
+        return lambda builder: self.chain(builder, steps[0]["id"])
 
-    def chain(self, previous: StepBuilder, step_id: str) -> None:
+    def chain(self, previous: StepBuilder | WorkflowBuilder, step_id: str) -> None:
+        """Add ``step_id`` and the steps along its ``next``, after ``previous`` or, given the
+        builder of a block (or of the workflow), as its first steps: every verb can begin one."""
         # A loop rather than recursion along next, so long chains do not hit the recursion limit.
         while True:
             plan = self.plan.steps[step_id]
             try:
-                followers = self.step(previous, plan)
+                built = self.step(previous, plan)
             except BuilderError as error:
                 raise DefinitionError(f"{plan.label}: {error}") from error
             target = plan.spec.get("next")
             if target is None:
                 return
             if target in self.built:
-                for follower in followers:  # after when blocks, every block goes on to the target
-                    follower.attach(target)
+                built.attach(target)
                 return
-            previous, step_id = followers[-1], target
+            previous, step_id = built, target
 
-    def step(self, previous: StepBuilder, plan: _StepPlan) -> list[StepBuilder]:
+    def step(self, previous: StepBuilder | WorkflowBuilder, plan: _StepPlan) -> StepBuilder:
+        """Add the step; what it returns continues (after ``when`` blocks: once, after them)."""
         built = self.add(previous, plan)
         spec = plan.spec
         built.id(spec["id"])
@@ -439,16 +430,16 @@ class _Session:
             built.cancel_condition(plan.functions["cancel_condition"], spec.get("proceed_after_cancel", False))
         if plan.compensation is not None:
             built.compensate_with(plan.compensation)
-        if "when" not in spec:
-            return [built]
-        return [built.when(item["outcome"]).do(self.block(item["do"][0])) for item in spec["when"]]
+        for item in spec.get("when", ()):
+            built = built.when(item["outcome"]).do(self.block(item["do"][0]))
+        return built
 
-    def add(self, previous: StepBuilder, plan: _StepPlan) -> StepBuilder:
+    def add(self, previous: StepBuilder | WorkflowBuilder, plan: _StepPlan) -> StepBuilder:
         spec, f = plan.spec, plan.functions
         kind = plan.kind
         if not kind:
             assert plan.body is not None
-            return previous.then(plan.body)
+            return previous.then(plan.body) if isinstance(previous, StepBuilder) else previous.start_with(plan.body)
         if kind == "wait_for":
             return previous.wait_for(spec["event_name"], f["event_key"], f.get("effective_date"))
         if kind == "for_each":

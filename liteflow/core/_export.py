@@ -11,7 +11,18 @@ from ._definition_format import step_keys
 from ._definitions import LoadedWorkflow, yaml_module
 from ._errors import InvalidArgumentError
 from ._steps import _ANY, ErrorHandling, RetryPolicy, WorkflowDefinition, WorkflowStep
-from ._structure import as_expression, constant, definition_of, describe_callable, input_function, kind, unwrap
+from ._structure import (
+    as_expression,
+    constant,
+    definition_of,
+    describe_callable,
+    input_function,
+    kind,
+    outcomes_step,
+    successors,
+    unwrap,
+    whens,
+)
 
 
 def export_workflow(workflow: Workflow | type[Workflow] | WorkflowDefinition, format: str = "dict") -> Any:
@@ -114,17 +125,19 @@ class _Exporter:
         return {key: exported[key] for key in order if key in exported}, following
 
     def outcomes(self, step: WorkflowStep, exported: dict[str, Any]) -> list[int]:
-        plain = [o.next_step for o in step.outcomes if o.value is _ANY]
-        whens = [o for o in step.outcomes if o.value is not _ANY]
-        if whens:
+        """``when`` (the blocks run by the hidden Outcomes step after ``step``) and ``next``."""
+        hidden = outcomes_step(self.definition, step)
+        if hidden is not None:
+            self.done.add(hidden.id)
+            self.done.update(block for _, block in whens(self.definition, step))
             exported["when"] = [
-                {"outcome": o.value, "do": [self.block(self.steps[o.next_step].children[0])]} for o in whens
+                {"outcome": value, "do": [self.block(self.steps[block].children[0])]}
+                for value, block in whens(self.definition, step)
             ]
-            after = {tuple(x.next_step for x in self.steps[o.next_step].outcomes) for o in whens}
-            plain = list(after.pop()) if len(after) == 1 else []
-        if plain:
-            exported["next"] = self.ident(plain[0])
-        return plain[:1]
+        following = successors(self.definition, step)
+        if following:
+            exported["next"] = self.ident(following[0])
+        return following[:1]
 
     def arguments(self, step: WorkflowStep, step_kind: str) -> dict[str, Any]:
         def expression(prop: str, on: WorkflowStep = step) -> Any:

@@ -3,7 +3,9 @@
 The graph is drawn from the built definition (the steps a host runs), so it works the same for
 fluent and loaded workflows: one node per step, edges for ``next`` and outcomes (solid), blocks of
 containers (dashed), loops back to a ``while`` and compensation (dotted), and each container's
-block as a subgraph. Given an instance, the steps it is on are highlighted.
+block as a subgraph. ``when`` blocks are drawn as outcome edges from the deciding step, labelled with
+the value, not through the hidden step that runs them. Given an instance, the steps it is on are
+highlighted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from ._builder import Workflow
 from ._errors import InvalidArgumentError
 from ._models import PointerStatus, WorkflowInstance
 from ._steps import _ANY, WorkflowDefinition, WorkflowStep
-from ._structure import constant, definition_of, expression_text, input_function, kind, short_name
+from ._structure import (
+    constant,
+    definition_of,
+    expression_text,
+    input_function,
+    kind,
+    short_name,
+    successors,
+    whens,
+)
 
 _CONTAINERS = frozenset({"for_each", "while", "if", "decide", "parallel", "saga", "when"})
 # The input of each built-in step worth showing on its node.
@@ -118,10 +129,16 @@ class _Graph:
                 continue
             self.scope[step_id] = parent
             step = self.steps[step_id]
-            pending.extend((outcome.next_step, parent) for outcome in step.outcomes)
+            pending.extend((block, parent) for _, block in whens(self.definition, step))
+            pending.extend((following, parent) for following in successors(self.definition, step))
+            pending.extend((o.next_step, parent) for o in step.outcomes if o.value is not _ANY)
             pending.extend((child, step_id) for child in step.children)
             if step.compensation_step is not None:
                 pending.append((step.compensation_step, parent))
+
+    def _goes_on(self, step: WorkflowStep) -> bool:
+        """Whether a step has a step after it (a step with when blocks and no next ends its block)."""
+        return bool(successors(self.definition, step)) or any(o.value is not _ANY for o in step.outcomes)
 
     def _subgraph_of(self, step_id: int) -> str | None:
         parent = self.scope.get(step_id)
@@ -160,16 +177,14 @@ class _Graph:
 
     def _edges(self, step: WorkflowStep) -> list[Edge]:
         source = _node_id(step.id)
-        edges = [
-            Edge(source, _node_id(o.next_step), "next")
-            if o.value is _ANY
-            else Edge(source, _node_id(o.next_step), "outcome", repr(o.value))
-            for o in step.outcomes
-        ]
+        edges = [Edge(source, _node_id(block), "outcome", repr(value)) for value, block in whens(self.definition, step)]
+        edges.extend(Edge(source, _node_id(following), "next") for following in successors(self.definition, step))
+        valued = [o for o in step.outcomes if o.value is not _ANY]
+        edges.extend(Edge(source, _node_id(o.next_step), "outcome", repr(o.value)) for o in valued)
         branches = {child: repr(value) for value, child in constant(step, "branches", None) or []}
         edges.extend(Edge(source, _node_id(child), "block", branches.get(child)) for child in step.children)
         if kind(self.definition, step) == "while":
-            ends = [s for s, parent in self.scope.items() if parent == step.id and not self.steps[s].outcomes]
+            ends = [s for s, parent in self.scope.items() if parent == step.id and not self._goes_on(self.steps[s])]
             edges.extend(Edge(_node_id(end), source, "loop", "repeat") for end in sorted(ends))
         if step.compensation_step is not None:
             edges.append(Edge(source, _node_id(step.compensation_step), "compensation", "compensate"))

@@ -2,8 +2,12 @@
 
 The builder turns verbs into steps of a few built-in bodies (``While``, ``Foreach``, ``Detach``...)
 and turns arguments into input functions. These helpers recover the verb and the arguments: the
-built-in body by class, constants set by the builder by calling its constant functions, and
+built-in body by class, constants set by the builder from its :class:`Constant` inputs, and
 expressions of loaded definitions from the function objects that carry them.
+
+A step with ``when`` blocks is followed by a hidden ``Outcomes`` step that runs the matching blocks
+and then goes on; :func:`whens` and :func:`successors` fold it back into the step before it, as the
+data format (and the fluent API) have it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import inspect
 from typing import Any
 
-from ._builder import Workflow, WorkflowBuilder
+from ._builder import Constant, Workflow, WorkflowBuilder
 from ._errors import InvalidArgumentError
 from ._primitives import (
     Decide,
@@ -21,6 +25,7 @@ from ._primitives import (
     EndWorkflow,
     Foreach,
     If,
+    Outcomes,
     Parallel,
     Saga,
     SubWorkflow,
@@ -28,7 +33,7 @@ from ._primitives import (
     When,
     While,
 )
-from ._steps import WorkflowDefinition, WorkflowStep
+from ._steps import _ANY, WorkflowDefinition, WorkflowStep
 
 _KINDS: dict[Any, str] = {
     WaitFor: "wait_for",
@@ -43,7 +48,6 @@ _KINDS: dict[Any, str] = {
     EndWorkflow: "end_workflow",
     SubWorkflow: "sub_workflow",
 }
-_CONSTANT = "StepBuilder._constant.<locals>.<lambda>"
 
 
 def definition_of(workflow: Workflow | type[Workflow] | WorkflowDefinition) -> WorkflowDefinition:
@@ -79,9 +83,41 @@ def input_function(step: WorkflowStep, prop: str) -> Any:
 def constant(step: WorkflowStep, prop: str, default: Any = None) -> Any:
     """A value the builder set as a constant input (``event_name``, ``run_parallel``...)."""
     function = input_function(step, prop)
-    if function is None or getattr(function, "__qualname__", "") != _CONSTANT:
-        return default
-    return function(None, None)  # the builder's own constant function: it ignores its arguments
+    return function.value if isinstance(function, Constant) else default
+
+
+def outcomes_step(definition: WorkflowDefinition, step: WorkflowStep) -> WorkflowStep | None:
+    """The hidden ``Outcomes`` step after a step with ``when`` blocks, or None."""
+    for outcome in step.outcomes:
+        following = definition.steps[outcome.next_step]
+        if following.body_factory is Outcomes:
+            return following
+    return None
+
+
+def is_hidden(step: WorkflowStep) -> bool:
+    """A step the builder added for a ``when`` (shown as the deciding step's ``when`` blocks)."""
+    return step.body_factory is Outcomes
+
+
+def whens(definition: WorkflowDefinition, step: WorkflowStep) -> list[tuple[Any, int]]:
+    """The ``when`` blocks of a step: (outcome value, ``When`` block step) in the order given."""
+    hidden = outcomes_step(definition, step)
+    return [] if hidden is None else list(constant(hidden, "branches", []))
+
+
+def successors(definition: WorkflowDefinition, step: WorkflowStep) -> list[int]:
+    """The steps a step goes on to (its ``next``): after ``when`` blocks, those after them."""
+    result: list[int] = []
+    for outcome in step.outcomes:
+        if outcome.value is not _ANY:
+            continue  # an outcome edge of a hand-built definition; the builder makes none
+        following = definition.steps[outcome.next_step]
+        if is_hidden(following):
+            result.extend(o.next_step for o in following.outcomes)
+        else:
+            result.append(following.id)
+    return result
 
 
 def unwrap(function: Any) -> Any:

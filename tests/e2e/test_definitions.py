@@ -513,6 +513,74 @@ CASES = [
         data=lambda: MyData(total=5000),
     ),
     Case(
+        # Every block whose value matches runs; the steps after the blocks run once, after both.
+        "outcomes-two-blocks-match",
+        lambda b: (
+            b.start_with(CheckRisk)
+            .when("high")
+            .do(lambda then: then.start_with(Accept))
+            .when("high")
+            .do(lambda then: then.start_with(HoldForReview))
+            .then(Ship)
+        ),
+        """
+        id: W
+        steps:
+          - id: risk
+            type: CheckRisk
+            when:
+              - {outcome: high, do: [[{id: accept, type: Accept}]]}
+              - {outcome: high, do: [[{id: hold, type: HoldForReview}]]}
+            next: ship
+          - {id: ship, type: Ship}
+        """,
+        ["CheckRisk", "Accept", "HoldForReview", "Ship"],
+        data=lambda: MyData(total=5000),
+    ),
+    Case(
+        # An outcome no block matches goes straight on to the steps after the blocks.
+        "outcomes-unmatched",
+        lambda b: b.start_with(CheckRisk).when("low").do(lambda then: then.start_with(Accept)).then(Ship),
+        """
+        id: W
+        steps:
+          - id: risk
+            type: CheckRisk
+            when: [{outcome: low, do: [[{id: accept, type: Accept}]]}]
+            next: ship
+          - {id: ship, type: Ship}
+        """,
+        ["CheckRisk", "Ship"],
+        data=lambda: MyData(total=5000),
+    ),
+    Case(
+        # next after when blocks back to an earlier step: taken once per round, whether a block
+        # matched (again) or not; the done block ends the workflow.
+        "jump-after-when",
+        lambda b: (
+            b.start_with(Hello)
+            .then(Attempt)
+            .id("attempt")
+            .when("again")
+            .do(lambda then: then.start_with(Retrying))
+            .when("done")
+            .do(lambda then: then.start_with(Goodbye).end_workflow())
+            .attach("attempt")
+        ),
+        """
+        id: W
+        steps:
+          - {id: hello, type: Hello, next: attempt}
+          - id: attempt
+            type: Attempt
+            when:
+              - {outcome: again, do: [[{id: retrying, type: Retrying}]]}
+              - {outcome: done, do: [[{id: bye, type: Goodbye, next: end}, {id: end, type: end_workflow}]]}
+            next: attempt
+        """,
+        ["Hello", "Attempt 1", "Retrying", "Attempt 2", "Retrying", "Attempt 3", "Goodbye"],
+    ),
+    Case(
         "decide",
         lambda b: (
             b.start_with(Hello)

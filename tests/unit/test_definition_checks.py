@@ -178,6 +178,30 @@ def test_an_exported_python_callable_is_refused_with_an_explanation() -> None:
     fails(exported, "condition", "Python callable", "cannot be loaded")
 
 
+def test_a_fluent_export_has_the_values_the_builder_set_as_constants() -> None:
+    class Fluent(Workflow):
+        def build(self, builder: WorkflowBuilder) -> None:
+            (
+                builder.wait_for("approved", lambda data, context: "k")
+                .sub_workflow("Child", version=3)
+                .sub_workflow("Latest")
+                .for_each(lambda data, context: [1], run_parallel=False)
+                .do(lambda each: each.start_with(Noop))
+                .decide(lambda data, context: "a")
+                .branch("a", lambda branch: branch.start_with(Noop))
+                .then(Noop)
+                .input("limit", lambda data, context: 5)  # a user's function, not a constant
+            )
+
+    steps = export_workflow(Fluent())["steps"]
+    assert steps[0]["event_name"] == "approved"
+    assert (steps[1]["workflow_id"], steps[1]["version"]) == ("Child", 3)
+    assert steps[2]["workflow_id"] == "Latest" and "version" not in steps[2]
+    assert steps[3]["run_parallel"] is False
+    assert [branch["value"] for branch in steps[4]["branches"]] == ["a"]
+    assert steps[5]["inputs"]["limit"]["python"].endswith("Fluent.build.<locals>.<lambda>")
+
+
 def test_invalid_json_and_yaml_text() -> None:
     fails('{"id": "W", "steps": [}', "not valid JSON")
     fails("id: W\nsteps: [\n", "not valid YAML")

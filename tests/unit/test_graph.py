@@ -219,6 +219,79 @@ def test_a_loaded_definition_has_the_same_shape_as_its_fluent_twin() -> None:
     assert shape(load_workflow(WHILE_YAML, steps=STEPS)) == shape(WHILE)
 
 
+OUTCOMES = readme(
+    lambda b: (
+        b.start_with(Hello)
+        .when("low")
+        .do(lambda then: then.start_with(DoStuff))
+        .when("high")
+        .do(lambda then: then.start_with(AddNumbers))
+        .then(Goodbye)
+    )
+)
+OUTCOMES_YAML = """
+id: MyWorkflow
+steps:
+  - id: hello
+    type: Hello
+    when:
+      - {outcome: low, do: [[{id: stuff, type: DoStuff}]]}
+      - {outcome: high, do: [[{id: add, type: AddNumbers}]]}
+    next: bye
+  - {id: bye, type: Goodbye}
+"""
+
+
+def test_when_blocks_are_outcome_edges_from_the_deciding_step_not_a_hidden_node() -> None:
+    # s1 is the step that runs the matching blocks: not drawn; its blocks and its next hang off s0.
+    assert workflow_graph(OUTCOMES) == (
+        """flowchart TD
+    s0["Hello"]
+    s2{{"when"}}
+    subgraph s2_block ["when"]
+        s3["DoStuff"]
+    end
+    s4{{"when"}}
+    subgraph s4_block ["when"]
+        s5["AddNumbers"]
+    end
+    s6["Goodbye"]
+    s0 -->|"'low'"| s2
+    s0 -->|"'high'"| s4
+    s0 --> s6
+    s2 -.-> s3
+    s4 -.-> s5
+"""
+    )
+    document = json.loads(workflow_graph(OUTCOMES, format="json"))
+    assert [n["type"] for n in document["nodes"]] == ["Hello", "when", "DoStuff", "when", "AddNumbers", "Goodbye"]
+
+
+def test_a_loaded_when_is_drawn_as_its_fluent_twin() -> None:
+    assert workflow_graph(load_workflow(OUTCOMES_YAML, steps={**STEPS, "AddNumbers": AddNumbers})) == (
+        workflow_graph(OUTCOMES)
+        .replace('"Hello"', '"hello: Hello"')
+        .replace('"DoStuff"', '"stuff: DoStuff"')
+        .replace('"AddNumbers"', '"add: AddNumbers"')
+        .replace('"Goodbye"', '"bye: Goodbye"')
+    )
+
+
+def test_a_loop_block_ending_with_when_blocks_repeats_from_the_deciding_step() -> None:
+    workflow = readme(
+        lambda b: (
+            b.start_with(Hello)
+            .while_(lambda data, context: data.value1 < 3)
+            .do(lambda do: do.start_with(DoStuff).when(1).do(lambda then: then.start_with(AddNumbers)))
+            .then(Goodbye)
+        )
+    )
+    mermaid = workflow_graph(workflow)
+    assert '    s2 -.->|"repeat"| s1\n' in mermaid
+    assert "s3" not in mermaid  # the hidden step
+    assert '    s2 -->|"1"| s4\n' in mermaid
+
+
 def test_graphviz_output_has_clusters_for_blocks_and_escapes_labels() -> None:
     dot = workflow_graph(load_workflow(WHILE_YAML.replace("data.value1 < 3", 'data.name != "x"'), steps=STEPS), "dot")
     assert dot.startswith('digraph "MyWorkflow v1" {\n')
