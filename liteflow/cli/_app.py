@@ -71,10 +71,20 @@ class Backends:
         if not create:
             _check_sqlite_file(self.store)
         host = configure_workflow_host(self.store, self.queue or None, self.lock or None, **options)
+        # Closed when the command ends: drivers' pools would otherwise hold the exit up.
+        click.get_current_context().call_on_close(lambda: _close(host))
         if self.app:
             target = load_target(self.app)
             register_all(host, target)
         return host
+
+
+def _close(host: WorkflowHost) -> None:
+    for resource in (host.queue, host.lock, host.persistence):
+        try:
+            resource.close()
+        except Exception:
+            logger.debug("closing %r failed", resource, exc_info=True)
 
 
 def shares_lock(host: WorkflowHost) -> bool:

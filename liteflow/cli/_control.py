@@ -14,7 +14,15 @@ import json
 from datetime import timedelta
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from liteflow.core import (
     Event,
@@ -158,7 +166,7 @@ def _bulk(ctx: click.Context, host: WorkflowHost, action: str, selected: list[st
     done = requested = skipped = 0
     failures: list[tuple[str, LiteFlowError]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console(stderr=True), transient=True) as progress:
+    with _progress(*columns) as progress:
         task = progress.add_task(action, total=len(selected))
         for workflow_id in selected:
             try:
@@ -183,6 +191,12 @@ def _bulk(ctx: click.Context, host: WorkflowHost, action: str, selected: list[st
         click.echo(f"error: {workflow_id}: {failure}", err=True)
     if failures:
         ctx.exit(1)
+
+
+def _progress(*columns: ProgressColumn) -> Progress:
+    """A progress display on stderr, for people: nothing at all when stderr is not a terminal."""
+    out = console(stderr=True)
+    return Progress(*columns, console=out, transient=True, disable=not out.is_terminal)
 
 
 for _action in _ACTIONS:
@@ -231,7 +245,7 @@ def purge(older_than: timedelta, statuses: str, backends: Backends) -> None:
         raise click.BadParameter(f"{statuses!r}: statuses are {', '.join(STATUSES)}", param_hint="--status")
     host = backends.host()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console(stderr=True), transient=True) as progress:
+    with _progress(*columns) as progress:
         progress.add_task(f"purging {', '.join(wanted)} workflows", total=None)
         count = host.purge([WorkflowStatus(s) for s in wanted], older_than=older_than)
     click.echo(f"purged {count} workflow{'s' if count != 1 else ''}")
