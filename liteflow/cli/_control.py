@@ -147,7 +147,8 @@ def _by_id(ctx: click.Context, host: WorkflowHost, action: str, ids: tuple[str, 
         if done:
             click.echo(f"{past} {workflow_id}")
         else:
-            click.echo(f"{action} of {workflow_id} requested: the worker running it applies it")
+            when = "when its running step returns" if shares_lock(host) else "at its next poll (see --lock)"
+            click.echo(f"{action} of {workflow_id} requested: the worker applies it {when}")
     if failed:
         ctx.exit(1)
 
@@ -181,7 +182,7 @@ def _bulk(ctx: click.Context, host: WorkflowHost, action: str, selected: list[st
             progress.advance(task)
     parts = [f"{past} {done} of {len(selected)} workflows"]
     if requested:
-        parts.append(f"{requested} requested (applied by the workers running them)")
+        parts.append(f"{requested} requested (the workers apply them)")
     if skipped:
         parts.append(f"{skipped} skipped (their status changed meanwhile)")
     if failures:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._errors import InvalidArgumentError, InvalidOperationError, WorkflowNotRegisteredError
+from ._errors import ConcurrencyError, InvalidArgumentError, InvalidOperationError, WorkflowNotRegisteredError
 from ._lifecycle import LifecycleEventType
 from ._models import ExecutionPointer, PointerStatus, WorkflowInstance, WorkflowStatus
 from ._primitives import _CHILDREN_ACTIVE
@@ -31,6 +31,7 @@ logger = logging.getLogger("liteflow")
 StepRef = int | str
 """A step named by its numeric id, its ``name``, its builder ``id`` or its class or function name."""
 
+_SAVE_ATTEMPTS = 3
 _RETRYABLE = (WorkflowStatus.SUSPENDED, WorkflowStatus.TERMINATED)
 
 
@@ -76,17 +77,25 @@ def retry_workflow(host: WorkflowHost, workflow_id: str, from_step: StepRef | No
     if not host.lock.acquire(workflow_id):
         raise InvalidOperationError(f"workflow {workflow_id} is busy on another host; try again")
     try:
-        instance = host.persistence.get_workflow_instance(workflow_id)
-        _check_retryable(instance)
-        before, now = instance.status, host.options.clock()
-        if step_id is None:
-            _reopen(instance)
-        else:
-            _rewind(instance, step_id)
-        for pointer in instance.execution_pointers:
-            pointer.retries_before_resume = pointer.retry_count  # a fresh set of attempts
-        instance.status, instance.next_execution, instance.complete_time = WorkflowStatus.RUNNABLE, now, None
-        host._save(instance, before)
+        for attempt in range(_SAVE_ATTEMPTS):
+            instance = host.persistence.get_workflow_instance(workflow_id)
+            _check_retryable(instance)
+            before, now = instance.status, host.options.clock()
+            if step_id is None:
+                _reopen(instance)
+            else:
+                _rewind(instance, step_id)
+            for pointer in instance.execution_pointers:
+                pointer.retries_before_resume = pointer.retry_count  # a fresh set of attempts
+            instance.status, instance.next_execution, instance.complete_time = WorkflowStatus.RUNNABLE, now, None
+            try:
+                host._save(instance, before)
+                break
+            except ConcurrencyError:
+                # Saved meanwhile by a process whose lock this one does not see (an event delivered
+                # to it, say): start again from what it saved.
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
     finally:
         host._release(workflow_id)
     logger.info("workflow %s retried%s", workflow_id, "" if from_step is None else f" from step {from_step}")

@@ -96,6 +96,15 @@ def test_a_missing_store_or_database_file_is_bad_usage(tmp_path: Path) -> None:
     assert not (tmp_path / "typo.db").exists(), "the command did not create an empty store"
 
 
+def test_a_worker_given_a_configured_host_refuses_other_backends(store: str, tmp_path: Path) -> None:
+    app = tmp_path / "hosted.py"
+    app.write_text("from liteflow.core import configure_workflow_host\nhost = configure_workflow_host()\n")
+    result = liteflow("worker", f"{app}:host", "--store", store)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {app}:host is a configured host: its own store, queue, lock")
+    assert result.stderr.count("\n") == 1
+
+
 def test_debug_shows_the_traceback(store: str) -> None:
     quiet = liteflow("show", "nope", "--store", store)
     assert (quiet.returncode, quiet.stderr) == (1, "error: no workflow instance with id nope\n")
