@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -52,7 +53,8 @@ def worker(
 
     On the first SIGINT or SIGTERM the worker takes no new work and gives running steps up to
     --stop-timeout seconds to finish and be saved; a step still running then is handed back:
-    another worker, or this one after a restart, runs it again from its last saved state.
+    another worker, or this one after a restart, runs it again from its last saved state. A second
+    signal exits at once, handing back every running step.
     """
     # A worker runs for long: what it does (INFO) and what its drivers warn about are worth a log.
     for name, level in (("liteflow", logging.INFO), ("", logging.WARNING)):
@@ -85,7 +87,10 @@ def _run(host: WorkflowHost, names: list[str]) -> None:
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
-            logger.warning("stopping already; waiting for running steps (up to %s)", host.options.stop_timeout)
+            # The usual second Ctrl+C: leave now. Running steps are handed back as if this
+            # process had died: they run again elsewhere once their locks lapse.
+            click.echo("liteflow worker: second signal, exiting now; running steps are handed back", err=True)
+            os._exit(1)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)

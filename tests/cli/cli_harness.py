@@ -105,15 +105,15 @@ class Worker:
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        self.expect("liteflow worker ready")
+        self.ready = self.expect("liteflow worker ready")
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.put(line)
 
-    def expect(self, text: str, timeout: float = DEADLINE) -> None:
-        """Wait for a line of the worker's stderr containing ``text``."""
+    def expect(self, text: str, timeout: float = DEADLINE) -> str:
+        """Wait for a line of the worker's stderr containing ``text``, and return it."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -122,11 +122,20 @@ class Worker:
                 pytest.fail(f"the worker never printed {text!r}; it printed:\n{''.join(self.log)}")
             self.log.append(line)
             if text in line:
-                return
+                return line
+
+    def kill(self) -> None:
+        """End this worker at once if it still runs (after a failed test)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=DEADLINE)
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
+        """Send ``signum`` and wait for the exit status."""
+        self.process.send_signal(signum)
+        return self.wait()
+
+    def wait(self) -> int:
         return self.process.wait(timeout=DEADLINE)
 
 

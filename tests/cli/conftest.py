@@ -4,7 +4,7 @@ one ``liteflow worker`` process per module and store."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,5 +43,22 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def worker(backend: Backend) -> Iterator[Worker]:
     """One worker for all the tests of a module (and backend)."""
     running = Worker(backend)
-    yield running
-    assert running.stop() == 0, "".join(running.log)
+    try:
+        yield running
+        assert running.stop() == 0, "".join(running.log)
+    finally:
+        running.kill()
+
+
+@pytest.fixture
+def start_worker(backend: Backend) -> Iterator[Callable[..., Worker]]:
+    """Starts workers of a test's own (``start_worker("--stop-timeout", "1")``); none outlives the test."""
+    started: list[Worker] = []
+
+    def start(*args: str) -> Worker:
+        started.append(Worker(backend, *args))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.kill()
