@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import threading
 import uuid
 
-from cli_harness import Backend, Worker, wait_until
+from cli_harness import DEADLINE, LITEFLOW, Backend, Worker, wait_until
 
 from liteflow.core import PointerStatus, WorkflowStatus
 
@@ -154,6 +158,39 @@ def test_bulk_terminate_only_shows_the_selection_without_yes(backend: Backend, w
         backend.wait_for(workflow_id, WorkflowStatus.TERMINATED)
     nothing = backend.run("terminate", "--reference", ref, "--yes")
     assert (nothing.returncode, nothing.stdout.strip()) == (0, "No workflows match.")
+
+
+def test_a_bulk_command_shows_a_progress_bar_on_a_terminal(backend: Backend, worker: Worker) -> None:
+    ref = unique()
+    ids = [backend.start("Greeting", {"key": unique()}, reference=ref) for _ in range(2)]
+    terminal, child_side = pty.openpty()
+    screen = bytearray()
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the command exited and the terminal closed
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    command = [str(LITEFLOW), "suspend", "--reference", ref, "--yes"]
+    env = backend.environ(TERM="xterm", COLUMNS="100")
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=child_side, text=True) as process:
+        os.close(child_side)
+        output, _ = process.communicate(timeout=DEADLINE)
+    reader.join(DEADLINE)
+    os.close(terminal)
+    assert process.returncode == 0
+    assert output.startswith("suspended ") and "of 2 workflows" in output, "the count goes to stdout"
+    shown = screen.decode(errors="replace")
+    assert "suspend" in shown and "2/2" in shown, shown
+    for workflow_id in ids:
+        backend.wait_for(workflow_id, WorkflowStatus.SUSPENDED)
 
 
 def test_purge_removes_workflows_that_ended_before_the_cutoff(backend: Backend, worker: Worker) -> None:
