@@ -71,7 +71,7 @@ class Backends:
         if not create:
             _check_sqlite_file(self.store)
         host = configure_workflow_host(self.store, self.queue or None, self.lock or None, **options)
-        # Closed when the command ends: drivers' pools would otherwise hold the exit up.
+        # Closed when the command ends: connections end cleanly and any lock taken is released.
         click.get_current_context().call_on_close(lambda: _close(host))
         if self.app:
             target = load_target(self.app)
