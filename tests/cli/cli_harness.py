@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cli_workflows
 import pytest
 
 from liteflow.core import WorkflowHost, WorkflowInstance, WorkflowStatus, configure_workflow_host
+
+from . import cli_workflows
 
 LITEFLOW = Path(sys.executable).with_name("liteflow")
 WORKFLOWS = Path(__file__).with_name("cli_workflows.py")

@@ -1,5 +1,6 @@
 """Fixtures of the command-line tests: a store per module on a SQLite file and on PostgreSQL, and
-one ``liteflow worker`` process per module and store."""
+``liteflow worker`` processes on it. (tests/cli is a package so that this conftest does not shadow
+the ``conftest`` module other test directories import from.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_harness import Backend, Worker
+
+from .cli_harness import Backend, Worker
 
 
 def _backend(name: str, directory: Path, postgres_url: str | None, schema: str | None) -> Backend:

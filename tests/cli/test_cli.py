@@ -9,9 +9,9 @@ import subprocess
 import threading
 import uuid
 
-from cli_harness import DEADLINE, LITEFLOW, Backend, Worker, wait_until
-
 from liteflow.core import PointerStatus, WorkflowStatus
+
+from .cli_harness import DEADLINE, LITEFLOW, Backend, Worker, wait_until
 
 
 def unique() -> str:

@@ -14,7 +14,9 @@ from liteflow.core import WorkflowHost, configure_workflow_host
 
 MODULE = """
 from liteflow.core import Workflow, configure_workflow_host
-from cli_workflows import Order  # imported here, defined elsewhere: not this module's own
+
+# As if imported from another module: not one of this module's own workflows.
+Imported = type("Imported", (Workflow,), {"__module__": "elsewhere"})
 
 
 class First(Workflow):

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_harness import LITEFLOW, WORKFLOWS
 from click.testing import CliRunner
 
 from liteflow.cli import cli
+
+from .cli_harness import LITEFLOW, WORKFLOWS
 
 COMMANDS = ["errors", "fork", "list", "publish", "purge", "resume", "retry", "show", "suspend", "terminate", "worker"]
 

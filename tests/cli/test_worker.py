@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-from cli_harness import Backend, Worker, wait_until
-
 from liteflow.core import WorkflowStatus
+
+from .cli_harness import Backend, Worker, wait_until
 
 
 def start_slow(backend: Backend) -> str:
