@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if debug else logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("liteflow").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("psycopg").setLevel(logging.DEBUG if debug else logging.ERROR)  # else it picks WARNING
     try:
         result = cli.main(args=args, prog_name="liteflow", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as error:  # plain ``liteflow``: show what it can do

@@ -17,6 +17,7 @@ from ._app import Backends, backend_options, cli
 from ._loader import load_target, register_all
 
 logger = logging.getLogger("liteflow")
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @cli.command(short_help="Run workflows until stopped.")
@@ -57,7 +58,7 @@ def worker(
     signal exits at once, handing back every running step.
     """
     # A worker runs for long: what it does (INFO) and what its drivers warn about are worth a log.
-    for name, level in (("liteflow", logging.INFO), ("", logging.WARNING)):
+    for name, level in (("liteflow", logging.INFO), ("", logging.WARNING), ("psycopg", logging.WARNING)):
         logging.getLogger(name).setLevel(min(logging.getLogger(name).getEffectiveLevel(), level))
     options: dict[str, Any] = {
         name: value
@@ -68,6 +69,18 @@ def worker(
         )
         if value is not None
     }
+    # Threads inherit their creator's signal mask: with SIGINT and SIGTERM blocked until the host
+    # runs, every thread made meanwhile (the host's, the drivers') refuses them, so the kernel hands
+    # them to this thread, the one Python runs handlers in, even while it waits in a join.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        host, names = _host(target, backends, options)
+        _run(host, names)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+def _host(target: str, backends: Backends, options: dict[str, Any]) -> tuple[WorkflowHost, list[str]]:
     loaded = load_target(target)
     if isinstance(loaded, WorkflowHost):
         if backends.store or backends.queue or backends.lock or options:
@@ -75,11 +88,9 @@ def worker(
                 f"{target} is a configured host: its own store, queue, lock and options apply; "
                 "drop --store/--queue/--lock/--concurrency/--poll-interval/--stop-timeout (and the LITEFLOW_ variables)"
             )
-        host, names = loaded, register_all(loaded, loaded)
-    else:
-        host = Backends(backends.store, backends.queue, backends.lock, None).host(create=True, **options)
-        names = register_all(host, loaded)
-    _run(host, names)
+        return loaded, register_all(loaded, loaded)
+    host = Backends(backends.store, backends.queue, backends.lock, None).host(create=True, **options)
+    return host, register_all(host, loaded)
 
 
 def _run(host: WorkflowHost, names: list[str]) -> None:
@@ -93,15 +104,16 @@ def _run(host: WorkflowHost, names: list[str]) -> None:
             os._exit(1)
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in _SIGNALS:
+        signal.signal(signum, on_signal)
     host.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # a signal that came meanwhile is handled now
     click.echo(
         f"liteflow worker ready: {', '.join(names)}; {host.options.max_concurrent_workflows} threads "
         "(stop with Ctrl+C or SIGTERM)",
         err=True,
     )
-    stop.wait()  # a signal handler runs in this thread even while it waits here
+    stop.wait()  # the signal handler runs in this thread, interrupting the wait
     click.echo(
         f"liteflow worker stopping: running steps have {host.options.stop_timeout.total_seconds():g} s to finish",
         err=True,
