@@ -104,6 +104,10 @@ def test_publish_resumes_a_waiting_workflow_in_the_worker(backend: Backend, work
         return any(p.status is PointerStatus.WAITING_FOR_EVENT for p in pointers)
 
     wait_until(waiting, "the workflow to wait for its event")
+    shown = backend.run("show", workflow_id, app=True)
+    assert f"event 'go' key '{key}' (step WaitFor (#1))" in shown.stdout
+    details = json.loads(backend.run("show", workflow_id, "--json").stdout)
+    assert [(w["event_name"], w["event_key"], w["step_id"]) for w in details["waiting_for"]] == [("go", key, 1)]
     published = backend.run("publish", "go", key, "--data", '{"amount": 5, "items": ["a", "b"]}')
     assert published.returncode == 0, published.stderr
     assert len(published.stdout.strip()) == 32, "prints the event id"
