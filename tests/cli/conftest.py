@@ -18,7 +18,7 @@ def _backend(name: str, directory: Path, postgres_url: str | None, schema: str |
         return Backend(name, f"sqlite:///{directory / 'store.db'}", None, directory)
     assert postgres_url is not None
     url = f"{postgres_url}?schema={schema}"
-    return Backend(name, url, url, directory)
+    return Backend(name, url, f"{url}&lease=2", directory)  # a killed worker's locks lapse in 2 s
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
