@@ -307,8 +307,8 @@ class WorkflowHost(EventDelivery):
             workflow_id: The instance to retry.
             from_step: None to run again what stopped it (its failed steps, with a fresh set of
                 attempts, or the steps a termination ended); or a step (its number, ``name``,
-                builder ``id`` or class name) that ran before: its latest run and everything after
-                it are dropped, without compensation, and it starts afresh.
+                builder ``id`` or class name) that ran before: its latest run and everything that
+                followed from it are dropped, without compensation, and it starts afresh.
 
         Raises:
             InvalidOperationError: The workflow is runnable or complete, or busy on another host.

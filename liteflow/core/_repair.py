@@ -5,8 +5,9 @@ Retry works on the stored instance under its lock, like a control request, and s
 revision check, so it never overwrites a pass another node saved meanwhile. Without ``from_step`` it
 reopens what stopped the workflow: the failed steps of a suspended instance get a fresh set of
 attempts; a terminated instance gets back the steps that were open when it ended. With
-``from_step`` it rewinds: the latest run of that step, and every pointer created after it, are
-removed (their compensation is not run) and the step starts afresh, with a new idempotency key.
+``from_step`` it rewinds: the latest run of that step, and everything that followed from it, are
+removed (their compensation is not run) and the step starts afresh, with a new idempotency key;
+other branches (parallel ones, other for_each items) are left as they are.
 """
 
 from __future__ import annotations
@@ -197,39 +198,47 @@ def _open(pointer: ExecutionPointer, *, failed: bool = False) -> None:
 
 
 def _rewind(instance: WorkflowInstance, step_id: int) -> None:
-    """Remove the latest run of ``step_id`` and every pointer created after it; start the step afresh."""
-    runs = [i for i, p in enumerate(instance.execution_pointers) if p.step_id == step_id and p.start_time]
+    """Remove the latest run of ``step_id`` and everything that followed from it; start it afresh.
+
+    What followed: its successors and what ran inside it, transitively, and what followed the end
+    of each container around it. Other branches (parallel ones, other for_each items) stay."""
+    pointers = instance.execution_pointers
+    runs = [i for i, p in enumerate(pointers) if p.step_id == step_id and p.start_time]
     if not runs:
         raise InvalidOperationError(
             f"step {step_id} never ran in workflow {instance.id}: retry goes back to a step that ran "
             "(fork starts a copy at any top-level step)"
         )
     cut = runs[-1]
-    pointers = instance.execution_pointers
     target = pointers[cut]
-    container = next((p for p in pointers[:cut] if target.scope and p.id == target.scope[0]), None)
-    # Branches started beside the step (the other items of its for_each, other parallel branches)
-    # are not "after" it: they stay, and run again only if what followed them is removed.
-    siblings = set(container.children) if container is not None else set()
-    kept_ids = {p.id for i, p in enumerate(pointers) if i < cut or (i > cut and p.id in siblings)}
-    removed = [p for p in pointers if p.id not in kept_ids and p is not target]
+    roots = {target.id}
+    roots.update(p.id for p in pointers if p.predecessor_id in target.scope and p.predecessor_id not in p.scope)
+    removed = _following(pointers, roots)
     fresh = ExecutionPointer(
         step_id=step_id,
         predecessor_id=target.predecessor_id,
         context_item=copy.deepcopy(target.context_item),
         scope=list(target.scope),
     )
-    for pointer in (p for p in pointers if p.id in kept_ids):
-        children = set(pointer.children)
-        kept_children = (c for c in pointer.children if c in kept_ids or c == target.id)
-        pointer.children = [fresh.id if c == target.id else c for c in kept_children]
-        # Reopen what must be open for the path after the step to be rebuilt: the containers
-        # around it, and steps whose successors were removed (they run again to recreate them).
-        lost_successor = any(p.predecessor_id == pointer.id and p.id not in children for p in removed)
-        if pointer.end_time is not None and (pointer.id in target.scope or lost_successor):
-            _open(pointer)
-            if pointer.id in target.scope and pointer.persistence_data is None:
+    kept = [p for p in pointers if p.id not in removed]
+    for pointer in kept:
+        children = (c for c in pointer.children if c not in removed or c == target.id)
+        pointer.children = [fresh.id if c == target.id else c for c in children]
+        if pointer.end_time is not None and pointer.id in target.scope:
+            _open(pointer)  # the containers around the step wait for it again
+            if pointer.persistence_data is None:
                 # An ended container forgot it had started its children: it waits for them again
                 # instead of starting them anew.
                 pointer.persistence_data = dict(_CHILDREN_ACTIVE)
-    instance.execution_pointers = [*pointers[:cut], fresh, *(p for p in pointers[cut + 1 :] if p.id in kept_ids)]
+    before = [p for p in pointers[:cut] if p.id not in removed]
+    instance.execution_pointers = [*before, fresh, *(p for p in pointers[cut + 1 :] if p.id not in removed)]
+
+
+def _following(pointers: list[ExecutionPointer], roots: set[str]) -> set[str]:
+    """``roots`` and every pointer that came from them: successors, and what ran inside them.
+    One pass suffices: a pointer is always created after the one it comes from."""
+    found = set(roots)
+    for pointer in pointers:
+        if pointer.predecessor_id in found or not found.isdisjoint(pointer.scope):
+            found.add(pointer.id)
+    return found

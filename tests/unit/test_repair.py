@@ -86,10 +86,37 @@ class Looping(Workflow):
         )
 
 
+class Branch(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        _note(context, type(self).__name__.lower())
+
+
+class LeftOne(Branch):
+    pass
+
+
+class LeftTwo(Branch):
+    pass
+
+
+class Forked(Workflow):
+    """reserve, then in parallel (left-one -> left-two) and (charge), then ship"""
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        (
+            builder.start_with(Reserve)
+            .parallel()
+            .do(lambda branch: branch.start_with(LeftOne).then(LeftTwo))
+            .do(lambda branch: branch.start_with(Charge).on_error(ErrorBehavior.SUSPEND))
+            .join()
+            .then(Ship)
+        )
+
+
 @pytest.fixture
 def test_host() -> WorkflowTestHost:
     broken.update(Charge=0, Ship=0)
-    return WorkflowTestHost(Order(), Waiting(), Looping())
+    return WorkflowTestHost(Order(), Waiting(), Looping(), Forked())
 
 
 def new_data() -> dict[str, list[str]]:
@@ -215,3 +242,14 @@ def test_fork_starts_only_at_a_top_level_step(test_host: WorkflowTestHost) -> No
     workflow_id = test_host.start_workflow("Looping", data=new_data())
     with pytest.raises(InvalidArgumentError, match="inside a container"):
         test_host.host.fork_workflow(workflow_id, from_step="Charge")
+
+
+def test_retry_from_a_step_in_one_parallel_branch_leaves_the_other_branch_alone(test_host: WorkflowTestHost) -> None:
+    broken["Charge"] = 1
+    workflow_id = test_host.start_workflow("Forked", data=new_data())
+    assert test_host.instance(workflow_id).status is WorkflowStatus.SUSPENDED
+    test_host.host.retry_workflow(workflow_id, from_step="Charge")
+    instance = test_host.run_to_completion(workflow_id)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert sorted(instance.data["trail"]) == ["charge", "leftone", "lefttwo", "reserve", "ship"], "each ran once"
+    assert instance.data["trail"][-1] == "ship"
