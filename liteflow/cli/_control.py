@@ -210,7 +210,7 @@ for _action in _ACTIONS:
 @backend_options
 def retry(workflow_id: str, from_step: str | None, backends: Backends) -> None:
     """Run a suspended or terminated workflow again: its failed steps with fresh attempts, or from
-    an earlier step (what ran after it is dropped, without compensation). A step is named by its
+    an earlier step (what followed from it is dropped, without compensation). A step is named by its
     number, or by its name or class name when --app loads the definitions."""
     backends.host().retry_workflow(workflow_id, from_step)
     click.echo(f"retried {workflow_id}" + ("" if from_step is None else f" from step {from_step}"))
