@@ -100,6 +100,8 @@ def list_(
         click.echo("No workflows match.")
     else:
         console().print(instances_table(instances, steps))
+        if len(instances) == limit:
+            click.echo(f"(the {limit} oldest that match: narrow with --since or filters, or raise --limit)", err=True)
 
 
 @cli.command(short_help="Show one workflow in detail.")

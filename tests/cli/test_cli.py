@@ -154,6 +154,9 @@ def test_bulk_terminate_only_shows_the_selection_without_yes(backend: Backend, w
     assert sorted(line.strip() for line in dry.stdout.splitlines()[1:4]) == sorted(ids)
     assert "--yes" in dry.stdout
     assert all(backend.host.get_workflow_instance(i).status is WorkflowStatus.RUNNABLE for i in ids)
+    first_two = backend.run("list", "--reference", ref, "--limit", "2")
+    assert [line.split()[0] for line in first_two.stdout.splitlines()[1:]] == ids[:2], "oldest first"
+    assert "the 2 oldest that match" in first_two.stderr
 
     done = backend.run("terminate", "--reference", ref, "--yes")
     assert done.returncode == 0, done.stderr
