@@ -311,8 +311,11 @@ class WorkflowHost(EventDelivery):
                 followed from it are dropped, without compensation, and it starts afresh.
 
         Raises:
-            InvalidOperationError: The workflow is runnable or complete, or busy on another host.
+            WorkflowNotFoundError: No instance has this id.
+            InvalidOperationError: The workflow is runnable or complete, or busy on another host, or
+                the step never ran in it.
             InvalidArgumentError: The definition has no such step.
+            WorkflowNotRegisteredError: A step is named, but the definition is not registered here.
         """
         _repair.retry_workflow(self, workflow_id, from_step)
 
