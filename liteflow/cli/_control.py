@@ -207,12 +207,16 @@ for _action in _ACTIONS:
 @cli.command(short_help="Run a suspended or terminated workflow again.")
 @click.argument("workflow_id", metavar="ID")
 @click.option("--from-step", metavar="NAME_OR_ID", help="Rewind to this earlier step (name or number).")
+@click.option("--compensate", is_flag=True, help="With --from-step: first undo the dropped steps that completed.")
 @backend_options
-def retry(workflow_id: str, from_step: str | None, backends: Backends) -> None:
+def retry(workflow_id: str, from_step: str | None, compensate: bool, backends: Backends) -> None:
     """Run a suspended or terminated workflow again: its failed steps with fresh attempts, or from
     an earlier step (what followed from it is dropped, without compensation). A step is named by its
-    number, or by its name or class name when --app loads the definitions."""
-    backends.host().retry_workflow(workflow_id, from_step)
+    number, or by its name or class name when --app loads the definitions. With --compensate, the
+    compensation (compensate_with) of each dropped step that completed runs first, latest first."""
+    if compensate and from_step is None:
+        raise click.UsageError("--compensate goes with --from-step")
+    backends.host().retry_workflow(workflow_id, from_step, compensate=compensate)
     click.echo(f"retried {workflow_id}" + ("" if from_step is None else f" from step {from_step}"))
 
 

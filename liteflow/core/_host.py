@@ -300,7 +300,9 @@ class WorkflowHost(EventDelivery):
 
     # -- repair (liteflow/core/_repair.py) -----------------------------------------------------
 
-    def retry_workflow(self, workflow_id: str, from_step: int | str | None = None) -> None:
+    def retry_workflow(
+        self, workflow_id: str, from_step: int | str | None = None, *, compensate: bool = False
+    ) -> None:
         """Run a suspended or terminated workflow again.
 
         Args:
@@ -309,6 +311,8 @@ class WorkflowHost(EventDelivery):
                 attempts, or the steps a termination ended); or a step (its number, ``name``,
                 builder ``id`` or class name) that ran before: its latest run and everything that
                 followed from it are dropped, without compensation, and it starts afresh.
+            compensate: With ``from_step``, first run the compensation (``compensate_with``) of
+                each dropped step that completed, latest first.
 
         Raises:
             WorkflowNotFoundError: No instance has this id.
@@ -317,7 +321,7 @@ class WorkflowHost(EventDelivery):
             InvalidArgumentError: The definition has no such step.
             WorkflowNotRegisteredError: A step is named, but the definition is not registered here.
         """
-        _repair.retry_workflow(self, workflow_id, from_step)
+        _repair.retry_workflow(self, workflow_id, from_step, compensate=compensate)
 
     def fork_workflow(self, workflow_id: str, from_step: int | str | None = None) -> str:
         """Start a new instance with a copy of a workflow's data; the original is left as it is.

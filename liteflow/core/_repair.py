@@ -69,12 +69,21 @@ def resolve_step(definition: WorkflowDefinition | None, step: StepRef, instance:
     raise InvalidArgumentError(f"{what} has no step named {step!r}; its steps: {', '.join(names)}")
 
 
-def retry_workflow(host: WorkflowHost, workflow_id: str, from_step: StepRef | None = None) -> None:
+def retry_workflow(
+    host: WorkflowHost, workflow_id: str, from_step: StepRef | None = None, *, compensate: bool = False
+) -> None:
     """See :meth:`WorkflowHost.retry_workflow`."""
+    if compensate and from_step is None:
+        raise InvalidArgumentError("compensate applies to a retry from a step: give from_step too")
     instance = host.persistence.get_workflow_instance(workflow_id)
     _check_retryable(instance)
     definition = host.registry.find(instance.workflow_definition_id, instance.version)
     step_id = None if from_step is None else resolve_step(definition, from_step, instance)
+    if compensate and definition is None:
+        raise WorkflowNotRegisteredError(
+            f"cannot compensate: workflow {instance.workflow_definition_id!r} version {instance.version} "
+            "is not registered on this host"
+        )
     if not host.lock.acquire(workflow_id):
         raise InvalidOperationError(f"workflow {workflow_id} is busy on another host; try again")
     try:
@@ -85,7 +94,7 @@ def retry_workflow(host: WorkflowHost, workflow_id: str, from_step: StepRef | No
             if step_id is None:
                 _reopen(instance)
             else:
-                _rewind(instance, step_id)
+                _rewind(instance, step_id, definition if compensate else None)
             for pointer in instance.execution_pointers:
                 pointer.retries_before_resume = pointer.retry_count  # a fresh set of attempts
             instance.status, instance.next_execution, instance.complete_time = WorkflowStatus.RUNNABLE, now, None
@@ -197,11 +206,13 @@ def _open(pointer: ExecutionPointer, *, failed: bool = False) -> None:
         pointer.event_name = pointer.event_key = None
 
 
-def _rewind(instance: WorkflowInstance, step_id: int) -> None:
+def _rewind(instance: WorkflowInstance, step_id: int, compensate: WorkflowDefinition | None = None) -> None:
     """Remove the latest run of ``step_id`` and everything that followed from it; start it afresh.
 
     What followed: its successors and what ran inside it, transitively, and what followed the end
-    of each container around it. Other branches (parallel ones, other for_each items) stay."""
+    of each container around it. Other branches (parallel ones, other for_each items) stay. With
+    ``compensate`` (the definition), the removed steps that completed are compensated first, latest
+    first, as a failure would."""
     pointers = instance.execution_pointers
     runs = [i for i, p in enumerate(pointers) if p.step_id == step_id and p.start_time]
     if not runs:
@@ -220,6 +231,7 @@ def _rewind(instance: WorkflowInstance, step_id: int) -> None:
         context_item=copy.deepcopy(target.context_item),
         scope=list(target.scope),
     )
+    undo = [] if compensate is None else _compensations(pointers, removed, compensate, fresh)
     kept = [p for p in pointers if p.id not in removed]
     for pointer in kept:
         children = (c for c in pointer.children if c not in removed or c == target.id)
@@ -231,7 +243,39 @@ def _rewind(instance: WorkflowInstance, step_id: int) -> None:
                 # instead of starting them anew.
                 pointer.persistence_data = dict(_CHILDREN_ACTIVE)
     before = [p for p in pointers[:cut] if p.id not in removed]
-    instance.execution_pointers = [*before, fresh, *(p for p in pointers[cut + 1 :] if p.id not in removed)]
+    after = (p for p in pointers[cut + 1 :] if p.id not in removed)
+    instance.execution_pointers = [*before, *undo, fresh, *after]
+
+
+def _compensations(
+    pointers: list[ExecutionPointer], removed: set[str], definition: WorkflowDefinition, fresh: ExecutionPointer
+) -> list[ExecutionPointer]:
+    """Pointers running the compensation of each removed step that completed, latest first, one
+    after the other; ``fresh`` is queued after the last of them."""
+    done = [
+        (p.end_time, index, p)
+        for index, p in enumerate(pointers)
+        if p.id in removed
+        and p.status is PointerStatus.COMPLETE
+        and definition.steps[p.step_id].compensation_step is not None
+    ]
+    chain: list[ExecutionPointer] = []
+    for _, _, original in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True):
+        compensation_step = definition.steps[original.step_id].compensation_step
+        assert compensation_step is not None
+        chain.append(
+            ExecutionPointer(
+                step_id=compensation_step,
+                predecessor_id=chain[-1].id if chain else fresh.predecessor_id,
+                context_item=copy.deepcopy(original.context_item),
+                scope=list(fresh.scope),
+                active=not chain,
+                status=PointerStatus.QUEUED if chain else PointerStatus.PENDING,
+            )
+        )
+    if chain:
+        fresh.predecessor_id, fresh.active, fresh.status = chain[-1].id, False, PointerStatus.QUEUED
+    return chain
 
 
 def _following(pointers: list[ExecutionPointer], roots: set[str]) -> set[str]:

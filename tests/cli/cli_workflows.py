@@ -31,6 +31,11 @@ class Reserve(StepBody):
         record(context, "reserve")
 
 
+class Unreserve(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        record(context, "unreserve")
+
+
 class Charge(StepBody):
     def run(self, context: StepExecutionContext) -> None:
         if (test_dir() / f"broken-{context.workflow.data['ref']}").exists():
@@ -44,10 +49,18 @@ class Ship(StepBody):
 
 
 class Order(Workflow):
-    """reserve -> charge (suspends the workflow when it fails) -> ship"""
+    """reserve (#0, undone by #1 when compensated) -> charge (#2, suspends the workflow when it fails) -> ship (#3)"""
 
     def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Reserve).name("reserve").then(Charge).on_error(ErrorBehavior.SUSPEND).then(Ship).name("ship")
+        (
+            builder.start_with(Reserve)
+            .name("reserve")
+            .compensate_with(Unreserve)
+            .then(Charge)
+            .on_error(ErrorBehavior.SUSPEND)
+            .then(Ship)
+            .name("ship")
+        )
 
 
 class Greet(StepBody):

@@ -37,16 +37,16 @@ def test_a_failed_step_shows_in_list_show_and_errors_and_retry_runs_it_again(
     assert listed.returncode == 0, listed.stderr
     row = row_of(listed.stdout, workflow_id)
     assert row.split()[1:4] == ["Order", "v1", "suspended"]
-    assert "#1" in row, "the current step, by number without --app"
+    assert "#2" in row, "the current step, by number without --app"
     as_json = json.loads(backend.run("list", "--reference", ref, "--json").stdout)
     assert [(w["id"], w["status"], w["current_steps"]) for w in as_json] == [
-        (workflow_id, "suspended", [{"step_id": 1, "step": None, "status": "failed"}])
+        (workflow_id, "suspended", [{"step_id": 2, "step": None, "status": "failed"}])
     ]
 
     shown = backend.run("show", workflow_id, app=True)
     assert shown.returncode == 0, shown.stderr
     assert "reserve (#0)  complete" in shown.stdout
-    assert "Charge (#1)   failed" in shown.stdout
+    assert "Charge (#2)   failed" in shown.stdout
     assert "RuntimeError: card declined" in shown.stdout and "Traceback (most recent call last)" in shown.stdout
     details = json.loads(backend.run("show", workflow_id, "--json", app=True).stdout)
     assert details["data"] == {"ref": ref, "trail": ["reserve"]}
@@ -79,18 +79,18 @@ def test_retry_from_an_earlier_step_and_fork(backend: Backend, worker: Worker) -
     backend.wait_for(workflow_id, WorkflowStatus.SUSPENDED)
     (backend.dir / f"broken-{ref}").unlink()
 
-    retried = backend.run("retry", workflow_id, "--from-step", "reserve", app=True)
+    retried = backend.run("retry", workflow_id, "--from-step", "reserve", "--compensate", app=True)
     assert retried.returncode == 0, retried.stderr
     instance = backend.wait_for(workflow_id, WorkflowStatus.COMPLETE)
-    assert backend.effects(workflow_id) == ["reserve", "reserve", "charge", "ship"]
-    assert instance.data["trail"] == ["reserve", "reserve", "charge", "ship"]
+    assert backend.effects(workflow_id) == ["reserve", "unreserve", "reserve", "charge", "ship"]
+    assert instance.data["trail"] == ["reserve", "unreserve", "reserve", "charge", "ship"]
 
-    forked = backend.run("fork", workflow_id, "--from-step", "2")  # by number: no --app needed
+    forked = backend.run("fork", workflow_id, "--from-step", "3")  # by number: no --app needed
     assert forked.returncode == 0, forked.stderr
     fork_id = forked.stdout.strip()
     assert fork_id != workflow_id
     fork = backend.wait_for(fork_id, WorkflowStatus.COMPLETE)
-    assert fork.data["trail"] == ["reserve", "reserve", "charge", "ship", "ship"], "a copy of the data, from ship"
+    assert fork.data["trail"] == [*instance.data["trail"], "ship"], "a copy of the data, from ship"
     assert backend.effects(fork_id) == ["ship"]
     assert backend.host.get_workflow_instance(workflow_id).revision == instance.revision, "the original is untouched"
 

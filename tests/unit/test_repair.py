@@ -113,10 +113,34 @@ class Forked(Workflow):
         )
 
 
+class Unreserve(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        _note(context, "unreserve")
+
+
+class Refund(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        _note(context, "refund")
+
+
+class Undoable(Workflow):
+    """reserve (undone by unreserve) -> charge (undone by refund) -> ship, which suspends when it fails"""
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        (
+            builder.start_with(Reserve)
+            .compensate_with(Unreserve)
+            .then(Charge)
+            .compensate_with(Refund)
+            .then(Ship)
+            .on_error(ErrorBehavior.SUSPEND)
+        )
+
+
 @pytest.fixture
 def test_host() -> WorkflowTestHost:
     broken.update(Charge=0, Ship=0)
-    return WorkflowTestHost(Order(), Waiting(), Looping(), Forked())
+    return WorkflowTestHost(Order(), Waiting(), Looping(), Forked(), Undoable())
 
 
 def new_data() -> dict[str, list[str]]:
@@ -253,3 +277,19 @@ def test_retry_from_a_step_in_one_parallel_branch_leaves_the_other_branch_alone(
     assert instance.status is WorkflowStatus.COMPLETE
     assert sorted(instance.data["trail"]) == ["charge", "leftone", "lefttwo", "reserve", "ship"], "each ran once"
     assert instance.data["trail"][-1] == "ship"
+
+
+def test_retry_from_a_step_compensates_the_dropped_steps_only_when_asked(test_host: WorkflowTestHost) -> None:
+    broken["Ship"] = 1
+    quiet = test_host.start_workflow("Undoable", data=new_data())
+    test_host.host.retry_workflow(quiet, from_step="Reserve")
+    assert test_host.run_to_completion(quiet).data["trail"] == ["reserve", "charge", "reserve", "charge", "ship"]
+    broken["Ship"] = 1
+    undone = test_host.start_workflow("Undoable", data=new_data())
+    assert test_host.instance(undone).status is WorkflowStatus.SUSPENDED
+    test_host.host.retry_workflow(undone, from_step="Reserve", compensate=True)
+    instance = test_host.run_to_completion(undone)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data["trail"] == ["reserve", "charge", "refund", "unreserve", "reserve", "charge", "ship"]
+    with pytest.raises(InvalidArgumentError, match="give from_step too"):
+        test_host.host.retry_workflow(undone, compensate=True)
