@@ -6,7 +6,7 @@ revision check, so it never overwrites a pass another node saved meanwhile. With
 reopens what stopped the workflow: the failed steps of a suspended instance get a fresh set of
 attempts; a terminated instance gets back the steps that were open when it ended. With
 ``from_step`` it rewinds: the latest run of that step, and everything that followed from it, are
-removed (their compensation is not run) and the step starts afresh, with a new idempotency key;
+removed (compensated only when asked) and the step starts afresh, with a new idempotency key;
 other branches (parallel ones, other for_each items) are left as they are.
 """
 
