@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
+from . import _repair
 from ._builder import Workflow
 from ._delivery import EventDelivery
 from ._errors import (
@@ -360,6 +361,44 @@ class WorkflowHost(EventDelivery):
     def terminate_workflow(self, workflow_id: str) -> None:
         """End a runnable or suspended workflow as terminated (applied after a running step)."""
         self._control(workflow_id, "terminate")
+
+    # -- repair (liteflow/core/_repair.py) -----------------------------------------------------
+
+    def retry_workflow(
+        self, workflow_id: str, from_step: int | str | None = None, *, compensate: bool = False
+    ) -> None:
+        """Run a suspended or terminated workflow again.
+
+        Args:
+            workflow_id: The instance to retry.
+            from_step: None to run again what stopped it (its failed steps, with a fresh set of
+                attempts, or the steps a termination ended); or a step (its number, ``name``,
+                builder ``id`` or class name) that ran before: its latest run and everything that
+                followed from it are dropped, without compensation, and it starts afresh.
+            compensate: With ``from_step``, first run the compensation (``compensate_with``) of
+                each dropped step that completed, latest first.
+
+        Raises:
+            WorkflowNotFoundError: No instance has this id.
+            InvalidOperationError: The workflow is runnable or complete, or busy on another host, or
+                the step never ran in it.
+            InvalidArgumentError: The definition has no such step.
+            WorkflowNotRegisteredError: A step is named, but the definition is not registered here.
+        """
+        _repair.retry_workflow(self, workflow_id, from_step, compensate=compensate)
+
+    def fork_workflow(self, workflow_id: str, from_step: int | str | None = None) -> str:
+        """Start a new instance with a copy of a workflow's data; the original is left as it is.
+
+        Args:
+            workflow_id: The instance to copy (in any status).
+            from_step: The top-level step the copy starts at (as for :meth:`retry_workflow`);
+                None starts at the beginning.
+
+        Returns:
+            The id of the new instance.
+        """
+        return _repair.fork_workflow(self, workflow_id, from_step)
 
     # -- saving --------------------------------------------------------------------------------
 
