@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _repair
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
-from . import _repair
 from ._builder import Workflow
 from ._delivery import EventDelivery
 from ._errors import (
