@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
+from liteflow import __version__
 from liteflow.core import (
     ConfigurationError,
     InvalidArgumentError,
@@ -41,7 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
     epilog="Shell completion (bash): eval \"$(_LITEFLOW_COMPLETE=bash_source liteflow)\"; "
     "zsh and fish: zsh_source, fish_source.",
 )
-@click.version_option(package_name="liteflow.core", prog_name="liteflow")
+@click.version_option(version=__version__, prog_name="liteflow")
 def cli() -> None:
     """Run LiteFlow workers, see the workflows in a store, control and repair them.
 

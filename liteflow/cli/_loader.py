@@ -52,7 +52,7 @@ def register_all(host: WorkflowHost, target: Target) -> list[str]:
         # The module configured a host of its own: share the definitions it registered (this
         # host only reads them, it never runs a step).
         host.registry = target.registry
-        return sorted(f"{i} v{v}" for i, v in target.registry._definitions)
+        return [f"{d.id} v{d.version}" for d in target.registry.definitions()]
     for workflow in target:
         host.register_workflow(workflow)
     return sorted(f"{w.id()} v{w.version()}" for w in target)

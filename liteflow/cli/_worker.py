@@ -37,12 +37,23 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
     default=None,
     help="On SIGINT/SIGTERM, seconds to let running steps finish before handing them back (default 10).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve Prometheus metrics at http://ADDR:PORT/metrics (needs the prometheus extra).",
+)
+@click.option(
+    "--metrics-addr", default="127.0.0.1", show_default=True, help="Address the metrics server listens on."
+)
 @backend_options
 def worker(
     target: str,
     concurrency: int | None,
     poll_interval: float | None,
     stop_timeout: float | None,
+    metrics_port: int | None,
+    metrics_addr: str,
     backends: Backends,
 ) -> None:
     """Run the workflows of MODULE until SIGINT or SIGTERM.
@@ -75,6 +86,12 @@ def worker(
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
         host, names = _host(target, backends, options)
+        if metrics_port is not None:
+            from liteflow.metrics import enable_metrics, serve_metrics
+
+            enable_metrics(host)
+            serve_metrics(metrics_port, addr=metrics_addr)
+            click.echo(f"liteflow worker metrics at http://{metrics_addr}:{metrics_port}/metrics", err=True)
         _run(host, names)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)

@@ -59,6 +59,10 @@ class WorkflowRegistry:
         known = self._definitions.get((workflow_id, version))
         return None if known is None else known[1]
 
+    def definitions(self) -> list[WorkflowDefinition]:
+        """Every registered definition, by id then version."""
+        return [known[1] for _, known in sorted(self._definitions.items())]
+
     def get(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
         definition = self.find(workflow_id, version)
         if definition is None:

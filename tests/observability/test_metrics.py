@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -72,23 +73,23 @@ def test_counters_histograms_and_gauge_follow_the_host() -> None:
             assert waiting not in sample.labels.values() and failed not in sample.labels.values()
 
 
-def test_a_host_process_serves_metrics_that_move(tmp_path: Path) -> None:
+def test_a_liteflow_worker_serves_metrics_that_move(tmp_path: Path) -> None:
     store, port = f"sqlite:///{tmp_path / 'metrics.db'}", free_port()
-    node = subprocess.Popen(
-        [sys.executable, str(HERE / "metrics_node.py"), store, str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    configure_workflow_host(persistence_service=store).persistence.close()  # the store the worker opens
+    liteflow = Path(sys.executable).with_name("liteflow")
+    command = [str(liteflow), "worker", str(HERE / "flows.py"), "--store", store, "--poll-interval", "0.1"]
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:  # a file, so a chatty worker never blocks on a full pipe
+        node = subprocess.Popen([*command, "--metrics-port", str(port)], stderr=stderr)
     try:
-        assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+        wait_until(lambda: "liteflow worker ready" in log.read_text())
 
         def scrape() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                 return str(response.read().decode())
 
-        assert 'liteflow_workflows_completed_total{workflow="Fails"}' not in scrape()
-        # Started from this process (a client that runs nothing); the node finds them in the store.
+        assert 'liteflow_workflows_terminated_total{workflow="Fails"}' not in scrape()
+        # Started from this process (a client that runs nothing); the worker finds them in the store.
         client = configure_workflow_host(persistence_service=store)
         client.register_workflow(Fails())
         ids = [client.start_workflow("Fails") for _ in range(3)]
@@ -98,10 +99,11 @@ def test_a_host_process_serves_metrics_that_move(tmp_path: Path) -> None:
         assert 'liteflow_step_executions_total{result="error",step="explode",workflow="Fails"} 3.0' in text
         assert 'liteflow_step_duration_seconds_count{step="greet",workflow="Fails"} 3.0' in text
         assert "liteflow_runnable_instances 0.0" in text
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(timeout=30) == 0
     finally:
-        node.stdin.close()  # type: ignore[union-attr]
-        node.wait(timeout=20)
-    assert node.returncode == 0
+        if node.poll() is None:
+            node.kill()
 
 
 def test_serve_metrics_serves_a_given_registry() -> None:
