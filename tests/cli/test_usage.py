@@ -15,7 +15,20 @@ from liteflow.cli import cli
 
 from .cli_harness import LITEFLOW, WORKFLOWS
 
-COMMANDS = ["errors", "fork", "graph", "list", "publish", "purge", "resume", "retry", "show", "suspend", "terminate", "worker"]
+COMMANDS = [
+    "errors",
+    "fork",
+    "graph",
+    "list",
+    "publish",
+    "purge",
+    "resume",
+    "retry",
+    "show",
+    "suspend",
+    "terminate",
+    "worker",
+]
 
 
 def liteflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
