@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -270,15 +271,70 @@ def test_an_installed_app_runs_a_workflow_on_its_own_plain_class_across_two_proc
 
 
 # ---------------------------------------------------------------- the console script
-# LEAD, AFTER MERGING THE CLI BRANCH (issue 10): add the `liteflow` console script here, run from the
-# installed venv like everything above, e.g.
-#
-#     def test_the_console_script_is_installed(installed: Installed) -> None:
-#         out = installed.ok(installed.venv / "bin" / "liteflow", "--help")
-#         assert "worker" in out
-#
-#     def test_a_worker_runs_a_workflow_and_stops(installed: Installed) -> None:
-#         ...start `liteflow worker` on a module of the app above with a SQLite store, have it finish
-#         a workflow, then stop it with SIGTERM and check it exits 0 (see the CLI's own tests).
-#
-# and add the CLI's extra (click/rich) to [all] in pyproject.toml.
+SMOKE_FLOWS = """
+from liteflow.core import *
+
+
+class Double(StepBody):
+    def run(self, context):
+        context.workflow.data["result"] = context.workflow.data["value"] * 2
+
+
+class Doubling(Workflow):
+    def build(self, builder):
+        builder.start_with(Double)
+"""
+
+SMOKE_CLIENT = """
+import sys, time
+from liteflow.core import configure_workflow_host
+from smokeflows import Doubling
+
+host = configure_workflow_host(persistence_service=sys.argv[1])  # never started: the worker runs it
+host.register_workflow(Doubling())
+workflow_id = host.start_workflow("Doubling", data={"value": 21})
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    instance = host.get_workflow_instance(workflow_id)
+    if instance.is_finished:
+        break
+    time.sleep(0.1)
+print(instance.status.value, instance.data["result"])
+"""
+
+
+def test_the_console_script_is_installed(installed: Installed) -> None:
+    help_text = installed.ok("liteflow", "--help")
+    for command in ("worker", "list", "show", "graph", "retry"):
+        assert f"  {command} " in help_text
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert installed.ok("liteflow", "--version").strip() == f"liteflow, version {version}"
+    assert "worker" in installed.ok(installed.python, "-m", "liteflow", "--help")
+
+
+def test_a_liteflow_worker_runs_a_workflow_and_stops_on_sigterm(installed: Installed) -> None:
+    (installed.outside / "smokeflows.py").write_text(SMOKE_FLOWS)
+    (installed.outside / "smoke_client.py").write_text(SMOKE_CLIENT)
+    store = f"sqlite:///{installed.outside / 'smoke.db'}"
+    assert "s0" in installed.ok("liteflow", "graph", "smokeflows")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join([str(installed.venv / "bin"), env.get("PATH", "")])
+    log = installed.outside / "worker.log"
+    with log.open("w") as stderr:
+        worker = subprocess.Popen(
+            ["liteflow", "worker", "smokeflows", "--store", store, "--poll-interval", "0.2"],
+            cwd=installed.outside,
+            env=env,
+            stderr=stderr,
+        )
+    try:
+        assert installed.ok(installed.python, "smoke_client.py", store).strip() == "complete 42"
+        assert "liteflow worker ready: Doubling v1" in log.read_text()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    listed = installed.ok("liteflow", "list", "--store", store, "--json")
+    assert '"complete"' in listed
