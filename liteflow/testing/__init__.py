@@ -8,6 +8,9 @@ The provider contract suites (:class:`PersistenceContract`, :class:`QueueContrac
 yielding your provider, and pytest runs the whole contract against it. They need pytest
 (``pip install 'liteflow.core[test]'``), imported only when a suite is first used, so the other
 helpers in this package work without it.
+
+:class:`FaultProxy` sits between a provider and its server on a loopback port and cuts or
+black-holes the connection on demand, for testing what a provider does when its backend fails.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._host import ManualClock, WorkflowTestHost
+from ._proxy import FaultProxy
 
 if TYPE_CHECKING:
     from .contracts import LockContract, PersistenceContract, QueueContract
 
-__all__ = ["LockContract", "ManualClock", "PersistenceContract", "QueueContract", "WorkflowTestHost"]
+__all__ = [
+    "FaultProxy",
+    "LockContract",
+    "ManualClock",
+    "PersistenceContract",
+    "QueueContract",
+    "WorkflowTestHost",
+]
 
 _CONTRACTS = {"LockContract", "PersistenceContract", "QueueContract"}
 
