@@ -21,6 +21,7 @@ from ._errors import (
     WorkflowNotRegisteredError,
     WorkflowTimeoutError,
 )
+from ._health import ComponentHealth, Health
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
@@ -49,6 +50,7 @@ from ._steps import (
 __all__ = [
     "BuilderError",
     "ChildWorkflowError",
+    "ComponentHealth",
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",
@@ -60,6 +62,7 @@ __all__ = [
     "ExecutionError",
     "ExecutionPointer",
     "ExecutionResult",
+    "Health",
     "HostOptions",
     "InstanceQuery",
     "InvalidArgumentError",
