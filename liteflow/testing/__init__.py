@@ -10,7 +10,9 @@ yielding your provider, and pytest runs the whole contract against it. They need
 helpers in this package work without it.
 
 :class:`FaultProxy` sits between a provider and its server on a loopback port and cuts or
-black-holes the connection on demand, for testing what a provider does when its backend fails.
+black-holes the connection on demand, for testing what a provider does when its backend fails;
+the fault suites (:class:`QueueFaultContract`, :class:`LockFaultContract`,
+:class:`PersistenceFaultContract`) use it to check that a provider fails fast, typed, and recovers.
 """
 
 from __future__ import annotations
@@ -21,18 +23,35 @@ from ._host import ManualClock, WorkflowTestHost
 from ._proxy import FaultProxy
 
 if TYPE_CHECKING:
-    from .contracts import LockContract, PersistenceContract, QueueContract
+    from .contracts import (
+        LockContract,
+        LockFaultContract,
+        PersistenceContract,
+        PersistenceFaultContract,
+        QueueContract,
+        QueueFaultContract,
+    )
 
 __all__ = [
     "FaultProxy",
     "LockContract",
+    "LockFaultContract",
     "ManualClock",
     "PersistenceContract",
+    "PersistenceFaultContract",
     "QueueContract",
+    "QueueFaultContract",
     "WorkflowTestHost",
 ]
 
-_CONTRACTS = {"LockContract", "PersistenceContract", "QueueContract"}
+_CONTRACTS = {
+    "LockContract",
+    "LockFaultContract",
+    "PersistenceContract",
+    "PersistenceFaultContract",
+    "QueueContract",
+    "QueueFaultContract",
+}
 
 
 def __getattr__(name: str) -> Any:

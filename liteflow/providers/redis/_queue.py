@@ -39,10 +39,10 @@ from typing import Any
 
 import redis
 
-from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._errors import InvalidArgumentError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import client_from, split_url, text
+from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, client_from, provider_error, split_url, text, translated
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -126,6 +126,9 @@ class RedisQueueProvider(QueueProvider):
     ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
     it makes) or a ``redis.Redis`` client (left open on ``close``). Every key starts with
     ``prefix + ":"``, so applications (or tests) sharing a server use different prefixes.
+    ``socket_timeout`` and ``connect_timeout`` (seconds) bound each command of a client made from a
+    URL (see :func:`client_from`); a call Redis does not answer in time, or cannot take,
+    raises :class:`ProviderUnavailableError`.
     """
 
     def __init__(
@@ -134,10 +137,14 @@ class RedisQueueProvider(QueueProvider):
         *,
         prefix: str = "liteflow",
         visibility_timeout: float = 30.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if visibility_timeout <= 0:
             raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
-        self._client, self._owns_client = client_from(url_or_client)
+        self._client, self._owns_client = client_from(
+            url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
+        )
         self.prefix = prefix
         self.visibility_timeout = visibility_timeout
         self._reclaim_every = min(visibility_timeout / 4, 1.0)
@@ -159,7 +166,8 @@ class RedisQueueProvider(QueueProvider):
     @classmethod
     def from_url(cls, url: str) -> RedisQueueProvider:
         """``redis://[:password@]host:port/db``; LiteFlow options as query parameters
-        (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``."""
+        (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``
+        (``?socket_timeout=2&socket_connect_timeout=2`` among them)."""
         clean, options = split_url(url, {"prefix": str, "visibility_timeout": float})
         return cls(clean, **options)
 
@@ -176,10 +184,8 @@ class RedisQueueProvider(QueueProvider):
 
     def enqueue(self, queue: QueueType, item_id: str) -> None:
         keys = self._keys[queue]
-        try:
+        with translated(f"queue {queue.value} {item_id}"):
             self._enqueue(keys=[keys.waiting, keys.ready], args=[item_id])
-        except redis.RedisError as error:
-            raise ProviderError(f"could not queue {queue.value} {item_id} in Redis: {error}") from error
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._mutex:
@@ -212,14 +218,10 @@ class RedisQueueProvider(QueueProvider):
                         return item_id
                 if time.monotonic() >= deadline:
                     return None
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            if self._closed.is_set():
-                return None
-            # Keep the host's workers alive through a Redis restart: report "nothing yet".
-            logger.warning("dequeue from Redis failed, will retry: %s", error)
-            self._closed.wait(max(0.0, min(deadline - time.monotonic(), 1.0)))
         except redis.RedisError as error:
-            raise ProviderError(f"could not dequeue from Redis: {error}") from error
+            if self._closed.is_set():
+                return None  # the client was closed under us: that is the wake-up close() promises
+            raise provider_error(f"take from the {queue.value} queue", error) from error
         return None
 
     def _maybe_reclaim(self, queue: QueueType, keys: _Keys) -> None:
@@ -247,7 +249,8 @@ class RedisQueueProvider(QueueProvider):
         try:
             self._client.zrem(self._keys[queue].processing, delivery)
         except redis.RedisError as error:
-            raise ProviderError(f"could not acknowledge {queue.value} {item_id} in Redis: {error}") from error
+            # Not acknowledged: the item is handed out again after the visibility timeout.
+            raise provider_error(f"acknowledge {queue.value} {item_id}", error) from error
 
     def close(self) -> None:
         """Wake blocked ``dequeue`` calls (within 0.25 s), hand back unacknowledged items, and
