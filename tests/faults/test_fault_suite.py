@@ -277,7 +277,12 @@ def test_workflows_in_flight_survive_a_backend_outage(
                 stop.wait(CUT_SECONDS)
                 restored_at = time.monotonic()
                 proxy.restore()
-                _wait(lambda: len(journal.completed) == WORKFLOWS, COMPLETION_TIMEOUT, "every workflow to complete")
+                _wait(
+                    lambda: len(journal.completed) == WORKFLOWS,
+                    COMPLETION_TIMEOUT,
+                    "every workflow to complete",
+                    lambda: _stragglers(host, keys),
+                )
                 finished_at = time.monotonic()
                 _wait(lambda: host.health().ok, 30, "health to be ok again")
             finally:
@@ -335,8 +340,14 @@ def _completed(event: LifecycleEvent) -> None:
             journal.completed.setdefault(event.workflow_id, time.monotonic())
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(condition: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] = str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what} {detail()}"
         time.sleep(0.05)
+
+
+def _stragglers(host: WorkflowHost, keys: dict[str, str]) -> str:
+    """What the unfinished workflows are doing, for the failure message."""
+    late = [host.get_workflow_instance(wid) for wid in keys if wid not in journal.completed]
+    return f"({len(late)} not done; health {host.health()}; first: {late[:3]})"
