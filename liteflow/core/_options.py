@@ -45,6 +45,13 @@ class HostOptions:
     lock_retry_delay: timedelta = timedelta(milliseconds=5)
     """Delay before an event delivery retries when the workflow is busy running a step."""
 
+    provider_timeout: timedelta = timedelta(seconds=10)
+    """The longest one call to a backend should wait for an answer before it raises
+    ``ProviderUnavailableError``. Passed to the providers the host makes from URLs, unless the URL
+    sets its own: PostgreSQL's ``statement_timeout`` (and half of it as ``connect_timeout``),
+    Redis's ``socket_timeout`` (half of it: a command is retried once) and RabbitMQ's
+    ``publish_timeout``. Providers given as instances keep the timeouts they were made with."""
+
     clock: Callable[[], datetime] = utcnow
     """Source of the current time (UTC, timezone-aware)."""
 
@@ -63,6 +70,8 @@ class HostOptions:
                     value = timedelta(seconds=value)
                 if not isinstance(value, timedelta) or value < timedelta(0):
                     raise ConfigurationError(f"host option {name} must be a non-negative duration, got {value!r}")
+                if name == "provider_timeout" and value <= timedelta(0):
+                    raise ConfigurationError(f"host option provider_timeout must be positive, got {value!r}")
             elif isinstance(default, int) and (not isinstance(value, int) or value < 1):
                 raise ConfigurationError(f"host option {name} must be a positive integer, got {value!r}")
             elif name == "clock" and not callable(value):

@@ -17,7 +17,7 @@ pytest.importorskip("psycopg")
 from conftest import Schema
 
 from liteflow.core import (
-    ProviderError,
+    ProviderUnavailableError,
     StepBody,
     StepExecutionContext,
     Workflow,
@@ -83,8 +83,11 @@ class Waiting(Workflow):
         ).output("got", lambda step: step.event_data).then(Note).input("label", lambda data, context: "after")
 
 
+TIMEOUT = 2.0  # provider_timeout of these hosts, s
+
+
 def make_host(store: str, queue: str | None = None, lock: str | None = None, **options: Any) -> WorkflowHost:
-    host = configure_workflow_host(store, queue, lock, poll_interval=0.3, **options)
+    host = configure_workflow_host(store, queue, lock, poll_interval=0.3, provider_timeout=TIMEOUT, **options)
     host.register_workflow(Waiting())
     return host
 
@@ -124,16 +127,63 @@ def test_an_idle_host_notices_a_store_outage_and_its_end(postgres_url: str, sche
             noticed = wait_until(lambda: not host.health().components["persistence"].ok, 10)
             assert noticed < 3 * host.options.poll_interval.total_seconds() + 2  # the poll probes it
             assert not host.health().ok
-            with pytest.raises(ProviderError):  # typed, and at once: nothing was stored
+            started = time.monotonic()
+            with pytest.raises(ProviderUnavailableError):  # typed, and nothing was stored
                 host.start_workflow("Waiting", data={"key": "k2", "got": None})
-            with pytest.raises(ProviderError):
+            with pytest.raises(ProviderUnavailableError):
                 host.publish_event("go", "k2", "lost")
-            assert host.persistence is not None
+            failed_in = time.monotonic() - started
+            assert failed_in < 2 * TIMEOUT  # a refused connection fails fast, far below the timeout
             proxy.restore()
-            recovered = wait_until(lambda: host.health().ok, 15)
-            assert recovered < 10
+            recovered = wait_until(lambda: host.health().ok, 20)
+            print(f"store cut: noticed in {noticed:.1f} s, two calls failed in {failed_in:.1f} s, "
+                  f"health ok {recovered:.1f} s after the store returned")
             assert all(thread.is_alive() for thread in host._threads)
             workflow_id = host.start_workflow("Waiting", data={"key": "k2", "got": None})
             host.publish_event("go", "k2", "kept")
             instance = host.wait_for_workflow(workflow_id, timeout=30)
             assert instance.data["got"] == "kept"  # the publish that raised did not happen
+
+
+def test_calls_to_a_silent_store_raise_within_the_provider_timeout(postgres_url: str, schema: Schema) -> None:
+    with FaultProxy.for_url(postgres_url) as proxy:
+        host = make_host(proxy.url(postgres_url) + f"?schema={schema()}")
+        with host:
+            wait_until(lambda: host.health().ok, 10)
+            proxy.blackhole()  # the server looks hung: only a timeout can tell
+            calls: dict[str, Callable[[], object]] = {
+                "start_workflow": lambda: host.start_workflow("Waiting", data={"key": "k3", "got": None}),
+                "publish_event": lambda: host.publish_event("go", "k3", "lost"),
+                "query_workflows": lambda: host.query_workflows(),
+            }
+            for name, call in calls.items():
+                started = time.monotonic()
+                with pytest.raises(ProviderUnavailableError):
+                    call()
+                took = time.monotonic() - started
+                # provider_timeout, plus the client's grace for the server's own cancellation
+                assert took < TIMEOUT + 5, (name, took)
+            assert not host.health().components["persistence"].ok
+            proxy.restore()
+            wait_until(lambda: host.health().ok, 30)
+            assert host.query_workflows() == []  # none of the calls that raised happened
+
+
+def test_a_start_with_a_silent_queue_succeeds_within_the_provider_timeout(
+    tmp_path: Path, redis_url: str, prefix: Prefix
+) -> None:
+    with FaultProxy.for_url(redis_url) as proxy:
+        queue_url = proxy.url(redis_url) + f"?prefix={prefix()}&visibility_timeout=3"
+        host = make_host(f"sqlite:///{tmp_path / 'store.db'}", queue_url)
+        with host:
+            wait_until(lambda: host.health().ok, 10)
+            proxy.blackhole()
+            started = time.monotonic()
+            workflow_id = host.start_workflow("Waiting", data={"key": "k4", "got": None})
+            took = time.monotonic() - started
+            assert took < TIMEOUT + 3, took  # one command, retried once, each given half the timeout
+            assert not host.health().components["queue"].ok
+            proxy.restore()
+            host.publish_event("go", "k4", "late")
+            assert host.wait_for_workflow(workflow_id, timeout=30).data["got"] == "late"
+            wait_until(lambda: host.health().ok, 15)

@@ -10,11 +10,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
 from liteflow.core import (
     ComponentHealth,
+    ConfigurationError,
     Health,
     LocalLockProvider,
     MemoryPersistenceProvider,
@@ -30,6 +32,7 @@ from liteflow.core import (
     WorkflowStatus,
     configure_workflow_host,
 )
+from liteflow.core._config import with_provider_timeout
 from liteflow.core._health import WORKER_GROUPS, HealthMonitor, provider_failure
 from liteflow.core._timers import AsyncRunner, TimerQueue
 
@@ -266,3 +269,24 @@ def test_bad_input_is_still_raised_to_the_caller_not_recorded_as_an_outage() -> 
         with pytest.raises(WorkflowNotFoundError):
             host.get_workflow_instance("nope")
         assert host.health().ok
+
+
+def test_provider_timeout_goes_into_the_urls_of_providers_the_host_makes() -> None:
+    assert (
+        with_provider_timeout("postgresql://db/app?schema=s", 8)
+        == "postgresql://db/app?schema=s&connect_timeout=4&statement_timeout=8"
+    )
+    assert with_provider_timeout("redis://cache:6379/0", 8) == "redis://cache:6379/0?socket_timeout=4"
+    assert with_provider_timeout("amqp://mq/%2F?prefix=p", 3) == "amqp://mq/%2F?prefix=p&publish_timeout=3"
+    # A timeout the URL sets wins; backends without a network call are left alone.
+    assert with_provider_timeout("redis://cache/0?socket_timeout=1", 8) == "redis://cache/0?socket_timeout=1"
+    assert with_provider_timeout("sqlite:////var/app.db", 8) == "sqlite:////var/app.db"
+    assert with_provider_timeout("memory://", 8) == "memory://"
+
+
+def test_provider_timeout_must_be_a_positive_duration() -> None:
+    assert configure_workflow_host().options.provider_timeout == timedelta(seconds=10)
+    assert configure_workflow_host(provider_timeout=2.5).options.provider_timeout == timedelta(seconds=2.5)
+    for bad in (0, -1, "10"):
+        with pytest.raises(ConfigurationError, match="provider_timeout"):
+            configure_workflow_host(provider_timeout=bad)
