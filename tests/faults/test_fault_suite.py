@@ -46,7 +46,7 @@ pytestmark = pytest.mark.faults
 
 WORKFLOWS = 160
 WORKERS = 4
-STEP_TIME = 0.005  # long enough that the cut usually lands inside some steps
+STEP_TIME = 0.02  # long enough that the cut usually lands inside some steps
 NAP = timedelta(seconds=1)
 LABELS = ["a", "b", "c", "d"]
 CUT_AFTER_RUNS = WORKFLOWS * 3 // 2  # every "a" and about half the "b": the workers are busy
@@ -330,6 +330,7 @@ def test_workflows_in_flight_survive_a_backend_outage(
             f"{finished_at - restored_at:.1f} s, health ok in {ok_again - restored_at:.1f} s; "
             f"health not ok {went_bad - cut_at:.1f} s after the cut, failing: "
             f"{', '.join(health_log.failing_during(cut_at, restored_at))}; "
+            f"after the restore still failing: {', '.join(health_log.failing_during(restored_at, ok_again))}; "
             f"publish errors during the outage: {dict(journal.publish_errors) or 'none'}"
         )
 

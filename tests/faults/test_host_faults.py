@@ -187,3 +187,29 @@ def test_a_start_with_a_silent_queue_succeeds_within_the_provider_timeout(
             host.publish_event("go", "k4", "late")
             assert host.wait_for_workflow(workflow_id, timeout=30).data["got"] == "late"
             wait_until(lambda: host.health().ok, 15)
+
+
+def test_an_id_lost_in_a_live_nodes_redis_inbox_comes_back_after_the_outage(redis_url: str, prefix: Prefix) -> None:
+    # Found by the fault suite: a cut between BLMOVE and its reply (or the claim) leaves the id in
+    # this node's inbox and in `waiting`, so every later enqueue of it was a no-op, forever.
+    from liteflow.core import QueueType
+    from liteflow.providers.redis import RedisQueueProvider
+
+    with FaultProxy.for_url(redis_url) as proxy:
+        queue = RedisQueueProvider(proxy.url(redis_url), prefix=prefix(), visibility_timeout=30)
+        try:
+            keys = queue._keys[QueueType.WORKFLOW]
+            client = redis.Redis.from_url(redis_url)
+            client.sadd(keys.waiting, "wf-lost")
+            client.lpush(keys.inbox, "wf-lost")  # what BLMOVE did before its reply was lost
+            client.close()
+            proxy.cut()
+            with pytest.raises(ProviderUnavailableError):
+                queue.dequeue(QueueType.WORKFLOW, 0.5)
+            proxy.restore()
+            queue.enqueue(QueueType.WORKFLOW, "wf-lost")  # still waiting: a no-op, as before
+            assert queue.dequeue(QueueType.WORKFLOW, 2.0) == "wf-lost"
+            queue.acknowledge(QueueType.WORKFLOW, "wf-lost")
+            assert queue.dequeue(QueueType.WORKFLOW, 0.3) is None
+        finally:
+            queue.close()

@@ -99,6 +99,21 @@ return moved
 """
 
 # KEYS: processing, waiting, ready. ARGV: deliveries. Hands back deliveries not yet acknowledged.
+# KEYS: this node's inbox, ready. Puts back at the front what the inbox holds: after a broken
+# connection an id may sit there that BLMOVE moved but whose reply (or claim) was lost, and this
+# node, being alive, is never reclaimed by the others. Ids still in the inbox are still `waiting`.
+# A claim racing with this finds the id gone and its consumer simply moves on.
+_RESCUE = """
+local moved = 0
+local id = redis.call('RPOP', KEYS[1])
+while id do
+  redis.call('RPUSH', KEYS[2], id)
+  moved = moved + 1
+  id = redis.call('RPOP', KEYS[1])
+end
+return moved
+"""
+
 _RETURN = f"""
 for _, delivery in ipairs(ARGV) do
   if redis.call('ZREM', KEYS[1], delivery) == 1 then
@@ -154,6 +169,8 @@ class RedisQueueProvider(QueueProvider):
         self._claim = self._client.register_script(_CLAIM)
         self._reclaim = self._client.register_script(_RECLAIM)
         self._return = self._client.register_script(_RETURN)
+        self._rescue = self._client.register_script(_RESCUE)
+        self._suspect_inbox: set[QueueType] = set()  # a dequeue failed: the inbox may hold a lost id
         # redis-py types BLMOVE's timeout as int; Redis takes fractions of a second.
         self._command: Any = self._client.execute_command
         self._mutex = threading.Lock()
@@ -203,6 +220,8 @@ class RedisQueueProvider(QueueProvider):
         keys = self._keys[queue]
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
+            if queue in self._suspect_inbox:
+                self._rescue_inbox(queue, keys)
             while not self._closed.is_set():
                 self._maybe_reclaim(queue, keys)
                 wait = min(deadline - time.monotonic(), _SLICE)
@@ -221,8 +240,19 @@ class RedisQueueProvider(QueueProvider):
         except redis.RedisError as error:
             if self._closed.is_set():
                 return None  # the client was closed under us: that is the wake-up close() promises
+            self._suspect_inbox.add(queue)
             raise provider_error(f"take from the {queue.value} queue", error) from error
         return None
+
+    def _rescue_inbox(self, queue: QueueType, keys: _Keys) -> None:
+        self._suspect_inbox.discard(queue)
+        try:
+            moved = self._rescue(keys=[keys.inbox, keys.ready])
+        except redis.RedisError:
+            self._suspect_inbox.add(queue)
+            raise
+        if moved:
+            logger.info("put back %s %s item(s) taken from Redis while its connection broke", moved, queue.value)
 
     def _maybe_reclaim(self, queue: QueueType, keys: _Keys) -> None:
         now = time.monotonic()
