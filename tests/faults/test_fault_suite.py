@@ -233,6 +233,14 @@ class HealthLog:
     def failing_during(self, start: float, end: float) -> list[str]:
         return sorted({name for t, ok, names in self.samples if start <= t <= end for name in names})
 
+    def recovery(self, after: float) -> str:
+        """Each component that was failing after ``after``, with when it was last seen failing."""
+        last: dict[str, float] = {}
+        for t, _, names in self.samples:
+            if t >= after:
+                last.update(dict.fromkeys(names, t))
+        return ", ".join(f"{name} {t - after:.1f} s" for name, t in sorted(last.items(), key=lambda item: item[1]))
+
 
 # -- the test ---------------------------------------------------------------------------------
 
@@ -330,7 +338,7 @@ def test_workflows_in_flight_survive_a_backend_outage(
             f"{finished_at - restored_at:.1f} s, health ok in {ok_again - restored_at:.1f} s; "
             f"health not ok {went_bad - cut_at:.1f} s after the cut, failing: "
             f"{', '.join(health_log.failing_during(cut_at, restored_at))}; "
-            f"after the restore still failing: {', '.join(health_log.failing_during(restored_at, ok_again))}; "
+            f"last seen failing after the restore: {health_log.recovery(restored_at)}; "
             f"publish errors during the outage: {dict(journal.publish_errors) or 'none'}"
         )
 

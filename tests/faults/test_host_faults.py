@@ -122,27 +122,39 @@ def test_an_idle_host_notices_a_store_outage_and_its_end(postgres_url: str, sche
     with FaultProxy.for_url(postgres_url) as proxy:
         host = make_host(proxy.url(postgres_url) + f"?schema={schema()}")
         with host:
+            waiting = host.start_workflow("Waiting", data={"key": "k0", "got": None})
+            wait_until(lambda: runs.get(waiting) == ["before"], 10)
             wait_until(lambda: host.health().ok, 10)
             proxy.cut()
             noticed = wait_until(lambda: not host.health().components["persistence"].ok, 10)
             assert noticed < 3 * host.options.poll_interval.total_seconds() + 2  # the poll probes it
             assert not host.health().ok
+            calls: dict[str, Callable[[], object]] = {
+                "start_workflow": lambda: host.start_workflow("Waiting", data={"key": "k2", "got": None}),
+                "publish_event": lambda: host.publish_event("go", "k2", "lost"),
+                "suspend_workflow": lambda: host.suspend_workflow(waiting),
+                "terminate_workflow": lambda: host.terminate_workflow(waiting),
+                "get_workflow_instance": lambda: host.get_workflow_instance(waiting),
+                "query_workflows": lambda: host.query_workflows(),
+            }
             started = time.monotonic()
-            with pytest.raises(ProviderUnavailableError):  # typed, and nothing was stored
-                host.start_workflow("Waiting", data={"key": "k2", "got": None})
-            with pytest.raises(ProviderUnavailableError):
-                host.publish_event("go", "k2", "lost")
-            failed_in = time.monotonic() - started
-            assert failed_in < 2 * TIMEOUT  # a refused connection fails fast, far below the timeout
+            for name, call in calls.items():
+                with pytest.raises(ProviderUnavailableError):  # typed, and nothing happened
+                    call()
+                    pytest.fail(f"{name} did not raise")
+            failed_in = (time.monotonic() - started) / len(calls)
+            assert failed_in < TIMEOUT  # a refused connection fails fast, not after a timeout
             proxy.restore()
             recovered = wait_until(lambda: host.health().ok, 20)
-            print(f"store cut: noticed in {noticed:.1f} s, two calls failed in {failed_in:.1f} s, "
+            print(f"store cut: noticed in {noticed:.1f} s, calls failed in {failed_in:.2f} s each, "
                   f"health ok {recovered:.1f} s after the store returned")
+            assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE  # not suspended
             assert all(thread.is_alive() for thread in host._threads)
             workflow_id = host.start_workflow("Waiting", data={"key": "k2", "got": None})
             host.publish_event("go", "k2", "kept")
             instance = host.wait_for_workflow(workflow_id, timeout=30)
             assert instance.data["got"] == "kept"  # the publish that raised did not happen
+            assert len(host.query_workflows(workflow_id="Waiting")) == 2  # nor did the start
 
 
 def test_calls_to_a_silent_store_raise_within_the_provider_timeout(postgres_url: str, schema: Schema) -> None:
