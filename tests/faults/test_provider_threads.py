@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from conftest import Schema  # type: ignore[import-not-found]
 
 from liteflow.core import LockProvider
