@@ -50,18 +50,23 @@ class Health:
     """A snapshot of a host's health, from :meth:`WorkflowHost.health`.
 
     Attributes:
-        ok: True when every component is ok.
+        ok: True when every component is ok: the readiness signal.
         components: ``persistence``, ``queue`` and ``lock``, plus, while the host is started,
             ``workflow_workers``, ``event_workers``, ``poller`` and ``timer``.
+        live: False only while one of the host's threads is not running (the supervisor restarts
+            one that dies within about a second): the liveness signal. A backend outage leaves it
+            True, since restarting the process would not help.
     """
 
     ok: bool
     components: dict[str, ComponentHealth]
+    live: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form, for a health endpoint."""
         return {
             "ok": self.ok,
+            "live": self.live,
             "components": {
                 name: {
                     "ok": part.ok,
@@ -122,16 +127,18 @@ class HealthMonitor:
         """Record a call that answered, or a worker group's loop that went round cleanly."""
         self._parts[component].succeeded()
 
-    def snapshot(self, groups: dict[str, list[str]] | None) -> Health:
+    def snapshot(self, groups: dict[str, list[str]] | None, *, live: bool = True) -> Health:
         """The current health; ``groups`` maps each worker group to the names of its dead threads
-        (None when the host is not started, which leaves the groups out)."""
+        (None when the host is not started, which leaves the groups out); ``live`` is False if a
+        thread outside the groups (the supervisor) is dead."""
         components = {name: self._parts[name].snapshot() for name in PROVIDERS}
         for name, dead in (groups or {}).items():
             part = self._parts[name].snapshot()
             if dead:
                 part = ComponentHealth(False, part.since, f"thread(s) not running: {', '.join(dead)}", part.failures)
+                live = False
             components[name] = part
-        return Health(ok=all(part.ok for part in components.values()), components=components)
+        return Health(ok=all(part.ok for part in components.values()), components=components, live=live)
 
 
 def provider_failure(error: BaseException, providers: dict[str, object]) -> str | None:

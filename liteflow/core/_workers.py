@@ -46,6 +46,7 @@ class HostWorkers(EventDelivery):
     _targets: dict[str, Callable[[], None]]
     _deaths: dict[str, BaseException]
     _wake_supervisor: threading.Event
+    _supervisor: threading.Thread | None
 
     def _process_workflow(self, workflow_id: str) -> None:
         raise NotImplementedError
@@ -58,7 +59,8 @@ class HostWorkers(EventDelivery):
         A provider is not ok from its first failed call (a refused connection, a timeout) until
         one answers again; an idle host still calls its store at every poll, so a store outage
         shows within ``poll_interval``. A worker group is not ok while one of its threads fails
-        or is dead. See the README for wiring it to liveness and readiness probes.
+        or is dead; ``live`` is False only while a thread is dead. See the README for wiring it to
+        liveness and readiness probes.
         """
         if not self._running:
             return self._health.snapshot(None)
@@ -68,7 +70,8 @@ class HostWorkers(EventDelivery):
                 dead[_group_of(thread.name)].append(thread.name)
         if not self._timers.is_alive():
             dead["timer"].append("liteflow-timers")
-        return self._health.snapshot(dead)
+        supervised = self._supervisor is not None and self._supervisor.is_alive()
+        return self._health.snapshot(dead, live=supervised or not self._running)
 
     @contextmanager
     def _calling(self, component: str) -> Iterator[None]:

@@ -211,12 +211,14 @@ def publish_as_they_wait(host: WorkflowHost, keys: dict[str, str], stop: threadi
 @dataclass
 class HealthLog:
     samples: list[tuple[float, bool, tuple[str, ...]]] = field(default_factory=list)
+    not_live: int = 0
 
     def watch(self, host: WorkflowHost, stop: threading.Event) -> None:
         while not stop.is_set():
             health = host.health()
             failing = tuple(sorted(name for name, part in health.components.items() if not part.ok))
             self.samples.append((time.monotonic(), health.ok, failing))
+            self.not_live += not health.live
             stop.wait(0.1)
 
     def first_not_ok(self, after: float) -> float | None:
@@ -324,6 +326,7 @@ def test_workflows_in_flight_survive_a_backend_outage(
     assert went_bad is not None and went_bad < restored_at, "health() stayed ok through the outage"
     ok_again = health_log.ok_again(restored_at)
     assert ok_again is not None
+    assert health_log.not_live == 0  # an outage never made the host look dead
     # No thread was lost: the same threads ran from start to end, none had to be restarted.
     assert dead_at_end == []
     assert [id(t) for t in threads_at_end] == [id(t) for t in threads_at_start]

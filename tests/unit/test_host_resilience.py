@@ -11,6 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pytest
 
@@ -209,6 +213,7 @@ def test_an_outage_is_reported_from_its_first_failure_to_the_next_success_and_lo
     with caplog.at_level(logging.INFO, logger="liteflow"):
         for _ in range(5):
             monitor.failed("queue", ProviderUnavailableError("connection refused"))
+        assert monitor.snapshot(None).live  # an outage is not a reason to restart the process
         down = monitor.snapshot(None).components["queue"]
         assert not down.ok and down.failures == 5
         assert down.last_error == "ProviderUnavailableError: connection refused"
@@ -227,9 +232,10 @@ def test_a_worker_group_with_a_dead_thread_is_not_ok() -> None:
     monitor = HealthMonitor()
     groups: dict[str, list[str]] = {name: [] for name in WORKER_GROUPS}
     assert monitor.snapshot(groups).ok
+    assert monitor.snapshot(groups).live
     groups["event_workers"].append("liteflow-event-1")
     health = monitor.snapshot(groups)
-    assert not health.ok and health.components["workflow_workers"].ok
+    assert not health.ok and not health.live and health.components["workflow_workers"].ok
     part = health.components["event_workers"]
     assert not part.ok and part.last_error is not None and "liteflow-event-1" in part.last_error
 
@@ -290,3 +296,58 @@ def test_provider_timeout_must_be_a_positive_duration() -> None:
     for bad in (0, -1, "10"):
         with pytest.raises(ConfigurationError, match="provider_timeout"):
             configure_workflow_host(provider_timeout=bad)
+
+
+# -- the README's probe example ---------------------------------------------------------------
+
+
+class Noop(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        pass
+
+
+class Short(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Noop)
+
+
+def test_the_readme_probes_report_a_degraded_queue_as_not_ready_but_live() -> None:
+    host = configure_workflow_host(queue_service=CutQueue())
+    host.register_workflow(Short())
+
+    class Probes(BaseHTTPRequestHandler):  # as in the README
+        def do_GET(self) -> None:
+            health = host.health()
+            ok = health.live if self.path == "/livez" else health.ok  # /readyz
+            body = json.dumps(health.as_dict()).encode()
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep the test output clean
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Probes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def get(path: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urlopen(f"http://127.0.0.1:{server.server_address[1]}{path}", timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    try:
+        assert get("/readyz")[0] == 200 and get("/livez")[0] == 200
+        workflow_id = host.start_workflow("Short")  # stored; only the enqueue failed
+        assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.RUNNABLE
+        status, body = get("/readyz")
+        assert status == 503 and body["ok"] is False
+        assert body["components"]["queue"]["ok"] is False
+        assert "connection refused" in body["components"]["queue"]["last_error"]
+        assert body["components"]["persistence"]["ok"] is True
+        assert get("/livez")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
