@@ -172,24 +172,32 @@ class HostWorkers(EventDelivery):
         """Process one item and acknowledge it; False if a provider failed (the caller backs off).
 
         A failed item is not lost: what it needs is in the store, and the poll queues it again."""
-        healthy = True
+        try:
+            handled = self._run_handler(queue, item_id, handle)
+        finally:  # even when a step's SystemExit is taking the thread down
+            acknowledged = self._acknowledge(queue, item_id)
+        return handled and acknowledged
+
+    def _run_handler(self, queue: QueueType, item_id: str, handle: Callable[[str], None]) -> bool:
         try:
             handle(item_id)
         except Exception as error:
             failed = provider_failure(error, self._providers())
             if failed is None:
                 logger.exception("failed to process %s %s; the poller will retry it", queue.value, item_id)
-            else:
-                self._health.failed(failed, error)  # logged once per outage, not per item
-                healthy = False
-        else:
-            self._health.succeeded("lock")  # every handler takes a lock first
+                return True  # a bug or bad data, not an outage: no reason to pause
+            self._health.failed(failed, error)  # logged once per outage, not per item
+            return False
+        self._health.succeeded("lock")  # every handler takes a lock first
+        return True
+
+    def _acknowledge(self, queue: QueueType, item_id: str) -> bool:
         try:
             self.queue.acknowledge(queue, item_id)
         except Exception as error:
             self._health.failed("queue", error)  # the item comes back: harmless, its lock or state refuses it
-            healthy = False
-        return healthy
+            return False
+        return True
 
     def _poller(self) -> None:
         interval = self.options.poll_interval.total_seconds()

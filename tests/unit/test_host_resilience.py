@@ -298,6 +298,75 @@ def test_provider_timeout_must_be_a_positive_duration() -> None:
             configure_workflow_host(provider_timeout=bad)
 
 
+class FlakyQueue(SingleNodeQueueProvider):
+    """The in-memory queue, with a switch that makes every call fail as a cut backend does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = threading.Event()
+        self.failed_acks = 0
+
+    def _check(self) -> None:
+        if self.down.is_set():
+            raise ProviderUnavailableError("connection refused")
+
+    def enqueue(self, queue: QueueType, item_id: str) -> None:
+        self._check()
+        super().enqueue(queue, item_id)
+
+    def dequeue(self, queue: QueueType, timeout: float) -> str | None:
+        self._check()
+        return super().dequeue(queue, timeout)
+
+    def acknowledge(self, queue: QueueType, item_id: str) -> None:
+        if self.down.is_set():
+            self.failed_acks += 1
+        self._check()
+
+
+class Pause(StepBody):
+    """Holds its worker until released, so the outage starts while a step runs."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def run(self, context: StepExecutionContext) -> None:
+        Pause.entered.set()
+        assert Pause.release.wait(10)
+
+
+class Paused(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Pause).then(Noop)
+
+
+def test_workers_poller_and_timer_ride_out_a_queue_outage_and_finish_the_work() -> None:
+    queue = FlakyQueue()
+    host = configure_workflow_host(queue_service=queue, max_concurrent_workflows=2, poll_interval=0.2)
+    host.register_workflow(Paused())
+    host.register_workflow(Short())
+    Pause.entered.clear()
+    Pause.release.clear()
+    with host:
+        threads = list(host._threads)
+        held = host.start_workflow("Paused")
+        assert Pause.entered.wait(10)
+        queue.down.set()  # dequeue, enqueue and the acknowledgement of the running step all fail
+        started = host.start_workflow("Short")  # stored: succeeds although the enqueue failed
+        Pause.release.set()
+        wait_until(lambda: queue.failed_acks >= 1)
+        wait_until(lambda: not host.health().components["workflow_workers"].ok)
+        health = host.health()
+        assert not health.ok and health.live and not health.components["queue"].ok
+        assert health.components["persistence"].ok
+        queue.down.clear()
+        for workflow_id in (held, started):
+            assert host.wait_for_workflow(workflow_id, timeout=10).status is WorkflowStatus.COMPLETE
+        wait_until(lambda: host.health().ok)
+        assert [id(t) for t in host._threads] == [id(t) for t in threads]  # none died, none restarted
+        assert all(t.is_alive() for t in host._threads) and host._timers.is_alive()
+
+
 # -- the README's probe example ---------------------------------------------------------------
 
 
