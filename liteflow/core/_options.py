@@ -39,18 +39,18 @@ class HostOptions:
     stop_timeout: timedelta = timedelta(seconds=10)
     """How long ``stop`` waits for running steps to finish."""
 
-    max_passes_per_turn: int = 100
-    """Passes one worker makes over a workflow before letting others have a turn."""
-
-    lock_retry_delay: timedelta = timedelta(milliseconds=5)
-    """Delay before an event delivery retries when the workflow is busy running a step."""
-
     provider_timeout: timedelta = timedelta(seconds=10)
     """The longest one call to a backend should wait for an answer before it raises
     ``ProviderUnavailableError``. Passed to the providers the host makes from URLs, unless the URL
     sets its own: PostgreSQL's ``statement_timeout`` (and half of it as ``connect_timeout``),
     Redis's ``socket_timeout`` (half of it: a command is retried once) and RabbitMQ's
     ``publish_timeout``. Providers given as instances keep the timeouts they were made with."""
+
+    max_passes_per_turn: int = 100
+    """Passes one worker makes over a workflow before letting others have a turn."""
+
+    lock_retry_delay: timedelta = timedelta(milliseconds=5)
+    """Delay before an event delivery retries when the workflow is busy running a step."""
 
     clock: Callable[[], datetime] = utcnow
     """Source of the current time (UTC, timezone-aware)."""
@@ -70,8 +70,6 @@ class HostOptions:
                     value = timedelta(seconds=value)
                 if not isinstance(value, timedelta) or value < timedelta(0):
                     raise ConfigurationError(f"host option {name} must be a non-negative duration, got {value!r}")
-                if name == "provider_timeout" and value <= timedelta(0):
-                    raise ConfigurationError(f"host option provider_timeout must be positive, got {value!r}")
             elif isinstance(default, int) and (not isinstance(value, int) or value < 1):
                 raise ConfigurationError(f"host option {name} must be a positive integer, got {value!r}")
             elif name == "clock" and not callable(value):
@@ -82,3 +80,7 @@ class HostOptions:
                 )
             changes[name] = value
         return replace(defaults, **changes)
+
+    def __post_init__(self) -> None:
+        if not self.provider_timeout > timedelta(0):
+            raise ConfigurationError(f"host option provider_timeout must be positive, got {self.provider_timeout!r}")
