@@ -31,6 +31,9 @@ def _assert_renewal_survives(lock: LockProvider, renewer: threading.Thread, capl
     with caplog.at_level(logging.INFO, logger="liteflow"):
         lock.renew_now = flaky  # type: ignore[attr-defined]
         assert recovered.wait(timeout=30), "renewal never ran again"
+        deadline = time.monotonic() + 30  # the loop logs the recovery once flaky() has returned
+        while not any("recovered" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert renewer.is_alive()
     messages = [r.getMessage() for r in caplog.records if "renewal" in r.getMessage()]
     assert len(messages) == 2, messages  # once when it started failing, once when it recovered
@@ -86,11 +89,12 @@ def test_postgres_ack_flusher_survives(postgres_url: str, schema: Schema, caplog
             assert queue.dequeue(QueueType.WORKFLOW, 1.0) == "a"
             queue.acknowledge(QueueType.WORKFLOW, "a")  # deleted by the flusher: no take follows
             deadline = time.monotonic() + 30
-            while queue._acked and time.monotonic() < deadline:
+            while not any("recovered" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
                 time.sleep(0.01)
         assert not queue._acked, "the acknowledgement was never flushed"
         assert queue._flusher.is_alive()
         messages = [r.getMessage() for r in caplog.records if "flusher" in r.getMessage()]
         assert len(messages) == 2, messages
+        assert "3 failed attempt(s)" in messages[1]
     finally:
         queue.close()
