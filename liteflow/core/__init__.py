@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._export import export_workflow
 from ._graph import workflow_graph
+from ._health import ComponentHealth, Health
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
 from ._logcontext import LogContextFilter
@@ -63,6 +64,7 @@ __all__ = [
     "ActivityError",
     "BuilderError",
     "ChildWorkflowError",
+    "ComponentHealth",
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",
@@ -74,6 +76,7 @@ __all__ = [
     "ExecutionError",
     "ExecutionPointer",
     "ExecutionResult",
+    "Health",
     "HostOptions",
     "InstanceQuery",
     "InvalidArgumentError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._errors import ConfigurationError, ProviderError
 from ._host import WorkflowHost
@@ -39,6 +39,29 @@ _LOCK_URLS: dict[str, Entry] = {
 }
 
 
+# scheme -> URL options bounding one call to the server, and the share of provider_timeout each gets
+# (a Redis command is retried once, so each try gets half; a PostgreSQL call may first wait for a
+# connection, then run its statement).
+_TIMEOUT_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
+    "postgresql": (("connect_timeout", 0.5), ("statement_timeout", 1.0)),
+    "postgres": (("connect_timeout", 0.5), ("statement_timeout", 1.0)),
+    "redis": (("socket_timeout", 0.5),),
+    "rediss": (("socket_timeout", 0.5),),
+    "amqp": (("publish_timeout", 1.0),),
+    "amqps": (("publish_timeout", 1.0),),
+}
+
+
+def with_provider_timeout(url: str, seconds: float) -> str:
+    """``url`` with the host's ``provider_timeout`` as its call timeouts, where it sets none."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {name for name, _ in query}
+    options = _TIMEOUT_OPTIONS.get(parts.scheme, ())
+    added = [(name, f"{seconds * share:g}") for name, share in options if name not in given]
+    return urlunsplit(parts._replace(query=urlencode(query + added))) if added else url
+
+
 def _from_url(kind: str, url: str, table: dict[str, Entry]) -> Any:
     scheme = urlsplit(url).scheme.split("+")[0]
     if scheme not in table:
@@ -56,10 +79,10 @@ def _from_url(kind: str, url: str, table: dict[str, Entry]) -> Any:
     return factory() if url.startswith("memory:") else factory(url)
 
 
-def _resolve(kind: str, value: Any, base: type, table: dict[str, Entry]) -> tuple[Any, bool]:
+def _resolve(kind: str, value: Any, base: type, table: dict[str, Entry], timeout: float) -> tuple[Any, bool]:
     """The provider and whether the host owns it (made it, so must close it)."""
     if isinstance(value, str):
-        return _from_url(kind, value, table), True
+        return _from_url(kind, with_provider_timeout(value, timeout), table), True
     if not isinstance(value, base):
         raise ConfigurationError(f"{kind} provider must be a {base.__name__} or a URL string, got {value!r}")
     return value, False
@@ -79,13 +102,15 @@ def configure_workflow_host(
     omitted ones are fresh in-memory providers owned by this host. Keyword options are the fields
     of :class:`HostOptions` (durations as timedeltas or seconds).
     """
+    host_options = HostOptions.from_kwargs(options, **option_values)  # bad options fail before connecting
+    timeout = host_options.provider_timeout.total_seconds()
     owned: list[Any] = []
 
     def provider(kind: str, value: Any, base: type, table: dict[str, Entry], default: Callable[[], Any]) -> Any:
         if value is None:
             made, own = default(), True
         else:
-            made, own = _resolve(kind, value, base, table)
+            made, own = _resolve(kind, value, base, table, timeout)
         if own:
             owned.append(made)
         return made
@@ -95,5 +120,4 @@ def configure_workflow_host(
     )
     queue = provider("queue", queue_service, QueueProvider, _QUEUE_URLS, SingleNodeQueueProvider)
     lock = provider("lock", lock_service, LockProvider, _LOCK_URLS, LocalLockProvider)
-    host_options = HostOptions.from_kwargs(options, **option_values)
     return WorkflowHost(persistence, queue, lock, host_options, owned=tuple(owned))

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _validation as check
 from ._errors import InvalidOperationError, WorkflowNotFoundError
+from ._health import HealthMonitor
 from ._models import (
     Event,
     EventSubscription,
@@ -63,6 +64,7 @@ class EventDelivery:
     options: HostOptions
     registry: WorkflowRegistry
     _timers: TimerQueue[tuple[QueueType, str]]
+    _health: HealthMonitor
 
     def __init__(self) -> None:
         # Events whose delivery found their workflow busy: retried as soon as it is released here.
@@ -88,6 +90,18 @@ class EventDelivery:
     def _schedule(self, instance: WorkflowInstance) -> None:
         raise NotImplementedError
 
+    def _announce(self, queue: QueueType, item_id: str) -> None:
+        """Queue an item whose state the store already holds. If the queue fails, nothing is lost
+        (the poll finds the item in the store), so the call that saved it happened and must not
+        raise: the queue is reported degraded instead."""
+        try:
+            self.queue.enqueue(queue, item_id)
+        except Exception as error:
+            self._health.failed("queue", error)
+            logger.debug("could not queue %s %s; the poll will: %s", queue.value, item_id, error)
+        else:
+            self._health.succeeded("queue")
+
     def _control(self, workflow_id: str, action: str) -> None:
         check.text(f"{action}_workflow", "workflow_id", workflow_id)
         instance = self.persistence.get_workflow_instance(workflow_id)
@@ -101,7 +115,7 @@ class EventDelivery:
             self.persistence.create_event(event)
             with self._blocked_lock:
                 self._blocked[workflow_id].add(event.id)
-            self.queue.enqueue(QueueType.EVENT, event.id)
+            self._announce(QueueType.EVENT, event.id)
             return
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
@@ -148,7 +162,7 @@ class EventDelivery:
         with self._blocked_lock:
             waiting = self._blocked.pop(workflow_id, ())
         for event_id in waiting:
-            self.queue.enqueue(QueueType.EVENT, event_id)
+            self._announce(QueueType.EVENT, event_id)
 
     def _retry_blocked(self, event_id: str, workflow_id: str) -> None:
         """An event could not be delivered because its workflow was busy: retry when this node

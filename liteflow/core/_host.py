@@ -22,7 +22,6 @@ from . import _repair
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
 from ._builder import Workflow
-from ._delivery import EventDelivery
 from ._errors import (
     ConcurrencyError,
     InvalidArgumentError,
@@ -31,6 +30,7 @@ from ._errors import (
     WorkflowTimeoutError,
 )
 from ._executor import PassMiddleware, WorkflowExecutor
+from ._health import HealthMonitor
 from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
 from ._models import (
     Event,
@@ -48,13 +48,14 @@ from ._registry import WorkflowRegistry
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
+from ._workers import HostWorkers
 
 logger = logging.getLogger("liteflow")
 
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(EventDelivery):
+class WorkflowHost(HostWorkers):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
@@ -84,8 +85,15 @@ class WorkflowHost(EventDelivery):
             step_middleware=self._step_middleware,
             pass_middleware=self._pass_middleware,
         )
-        self._timers: TimerQueue[tuple[QueueType, str]] = TimerQueue(self._fire_timer)
+        self._health = HealthMonitor()
+        self._timers: TimerQueue[tuple[QueueType, str]] = TimerQueue(
+            self._fire_timer, on_error=self._timer_failed, on_success=self._timer_succeeded
+        )
         self._threads: list[threading.Thread] = []
+        self._targets: dict[str, Callable[[], None]] = {}
+        self._deaths: dict[str, BaseException] = {}
+        self._supervisor: threading.Thread | None = None
+        self._wake_supervisor = threading.Event()
         self._running = False
         self._stopping = threading.Event()
         self._waiters: dict[str, list[threading.Event]] = {}
@@ -108,9 +116,10 @@ class WorkflowHost(EventDelivery):
         workers += [(f"liteflow-event-{n}", self._event_worker) for n in range(self.options.event_workers)]
         workers.append(("liteflow-poller", self._poller))
         for name, target in workers:
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._targets[name] = target
+            self._threads.append(self._spawn(name))
+        self._supervisor = threading.Thread(target=self._supervise, name="liteflow-supervisor", daemon=True)
+        self._supervisor.start()
         logger.info("workflow host started with %d workers", self.options.max_concurrent_workflows)
 
     def stop(self) -> None:
@@ -119,6 +128,9 @@ class WorkflowHost(EventDelivery):
             return
         self._running = False
         self._stopping.set()
+        self._wake_supervisor.set()
+        if self._supervisor is not None:
+            self._supervisor.join()  # it no longer replaces threads, so the list below is final
         for resource in self._owned:
             if not isinstance(resource, PersistenceProvider):  # the store stays readable after stop
                 resource.close()  # wakes workers blocked on the queue at once
@@ -189,9 +201,10 @@ class WorkflowHost(EventDelivery):
         )
         for middleware in self._lifecycle.middleware:
             middleware.before_start(instance)
-        self.persistence.create_workflow(instance)
+        with self._calling("persistence"):
+            self.persistence.create_workflow(instance)
         self._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
-        self.queue.enqueue(QueueType.WORKFLOW, instance.id)
+        self._announce(QueueType.WORKFLOW, instance.id)
         return instance.id
 
     def publish_event(
@@ -213,8 +226,9 @@ class WorkflowHost(EventDelivery):
         return self._publish(event)
 
     def _publish(self, event: Event) -> str:
-        self.persistence.create_event(event)
-        self.queue.enqueue(QueueType.EVENT, event.id)
+        with self._calling("persistence"):
+            self.persistence.create_event(event)
+        self._announce(QueueType.EVENT, event.id)
         return event.id
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
@@ -427,7 +441,7 @@ class WorkflowHost(EventDelivery):
             events=events,
         )
         for event in events:
-            self.queue.enqueue(QueueType.EVENT, event.id)
+            self._announce(QueueType.EVENT, event.id)
         self._lifecycle.after_save(instance, before, now, step_events, errors)
         if ended:
             with self._waiters_lock:
@@ -463,47 +477,9 @@ class WorkflowHost(EventDelivery):
             return
         delay = (instance.next_execution - self._clock()).total_seconds()
         if delay <= 0:
-            self.queue.enqueue(QueueType.WORKFLOW, instance.id)
+            self._announce(QueueType.WORKFLOW, instance.id)
         else:
             self._timers.call_later(delay, (QueueType.WORKFLOW, instance.id))
-
-    def _consume(self, queue: QueueType, handle: Callable[[str], None]) -> None:
-        idle = self.options.idle_timeout.total_seconds()
-        while self._running:
-            item_id = self.queue.dequeue(queue, idle)
-            if item_id is not None:
-                self._handle(queue, item_id, handle)
-
-    def _handle(self, queue: QueueType, item_id: str, handle: Callable[[str], None]) -> None:
-        try:
-            handle(item_id)
-        except Exception:
-            logger.exception("failed to process %s %s; the poller will retry it", queue.value, item_id)
-        finally:
-            self.queue.acknowledge(queue, item_id)
-
-    def _workflow_worker(self) -> None:
-        self._consume(QueueType.WORKFLOW, self._process_workflow)
-
-    def _event_worker(self) -> None:
-        self._consume(QueueType.EVENT, self._process_event)
-
-    def _poller(self) -> None:
-        interval = self.options.poll_interval.total_seconds()
-        while not self._stopping.is_set():
-            self.poll()
-            self._stopping.wait(interval)
-
-    def poll(self) -> None:
-        """Queue everything the store says is due (the workers set timers for what is not yet)."""
-        try:
-            horizon = self._clock() + self.options.poll_interval
-            for workflow_id in self.persistence.get_runnable_instances(horizon):
-                self.queue.enqueue(QueueType.WORKFLOW, workflow_id)
-            for event_id in self.persistence.get_runnable_events(self._clock()):
-                self.queue.enqueue(QueueType.EVENT, event_id)
-        except Exception:
-            logger.exception("polling the store for runnable work failed")
 
     def run_until_idle(self, max_items: int = 1_000_000) -> int:
         """Process queued work in the calling thread until both queues are empty; for tests and
@@ -595,4 +571,4 @@ class WorkflowHost(EventDelivery):
         except ConcurrencyError:
             return  # created by an earlier run of the same step attempt
         self._lifecycle.publish(child, LifecycleEventType.WORKFLOW_STARTED, child.create_time)
-        self.queue.enqueue(QueueType.WORKFLOW, child.id)
+        self._announce(QueueType.WORKFLOW, child.id)

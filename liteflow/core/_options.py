@@ -39,6 +39,13 @@ class HostOptions:
     stop_timeout: timedelta = timedelta(seconds=10)
     """How long ``stop`` waits for running steps to finish."""
 
+    provider_timeout: timedelta = timedelta(seconds=10)
+    """The longest one call to a backend should wait for an answer before it raises
+    ``ProviderUnavailableError``. Passed to the providers the host makes from URLs, unless the URL
+    sets its own: PostgreSQL's ``statement_timeout`` (and half of it as ``connect_timeout``),
+    Redis's ``socket_timeout`` (half of it: a command is retried once) and RabbitMQ's
+    ``publish_timeout``. Providers given as instances keep the timeouts they were made with."""
+
     max_passes_per_turn: int = 100
     """Passes one worker makes over a workflow before letting others have a turn."""
 
@@ -81,3 +88,7 @@ class HostOptions:
                 )
             changes[name] = value
         return replace(defaults, **changes)
+
+    def __post_init__(self) -> None:
+        if not self.provider_timeout > timedelta(0):
+            raise ConfigurationError(f"host option provider_timeout must be positive, got {self.provider_timeout!r}")

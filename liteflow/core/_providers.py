@@ -2,6 +2,18 @@
 
 The host talks to storage and to other nodes only through these. Each is small on purpose; the
 contract test suites in :mod:`liteflow.testing` say exactly what an implementation must do.
+
+Failures: besides the errors each method names, any method may raise
+:class:`ProviderUnavailableError` when the backend cannot be reached, does not answer within the
+provider's timeouts, or cannot take the call right now (disk full, read-only, locked, shutting
+down). A read, or a write refused before it reached the backend, did not happen; a write whose
+answer was lost (sent, then the connection broke or timed out) may have been applied, which the
+host tolerates (queues deliver at least once, saves check revisions). The same provider object
+works again once the backend is back, without being recreated. Any other failure
+of the backend is a :class:`ProviderError`. Either way the driver's exception is the
+``__cause__``; raw driver exceptions never escape. Background threads a provider owns (renewals,
+listeners, I/O) survive every failure. The fault suites in :mod:`liteflow.testing` check all this
+through a :class:`~liteflow.testing.FaultProxy`.
 """
 
 from __future__ import annotations
@@ -149,7 +161,9 @@ class QueueProvider(ABC):
 
     @abstractmethod
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
-        """Take the next id, waiting up to ``timeout`` seconds; None if there is none."""
+        """Take the next id, waiting up to ``timeout`` seconds; None if there is none. While the
+        backend is unreachable this raises :class:`ProviderUnavailableError` (it may also return
+        None) rather than pretending for long that the queue is empty."""
 
     def acknowledge(self, queue: QueueType, item_id: str) -> None:
         """Say a dequeued item has been handled (after its result is persisted)."""
@@ -163,7 +177,8 @@ class LockProvider(ABC):
 
     @abstractmethod
     def acquire(self, resource: str) -> bool:
-        """Take the lock without waiting; False if someone else holds it."""
+        """Take the lock without waiting; False if someone else holds it. A backend that cannot
+        say raises :class:`ProviderUnavailableError`, never returns False."""
 
     @abstractmethod
     def release(self, resource: str) -> None:

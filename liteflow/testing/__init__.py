@@ -8,6 +8,11 @@ The provider contract suites (:class:`PersistenceContract`, :class:`QueueContrac
 yielding your provider, and pytest runs the whole contract against it. They need pytest
 (``pip install 'liteflow-engine[test]'``), imported only when a suite is first used, so the other
 helpers in this package work without it.
+
+:class:`FaultProxy` sits between a provider and its server on a loopback port and cuts or
+black-holes the connection on demand, for testing what a provider does when its backend fails;
+the fault suites (:class:`QueueFaultContract`, :class:`LockFaultContract`,
+:class:`PersistenceFaultContract`) use it to check that a provider fails fast, typed, and recovers.
 """
 
 from __future__ import annotations
@@ -15,13 +20,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._host import ManualClock, WorkflowTestHost
+from ._proxy import FaultProxy
 
 if TYPE_CHECKING:
-    from .contracts import LockContract, PersistenceContract, QueueContract
+    from .contracts import (
+        LockContract,
+        LockFaultContract,
+        PersistenceContract,
+        PersistenceFaultContract,
+        QueueContract,
+        QueueFaultContract,
+    )
 
-__all__ = ["LockContract", "ManualClock", "PersistenceContract", "QueueContract", "WorkflowTestHost"]
+__all__ = [
+    "FaultProxy",
+    "LockContract",
+    "LockFaultContract",
+    "ManualClock",
+    "PersistenceContract",
+    "PersistenceFaultContract",
+    "QueueContract",
+    "QueueFaultContract",
+    "WorkflowTestHost",
+]
 
-_CONTRACTS = {"LockContract", "PersistenceContract", "QueueContract"}
+_CONTRACTS = {
+    "LockContract",
+    "LockFaultContract",
+    "PersistenceContract",
+    "PersistenceFaultContract",
+    "QueueContract",
+    "QueueFaultContract",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,11 @@ provider, subclass the suite under a name starting with ``Test`` and supply its 
 ``QueueContract`` needs a ``queue`` fixture; ``LockContract`` needs ``lock`` and ``second_lock``
 (another node on the same backend). Class attributes such as ``deduplicates`` or
 ``supports_concurrent_nodes`` declare what a provider can do; the suites' docstrings list them.
+
+The fault suites (``QueueFaultContract``, ``LockFaultContract``, ``PersistenceFaultContract``)
+check what a provider does when its backend is cut or black-holed and then restored; each also
+needs a ``fault_proxy`` fixture (a :class:`~liteflow.testing.FaultProxy` the provider connects
+through).
 """
 
 from __future__ import annotations
@@ -33,10 +38,19 @@ pytest.register_assert_rewrite(
     "liteflow.testing._queue_contract",
     "liteflow.testing._lock_contract",
     "liteflow.testing._quarantine_contract",
+    "liteflow.testing._fault_contract",
 )
 
+from ._fault_contract import LockFaultContract, PersistenceFaultContract, QueueFaultContract  # noqa: E402
 from ._lock_contract import LockContract  # noqa: E402
 from ._persistence_contract import PersistenceContract  # noqa: E402
 from ._queue_contract import QueueContract  # noqa: E402
 
-__all__ = ["LockContract", "PersistenceContract", "QueueContract"]
+__all__ = [
+    "LockContract",
+    "LockFaultContract",
+    "PersistenceContract",
+    "PersistenceFaultContract",
+    "QueueContract",
+    "QueueFaultContract",
+]

@@ -28,10 +28,11 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, LinearRetry
 
+from liteflow.core._backoff import OutageLog
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import LockProvider
 
-from ._common import check_name
+from ._common import check_name, provider_error
 
 logger = logging.getLogger("liteflow.providers.azure")
 
@@ -82,7 +83,7 @@ class AzureLockProvider(LockProvider):
                 pass
             except AzureError as error:
                 self._service.close()
-                raise ProviderError(f"could not create Azure container {container}: {error}") from error
+                raise provider_error(f"create container {container}", error) from error
         if renew:
             self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-azure-lock-renewal", daemon=True)
             self._renewer.start()
@@ -110,7 +111,7 @@ class AzureLockProvider(LockProvider):
         except ResourceExistsError:  # LeaseAlreadyPresent: someone holds it
             return False
         except AzureError as error:
-            raise ProviderError(f"could not lock {resource} in Azure: {error}") from error
+            raise provider_error(f"lock {resource}", error) from error
         with self._mutex:
             self._held[resource] = lease
         return True
@@ -129,13 +130,24 @@ class AzureLockProvider(LockProvider):
             logger.warning("could not release the lock on %s (it lapses within %s s): %s", resource, self.lease, error)
 
     def _renew_loop(self) -> None:
+        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
+        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
+        outage = OutageLog("Azure lock renewal (held locks lapse unless it recovers in time)", logger)
         while not self._stopping.wait(self.lease / 3):
-            self.renew_now()
+            try:
+                self.renew_now()
+            except Exception as error:  # the thread must outlive any failure
+                outage.failed(error)
+            else:
+                outage.recovered()
 
     def renew_now(self) -> None:
-        """Renew every lease held now (what the renewal thread does every lease / 3)."""
+        """Renew every lease held now (what the renewal thread does every lease / 3). Leases the
+        service says are lost are dropped; if others could not be renewed (the service did not
+        answer), raises the :class:`ProviderError` of the first after trying them all."""
         with self._mutex:
             held = list(self._held.items())
+        failure: ProviderError | None = None
         for resource, lease in held:
             try:
                 lease.renew()
@@ -144,9 +156,11 @@ class AzureLockProvider(LockProvider):
             except AzureError as error:
                 if getattr(error, "status_code", None) == 409:  # lease id mismatch: another node has it
                     self._drop(resource, lease, error)
-                else:
-                    logger.warning("renewing the lock on %s failed; it lapses unless the next try succeeds: %s",
-                                   resource, error)  # fmt: skip
+                elif failure is None:
+                    failure = provider_error(f"renew the lock on {resource}", error)
+                    failure.__cause__ = error
+        if failure is not None:
+            raise failure
 
     def _drop(self, resource: str, lease: BlobLeaseClient, error: Exception) -> None:
         with self._mutex:

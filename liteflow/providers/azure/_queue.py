@@ -37,7 +37,7 @@ from azure.storage.queue import ExponentialRetry, QueueClient, QueueMessage, Que
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import check_name
+from ._common import check_name, provider_error
 
 logger = logging.getLogger("liteflow.providers.azure")
 
@@ -48,8 +48,10 @@ class AzureQueueProvider(QueueProvider):
     ``connection_string`` is the storage account's. ``prefix`` starts the queue names (lowercase
     letters, digits and hyphens). ``visibility_timeout`` (whole seconds, at least 1) is how long a
     dequeued item stays hidden from other consumers until it is acknowledged. ``client_options``
-    go to ``QueueServiceClient.from_connection_string`` (``retry_policy`` defaults to retries
-    after about 1, 3 and 5 s rather than the SDK's 15 s and more).
+    go to ``QueueServiceClient.from_connection_string`` (``retry_policy`` defaults to two retries
+    after about 1 and 3 s rather than the SDK's 15 s and more; ``connection_timeout`` to 5 s and
+    ``read_timeout`` to 5 s rather than 300 s): a service that cannot be reached, does not answer or
+    is busy makes a call raise :class:`ProviderUnavailableError` within about 20 s.
     """
 
     def __init__(
@@ -74,10 +76,13 @@ class AzureQueueProvider(QueueProvider):
         self._poll_min, self._poll_max = poll_min, poll_max
         names = {queue_type: check_name(f"{prefix}-{queue_type.value}", "queue name") for queue_type in QueueType}
         # The SDK's default retry first waits 15 s, stalling a consumer (for instance on a stale
-        # keep-alive connection); retry sooner: about 1, 3, then 5 s.
+        # keep-alive connection); retry sooner: about 1, then 3 s. Its timeouts (300 s) would let a
+        # silent service hang a call for many minutes.
         client_options.setdefault(
-            "retry_policy", ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
+            "retry_policy", ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1)
         )
+        client_options.setdefault("connection_timeout", 5)
+        client_options.setdefault("read_timeout", 5)
         try:
             self._service = QueueServiceClient.from_connection_string(connection_string, **client_options)
         except (ValueError, AzureError) as error:
@@ -108,14 +113,14 @@ class AzureQueueProvider(QueueProvider):
         except ResourceExistsError:
             pass
         except AzureError as error:
-            raise ProviderError(f"could not create Azure queue {client.queue_name}: {error}") from error
+            raise provider_error(f"create queue {client.queue_name}", error) from error
 
     def enqueue(self, queue: QueueType, item_id: str) -> None:
         client = self._queues[QueueType(queue)]
         try:
             client.send_message(item_id)
         except AzureError as error:
-            raise ProviderError(f"could not send {item_id} to Azure queue {client.queue_name}: {error}") from error
+            raise provider_error(f"send {item_id} to queue {client.queue_name}", error) from error
 
     def _receive(self, client: QueueClient) -> QueueMessage | None:
         pages = client.receive_messages(max_messages=1, visibility_timeout=self.visibility_timeout)
@@ -133,7 +138,7 @@ class AzureQueueProvider(QueueProvider):
             except AzureError as error:
                 if self._closing.is_set():
                     return None
-                raise ProviderError(f"could not receive from Azure queue {client.queue_name}: {error}") from error
+                raise provider_error(f"receive from queue {client.queue_name}", error) from error
             if message is not None:
                 item_id = str(message.content)
                 with self._mutex:
@@ -164,7 +169,7 @@ class AzureQueueProvider(QueueProvider):
             # Deleted already, or visible again and received by another consumer (stale receipt).
             logger.info("%s of %s was redelivered before its acknowledgement: %s", item_id, client.queue_name, error)
         except AzureError as error:
-            raise ProviderError(f"could not delete {item_id} from Azure queue {client.queue_name}: {error}") from error
+            raise provider_error(f"delete {item_id} from queue {client.queue_name}", error) from error
 
     def close(self) -> None:
         """Wake blocked ``dequeue`` calls and close the HTTP clients. Messages handed out and not

@@ -35,6 +35,14 @@ Concurrency
     The revision in the update's filter is the optimistic concurrency check (a fencing token in
     effect): of several nodes saving the same revision, exactly one matches.
 
+Failures
+    A server that cannot be reached, does not answer, is shutting down, stepping down, out of disk
+    or busy with a lock makes a call raise :class:`ProviderUnavailableError` (any other driver error
+    :class:`ProviderError`), the driver's error as ``__cause__``. A client made from a URL waits at
+    most 5 s to select a server (``serverSelectionTimeoutMS``), 5 s to connect
+    (``connectTimeoutMS``) and 15 s for an answer (``socketTimeoutMS``) unless the URL or the
+    ``client_options`` set those; a client given is used as it is.
+
 Consistency and durability
     The client's read and write concerns apply (pymongo's defaults: acknowledged writes on the
     primary, reads from the primary). On a replica set use ``w=majority`` in the URL so that a
@@ -48,17 +56,27 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlsplit
 
 import bson
 import pymongo
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
 
 from liteflow.core._errors import (
     ConcurrencyError,
     EventNotFoundError,
     ProviderError,
+    ProviderUnavailableError,
     SerializationError,
     WorkflowNotFoundError,
 )
@@ -72,6 +90,32 @@ logger = logging.getLogger("liteflow.providers.mongo")
 Document = dict[str, Any]
 _BATCH = 1000  # ids per $in in purge
 _NOT_STORABLE = (bson.errors.InvalidDocument, bson.errors.InvalidStringData, OverflowError, UnicodeEncodeError)
+_TIMEOUTS = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000, "socketTimeoutMS": 15000}
+"""Defaults for a client made from a URL (pymongo's are 30 s to select a server, 20 s to connect,
+and no limit at all on waiting for an answer)."""
+# Server error codes meaning "not now" rather than "never": host unreachable or not found, network
+# timeout, socket error, exceeded time limit, lock timeout or busy, write conflict, out of disk
+# space, shutting down, interrupted at shutdown or by a replica-set change, not primary, stepped down.
+_UNAVAILABLE_CODES = frozenset(
+    {6, 7, 24, 46, 50, 89, 91, 112, 189, 202, 262, 9001, 10107, 11600, 11602, 13435, 13436, 14031}
+)
+
+
+def unavailable(error: PyMongoError) -> bool:
+    """Whether a driver error means the server is unreachable, silent, full, busy or stepping down."""
+    if isinstance(error, ConnectionFailure | ExecutionTimeout | WTimeoutError) or error.timeout:
+        return True
+    if error.has_error_label("RetryableWriteError") or error.has_error_label("TransientTransactionError"):
+        return True
+    return isinstance(error, OperationFailure) and error.code in _UNAVAILABLE_CODES
+
+
+def _with_timeouts(url: str, client_options: dict[str, Any]) -> dict[str, Any]:
+    """``client_options`` plus the default timeouts that neither they nor the URL set."""
+    given = {name.lower() for name in client_options}
+    given |= {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
+    defaults = {name: value for name, value in _TIMEOUTS.items() if name.lower() not in given}
+    return {**defaults, **client_options}
 
 
 @contextlib.contextmanager
@@ -83,6 +127,8 @@ def _translated(action: str) -> Iterator[None]:
     except _NOT_STORABLE as error:
         raise SerializationError(f"cannot store {action}: {error}") from error
     except PyMongoError as error:
+        if unavailable(error):
+            raise ProviderUnavailableError(f"MongoDB is unavailable to {action}: {error}") from error
         raise ProviderError(f"MongoDB failed to {action}: {error}") from error
 
 
@@ -112,7 +158,8 @@ class MongoPersistenceProvider(PersistenceProvider):
         **client_options: Any,
     ) -> None:
         if isinstance(url_or_client, str):
-            self._client: pymongo.MongoClient[Document] = pymongo.MongoClient(url_or_client, **client_options)
+            options = _with_timeouts(url_or_client, client_options)
+            self._client: pymongo.MongoClient[Document] = pymongo.MongoClient(url_or_client, **options)
             self._owns_client = True
         else:
             self._client, self._owns_client = url_or_client, False

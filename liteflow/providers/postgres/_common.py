@@ -3,9 +3,14 @@ that turns ``NOTIFY`` into in-process wake-ups."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import os
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,16 +18,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from liteflow.core._errors import ConfigurationError, ProviderError
+from liteflow.core._backoff import Backoff, OutageLog
+from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
 
 logger = logging.getLogger("liteflow.providers.postgres")
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}\Z")
 _SCHEMES = ("postgresql", "postgres")
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the pool's first connection, or for a free connection, before failing."""
 
 
 def check_schema(schema: str) -> str:
@@ -66,44 +71,253 @@ def flag(value: str) -> bool:
     raise ValueError(value)
 
 
+def seconds(value: str) -> float:
+    """A positive number of seconds, as a URL option."""
+    number = float(value)
+    if not number > 0:
+        raise ValueError(value)
+    return number
+
+
 POOL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "schema": str,
     "min_size": int,
     "max_size": int,
     "synchronous_commit": flag,
+    "connect_timeout": seconds,
+    "statement_timeout": seconds,
 }
-"""URL query options the queue and lock providers share (each adds its own)."""
+"""URL query options the providers share (each adds its own)."""
+
+CONNECT_TIMEOUT = 5.0
+"""Default seconds to open a connection, or to wait for a free one in the pool, before failing."""
+STATEMENT_TIMEOUT = 15.0
+"""Default seconds one call may wait for the server: the server cancels a statement running longer,
+and a call with no answer a little after that has its connection broken (a hung server or network)."""
+_CLIENT_GRACE = 2.0
+"""Seconds the client waits past ``statement_timeout`` for the server's own cancellation."""
+_SUSPECT_WINDOW = 30.0
+"""Seconds after a connection failure during which pooled connections are checked before use: a
+server restart leaves every idle pooled connection dead, and each would otherwise fail one call."""
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3"}
+"""TCP keepalives, unless the connection string sets them: a connection to a server that vanished
+without closing it (power loss, a network partition) fails within about 25 s instead of never."""
+
+# SQLSTATE classes and codes meaning "the server cannot do it now", not "this call is wrong":
+# connection exception, insufficient resources (disk full, out of memory, too many connections),
+# operator intervention (shutdown, statement timeout, cancel), system error; read-only transaction
+# (a standby, or default_transaction_read_only), lock not available, deadlock.
+_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
+_UNAVAILABLE_CODES = frozenset({"25006", "55P03", "40P01"})
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a driver error means the server is unreachable, down, full, read-only or locked."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, psycopg.Error):
+        return False
+    state = error.sqlstate
+    if state is None:  # raised by the client: the connection broke, or could not be made
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+    return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_CODES
+
+
+class Deadlines:
+    """Breaks the connection of a call that has waited for the server longer than ``limit`` seconds.
+
+    psycopg's blocking calls have no client-side timeout: a server (or network) that stops
+    answering without closing the connection would hang the caller for good, and the server's
+    ``statement_timeout`` cannot help since the server never sees the statement. One watchdog
+    thread per pool shuts the socket down under an overdue call, which then fails at once with
+    :class:`ProviderUnavailableError`; the pool discards the broken connection.
+    """
+
+    def __init__(self, limit: float, name: str) -> None:
+        self.limit = limit
+        self._name = name
+        self._keys = itertools.count()
+        self._wakeup = threading.Condition()
+        self._calls: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._expired: set[int] = set()
+        self._idle = True
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """Break ``conn`` if the block has not ended ``limit`` seconds from now; a call whose
+        connection was broken raises :class:`ProviderUnavailableError` saying so."""
+        key = next(self._keys)
+        with self._wakeup:
+            self._calls[key] = (time.monotonic() + self.limit, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"{self._name}-deadlines", daemon=True)
+                self._thread.start()
+            elif self._idle:
+                self._wakeup.notify()
+        try:
+            yield
+        except psycopg.Error as error:
+            with self._wakeup:
+                expired = key in self._expired
+            if expired:
+                raise ProviderUnavailableError(
+                    f"PostgreSQL did not answer within {self.limit:g} s; the connection was dropped"
+                ) from error
+            raise
+        finally:
+            with self._wakeup:
+                self._calls.pop(key, None)
+                self._expired.discard(key)
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while not self._closed:
+                try:
+                    now = time.monotonic()
+                    for key, (deadline, conn) in list(self._calls.items()):
+                        if deadline <= now:
+                            del self._calls[key]
+                            self._expired.add(key)
+                            _break(conn)
+                    self._idle = not self._calls
+                    # Deadlines only grow with registration order, so no new call can be due sooner.
+                    wait = None if self._idle else max(min(d for d, _ in self._calls.values()) - now, 0.01)
+                    self._wakeup.wait(wait)
+                except Exception:  # never let the watchdog die: calls would hang again
+                    logger.exception("PostgreSQL deadline watchdog failed; carrying on")
+                    self._wakeup.wait(1.0)
+
+
+def _break(conn: psycopg.Connection[Any]) -> None:
+    """Shut the socket down under a blocked call: its wait wakes up to a closed connection."""
+    try:
+        fd = conn.pgconn.socket
+        logger.warning("no answer from PostgreSQL in time; dropping the connection")
+        duplicate = socket.socket(fileno=os.dup(fd))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        finally:
+            duplicate.close()
+    except (OSError, psycopg.Error):
+        pass  # closed meanwhile: nothing to break
+
+
+class Database:
+    """A pool of autocommit connections whose every wait is bounded: opening a connection or
+    waiting for a free one (``connect_timeout``), and each call (``statement_timeout``, enforced by
+    the server and, should it not answer at all, by :class:`Deadlines`).
+
+    Use :meth:`connection` as ``psycopg_pool.ConnectionPool.connection`` is used.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int,
+        max_size: int,
+        name: str,
+        synchronous_commit: bool = True,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+    ) -> None:
+        if not 1 <= min_size <= max_size:
+            raise ConfigurationError(f"need 1 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}")
+        if not connect_timeout > 0 or not statement_timeout > 0:
+            raise ConfigurationError(
+                f"timeouts must be positive, got connect_timeout={connect_timeout}, "
+                f"statement_timeout={statement_timeout}"
+            )
+        self.connect_timeout = float(connect_timeout)
+        self.statement_timeout = float(statement_timeout)
+        self.conninfo = with_timeouts(conninfo, connect_timeout, statement_timeout, synchronous_commit)
+        self._deadlines = Deadlines(statement_timeout + _CLIENT_GRACE, name)
+        self._failed_at = -_SUSPECT_WINDOW
+        self._pool: ConnectionPool = ConnectionPool(
+            self.conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            check=self._check,
+            timeout=connect_timeout,
+            name=name,
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(connect_timeout, 2.0))
+        except PoolTimeout as error:
+            self.close()
+            raise ProviderUnavailableError(f"cannot connect to PostgreSQL ({_redacted(conninfo)}): {error}") from error
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for one call (or one transaction), its waits bounded."""
+        try:
+            with self._pool.connection() as conn, self._deadlines.watch(conn):
+                yield conn
+        except (psycopg.Error, ProviderUnavailableError) as error:
+            if isinstance(error, ProviderUnavailableError) or unavailable(error):
+                self._failed_at = time.monotonic()
+            raise
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check before handing out a connection: a round trip, but only shortly after
+        a failure, when idle connections may be dead (otherwise a call costs no extra round trip)."""
+        if time.monotonic() - self._failed_at < _SUSPECT_WINDOW:
+            try:
+                with self._deadlines.watch(conn):
+                    ConnectionPool.check_connection(conn)
+            except ProviderUnavailableError as error:  # the pool discards only on a driver error
+                raise psycopg.OperationalError(str(error)) from error
+
+    def close(self) -> None:
+        self._deadlines.close()
+        self._pool.close()
+
+
+def with_timeouts(conninfo: str, connect_timeout: float, statement_timeout: float, synchronous_commit: bool) -> str:
+    """The connection string with libpq's ``connect_timeout`` and TCP keepalives (unless it sets
+    them) and the session settings, sent with the startup packet so they cost no round trip."""
+    given = conninfo_to_dict(conninfo)
+    extra: dict[str, Any] = {k: v for k, v in _KEEPALIVES.items() if k not in given}
+    # libpq counts whole seconds and at least 2.
+    extra["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
+    settings = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    if not synchronous_commit:
+        settings += " -c synchronous_commit=off"
+    extra["options"] = f"{given['options']} {settings}" if given.get("options") else settings
+    return make_conninfo(conninfo, **extra)
 
 
 def open_pool(
-    conninfo: str, *, min_size: int, max_size: int, name: str, synchronous_commit: bool = True
-) -> ConnectionPool:
-    """An open pool of autocommit connections; fails with :class:`ProviderError` if the server
-    cannot be reached within :data:`CONNECT_TIMEOUT`. ``synchronous_commit=False`` makes the
-    pool's commits return before their WAL is flushed (see the queue and lock providers)."""
-    if not 1 <= min_size <= max_size:
-        raise ConfigurationError(f"need 1 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}")
-
-    def configure(connection: psycopg.Connection[Any]) -> None:
-        if not synchronous_commit:
-            connection.execute("SET synchronous_commit = off")
-
-    pool: ConnectionPool = ConnectionPool(
+    conninfo: str,
+    *,
+    min_size: int,
+    max_size: int,
+    name: str,
+    synchronous_commit: bool = True,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    statement_timeout: float = STATEMENT_TIMEOUT,
+) -> Database:
+    """An open :class:`Database`; fails with :class:`ProviderUnavailableError` if the server
+    cannot be reached within ``connect_timeout``. ``synchronous_commit=False`` makes its commits
+    return before their WAL is flushed (see the queue and lock providers)."""
+    return Database(
         conninfo,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"autocommit": True},
-        configure=configure,
-        timeout=CONNECT_TIMEOUT,
         name=name,
-        open=False,
+        synchronous_commit=synchronous_commit,
+        connect_timeout=connect_timeout,
+        statement_timeout=statement_timeout,
     )
-    try:
-        pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-    except PoolTimeout as error:
-        pool.close()
-        raise ProviderError(f"cannot connect to PostgreSQL ({_redacted(conninfo)}): {error}") from error
-    return pool
 
 
 def _redacted(conninfo: str) -> str:
@@ -113,13 +327,16 @@ def _redacted(conninfo: str) -> str:
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Turn driver and pool failures into :class:`ProviderError` (the original as ``__cause__``)."""
+    """Turn driver and pool failures into :class:`ProviderError`, or :class:`ProviderUnavailableError`
+    when the server is unreachable, down, full, read-only or locked (the original as ``__cause__``)."""
     try:
         yield
-    except psycopg.Error as error:
-        raise ProviderError(f"PostgreSQL failed to {what}: {error}") from error
     except PoolTimeout as error:
-        raise ProviderError(f"no PostgreSQL connection free to {what}: {error}") from error
+        raise ProviderUnavailableError(f"no PostgreSQL connection to {what} in time: {error}") from error
+    except psycopg.Error as error:
+        if unavailable(error):
+            raise ProviderUnavailableError(f"PostgreSQL is unavailable to {what}: {error}") from error
+        raise ProviderError(f"PostgreSQL failed to {what}: {error}") from error
 
 
 def utc(value: datetime) -> datetime:
@@ -153,7 +370,7 @@ class Listener:
     was down.
     """
 
-    def __init__(self, conninfo: str, channel: str) -> None:
+    def __init__(self, conninfo: str, channel: str, *, ready_timeout: float = CONNECT_TIMEOUT) -> None:
         self._conninfo = conninfo
         self._channel = channel
         self._mutex = threading.Lock()
@@ -170,7 +387,7 @@ class Listener:
         self._thread.start()
         # Wait for the first LISTEN so that callers never check before being subscribed; if the
         # server is down the callers still work, by re-checking on a timer.
-        self._ready.wait(CONNECT_TIMEOUT)
+        self._ready.wait(ready_timeout)
 
     def _condition(self, payload: str) -> threading.Condition:
         condition = self._conditions.get(payload)
@@ -245,14 +462,15 @@ class Listener:
                         waiting.notify(1)
 
     def _run(self) -> None:
-        backoff = 0.1
+        backoff, outage = Backoff(initial=0.1), OutageLog(f"PostgreSQL LISTEN {self._channel}", logger)
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)) as conn:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     self._connection = conn
                     conn.execute(f'LISTEN "{self._channel}"')
                     self._ready.set()
-                    backoff = 0.1
+                    backoff.reset()
+                    outage.recovered()
                     self._bump(None)  # anything sent while we were not listening: re-check
                     while not self._stopping.is_set():
                         # Each notification is passed on as it arrives (the generator only ends at
@@ -261,14 +479,13 @@ class Listener:
                             self._bump([notification.payload])
                             if self._stopping.is_set():
                                 break
-            except psycopg.Error as error:
+            except Exception as error:  # any failure: the thread must outlive it and reconnect
                 if self._stopping.is_set():
                     break
-                logger.warning("LISTEN connection to PostgreSQL lost, reconnecting in %.1f s: %s", backoff, error)
+                outage.failed(error)
                 self._ready.set()
                 self._bump(None)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._stopping.wait(backoff.next_delay())
             finally:
                 self._connection = None
 

@@ -36,10 +36,11 @@ import logging
 import secrets
 import threading
 
+from liteflow.core._backoff import OutageLog
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import LockProvider
 
-from ._common import POOL_OPTIONS, check_schema, open_pool, split_url, translated
+from ._common import CONNECT_TIMEOUT, POOL_OPTIONS, STATEMENT_TIMEOUT, check_schema, open_pool, split_url, translated
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
@@ -51,7 +52,8 @@ class PostgresLockProvider(LockProvider):
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. ``lease`` is in
     seconds. ``renew=False`` turns renewal off, so locks lapse after one lease even while held: for
     tests that stand in for a stalled node, not for production. ``synchronous_commit=True``
-    makes every grant wait for its WAL flush (see Durability).
+    makes every grant wait for its WAL flush (see Durability). ``connect_timeout`` and
+    ``statement_timeout`` bound every call as for :class:`PostgresQueueProvider`.
     """
 
     def __init__(
@@ -64,6 +66,8 @@ class PostgresLockProvider(LockProvider):
         min_size: int = 1,
         max_size: int = 8,
         synchronous_commit: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         if lease <= 0:
             raise InvalidArgumentError(f"lease must be positive, got {lease}")
@@ -95,6 +99,8 @@ class PostgresLockProvider(LockProvider):
             max_size=max_size,
             name=f"liteflow-lock-{schema}",
             synchronous_commit=synchronous_commit,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
         )
         try:
             with translated("migrate the schema"), self._pool.connection() as conn:
@@ -144,11 +150,16 @@ class PostgresLockProvider(LockProvider):
             raise ProviderError(f"{error} (the lock lapses within {self.lease} s)") from error.__cause__
 
     def _renew_loop(self) -> None:
+        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
+        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
+        outage = OutageLog("PostgreSQL lock renewal (held locks lapse unless it recovers in time)", logger)
         while not self._stopping.wait(self.lease / 3):
             try:
                 self.renew_now()
-            except ProviderError as error:
-                logger.warning("renewing PostgreSQL locks failed; they lapse unless the next try succeeds: %s", error)
+            except Exception as error:  # the thread must outlive any failure
+                outage.failed(error)
+            else:
+                outage.recovered()
 
     def renew_now(self) -> None:
         """Extend every lock held now by one lease (what the renewal thread does every lease / 3)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,18 @@ from liteflow.core._records import (
     subscription_from_record,
 )
 
-from ._common import Listener, check_schema, flag, open_pool, split_url, translated, utc
+from ._common import (
+    CONNECT_TIMEOUT,
+    POOL_OPTIONS,
+    STATEMENT_TIMEOUT,
+    Listener,
+    check_schema,
+    flag,
+    open_pool,
+    split_url,
+    translated,
+    utc,
+)
 from ._schema import migrate, quoted
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
@@ -144,6 +155,9 @@ class PostgresPersistenceProvider(PersistenceProvider):
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. Tables live in
     ``schema`` (created and migrated on start). ``min_size``/``max_size`` size the connection
     pool. ``notify`` turns on the work notifications read by :meth:`wait_for_work`.
+    ``connect_timeout`` bounds opening a connection or waiting for a free one, ``statement_timeout``
+    each call's wait for the server (seconds); past them a call raises
+    :class:`ProviderUnavailableError`, as it does whenever the server cannot be reached.
     """
 
     def __init__(
@@ -154,6 +168,8 @@ class PostgresPersistenceProvider(PersistenceProvider):
         min_size: int = 1,
         max_size: int = 8,
         notify: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         self.schema = check_schema(schema)
         self._conninfo = conninfo_or_url
@@ -162,7 +178,14 @@ class PostgresPersistenceProvider(PersistenceProvider):
         self._channel = f"liteflow_work_{schema}"
         self._listener: Listener | None = None
         self._listener_lock = threading.Lock()
-        self._pool = open_pool(conninfo_or_url, min_size=min_size, max_size=max_size, name=f"liteflow-{schema}")
+        self._pool = open_pool(
+            conninfo_or_url,
+            min_size=min_size,
+            max_size=max_size,
+            name=f"liteflow-{schema}",
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
+        )
         try:
             with translated("migrate the schema"), self._pool.connection() as conn:
                 migrate(conn, schema)
@@ -174,7 +197,8 @@ class PostgresPersistenceProvider(PersistenceProvider):
     def from_url(cls, url: str) -> PostgresPersistenceProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&max_size=16&notify=true``), any others go to libpq."""
-        options: dict[str, Callable[[str], Any]] = {"schema": str, "min_size": int, "max_size": int, "notify": flag}
+        options = {name: POOL_OPTIONS[name] for name in POOL_OPTIONS if name != "synchronous_commit"}
+        options["notify"] = flag
         conninfo, values = split_url(url, options)
         return cls(conninfo, **values)
 
@@ -388,6 +412,6 @@ class PostgresPersistenceProvider(PersistenceProvider):
         """
         with self._listener_lock:
             if self._listener is None:
-                self._listener = Listener(self._conninfo, self._channel)
+                self._listener = Listener(self._pool.conninfo, self._channel)
         seen = self._listener.generation("")
         return self._listener.wait("", seen, timeout) and not self._listener.closed

@@ -53,10 +53,20 @@ import threading
 import time
 from collections import defaultdict
 
+from liteflow.core._backoff import Backoff, OutageLog
 from liteflow.core._errors import InvalidArgumentError, ProviderError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import POOL_OPTIONS, Listener, check_schema, open_pool, split_url, translated
+from ._common import (
+    CONNECT_TIMEOUT,
+    POOL_OPTIONS,
+    STATEMENT_TIMEOUT,
+    Listener,
+    check_schema,
+    open_pool,
+    split_url,
+    translated,
+)
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
@@ -74,6 +84,9 @@ class PostgresQueueProvider(QueueProvider):
     ``schema`` (created and migrated on start). ``visibility_timeout`` (seconds) is how long a
     delivery may go unacknowledged before it is handed out again: pick it above your slowest step.
     ``synchronous_commit=True`` makes every queue commit wait for its WAL flush (see Durability).
+    ``connect_timeout`` bounds opening a connection or waiting for a free one, ``statement_timeout``
+    each call's wait for the server (seconds); past them a call raises
+    :class:`ProviderUnavailableError`, as it does whenever the server cannot be reached.
     """
 
     def __init__(
@@ -85,6 +98,8 @@ class PostgresQueueProvider(QueueProvider):
         min_size: int = 1,
         max_size: int = 8,
         synchronous_commit: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         if visibility_timeout <= 0:
             raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
@@ -136,11 +151,13 @@ class PostgresQueueProvider(QueueProvider):
             max_size=max_size,
             name=f"liteflow-queue-{schema}",
             synchronous_commit=synchronous_commit,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
         )
         try:
             with translated("migrate the schema"), self._pool.connection() as conn:
                 migrate(conn, schema)
-            self._listener = Listener(conninfo_or_url, channel)
+            self._listener = Listener(self._pool.conninfo, channel, ready_timeout=connect_timeout)
         except BaseException:
             self._pool.close()
             raise
@@ -272,18 +289,23 @@ class PostgresQueueProvider(QueueProvider):
 
     def _flush_loop(self) -> None:
         """Delete acknowledged rows that no take carried away within ``_ACK_DELAY`` seconds."""
+        backoff, outage = Backoff(initial=_ACK_DELAY), OutageLog("PostgreSQL queue acknowledgement flusher", logger)
         while not self._closed:
-            with self._taken_lock:
-                while not self._acked and not self._closed:
-                    self._acked_ready.wait()
-            time.sleep(_ACK_DELAY)  # a take usually comes sooner and deletes them itself
             try:
+                with self._taken_lock:
+                    while not self._acked and not self._closed:
+                        self._acked_ready.wait()
+                time.sleep(_ACK_DELAY)  # a take usually comes sooner and deletes them itself
                 self._flush_acks()
-            except ProviderError as error:
+            except Exception as error:  # the thread must outlive any failure: acks wait, and retry
                 if self._closed:
                     return
-                logger.warning("could not delete acknowledged queue items, retrying: %s", error)
-                time.sleep(_RECHECK)
+                outage.failed(error)
+                with self._taken_lock:
+                    self._acked_ready.wait(backoff.next_delay())  # close() wakes it
+            else:
+                outage.recovered()
+                backoff.reset()
 
     def close(self) -> None:
         """Wake blocked ``dequeue`` calls, hand back this provider's unacknowledged deliveries at

@@ -13,8 +13,7 @@ Delivery (at least once)
     not acknowledged when its consumer's connection closes, because the node stopped, crashed or
     lost the network, is put back by RabbitMQ at once, ahead of newer messages, and handed to
     another consumer: a crash is noticed when the TCP connection drops, or at worst after two
-    missed heartbeats (the heartbeat is negotiated with the broker, 60 s by default; set
-    ``?heartbeat=10`` in the URL to notice sooner). ``close`` closes the connection, so this
+    missed heartbeats (10 s unless the URL's ``?heartbeat=`` says otherwise). ``close`` closes the connection, so this
     node's unacknowledged and buffered messages are redelivered to others. RabbitMQ does not
     de-duplicate: an id queued twice is delivered twice (the host's lock and revision check make
     the second delivery harmless). An unacknowledged message stays with its consumer while the
@@ -26,8 +25,16 @@ Threads
     and one I/O thread that alone touches it: it keeps the heartbeats going, receives deliveries
     into per-queue buffers that ``dequeue`` waits on (a condition variable: no polling), and runs
     publishes and acks that other threads hand it. If the connection drops, the I/O thread
-    reconnects with backoff; deliveries from the old connection are dropped (RabbitMQ redelivers
-    them) and acks for them are ignored.
+    reconnects with capped exponential backoff (logging the outage once when it starts and once
+    when it ends), declares the queues again and resumes consuming; deliveries from the old
+    connection are dropped (RabbitMQ redelivers them) and acks for them are ignored.
+
+Failures
+    A broker that is down, unreachable, silent (no heartbeat), out of disk or memory (it blocks
+    publishers: ``blocked_connection_timeout``) or that refuses a message makes the call raise
+    :class:`ProviderUnavailableError` within ``publish_timeout``; bad credentials or a missing
+    vhost raise :class:`ProviderError`. While the connection is down ``dequeue`` raises
+    :class:`ProviderUnavailableError` too, rather than looking like an empty queue.
 """
 
 from __future__ import annotations
@@ -48,18 +55,48 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
 
-from liteflow.core._errors import ConfigurationError, InvalidArgumentError, ProviderError
+from liteflow.core._backoff import Backoff, OutageLog
+from liteflow.core._errors import ConfigurationError, InvalidArgumentError, ProviderError, ProviderUnavailableError
 from liteflow.core._providers import QueueProvider, QueueType
 
 logger = logging.getLogger("liteflow.providers.rabbitmq")
 
 _AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
-_RECONNECT_ON: tuple[type[BaseException], ...] = (ProviderError, *_AMQP_ERRORS)
 _IO_WAIT = 1.0
 """Longest the I/O thread waits for network events before looking at handed-over work again."""
 
 # (connection generation, delivery tag, item id)
 _Delivery = tuple[int, int, str]
+
+HEARTBEAT = 10
+"""Default seconds between heartbeats: a silent broker is noticed after about two."""
+CONNECT_TIMEOUT = 5.0
+"""Default seconds to open the TCP connection (the AMQP handshake gets three times as long)."""
+BLOCKED_CONNECTION_TIMEOUT = 15.0
+"""Default seconds a connection may stay blocked by a broker resource alarm (disk or memory
+full) before it is dropped and publishes fail."""
+_CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+    pika.exceptions.AuthenticationError,
+    pika.exceptions.UnroutableError,  # the queue is gone
+)
+# Not IncompatibleProtocolError: pika also raises it for a connection reset during the handshake.
+_CONFIGURATION_REPLIES = frozenset({403, 404, 406, 530})
+"""Broker close codes that mean "this cannot work as configured": access refused, not found,
+precondition failed (a queue declared with other arguments), not allowed (no such vhost)."""
+
+
+def _translate(what: str, error: BaseException) -> ProviderError:
+    """The :class:`ProviderError` to raise (from ``error``) for a failure to do ``what``:
+    :class:`ProviderUnavailableError` unless the error says the configuration is wrong."""
+    code = getattr(error, "reply_code", None)
+    if isinstance(error, _CONFIGURATION_ERRORS) or (
+        isinstance(error, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosedByBroker)
+        and code in _CONFIGURATION_REPLIES
+    ):
+        return ProviderError(f"RabbitMQ refused to {what}: {error!r}")
+    return ProviderUnavailableError(f"RabbitMQ is unavailable to {what}: {error!r}")
 
 
 class RabbitMQQueueProvider(QueueProvider):
@@ -69,17 +106,41 @@ class RabbitMQQueueProvider(QueueProvider):
     pika's own query parameters such as ``heartbeat`` are accepted). ``prefetch`` caps the
     messages this node holds per queue, those being processed included: keep it at or above the
     host's workers for that queue. ``publish_timeout`` bounds how long ``enqueue`` waits.
+    ``heartbeat``, ``connect_timeout`` and ``blocked_connection_timeout`` (seconds) apply unless
+    the URL sets pika's options of those names (``socket_timeout`` for the connect timeout).
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "liteflow", prefetch: int = 16, publish_timeout: float = 30.0
+        self,
+        url: str,
+        *,
+        prefix: str = "liteflow",
+        prefetch: int = 16,
+        publish_timeout: float = 30.0,
+        heartbeat: int = HEARTBEAT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        blocked_connection_timeout: float = BLOCKED_CONNECTION_TIMEOUT,
     ) -> None:
         if prefetch < 1:
             raise InvalidArgumentError(f"prefetch must be at least 1, got {prefetch}")
+        if not publish_timeout > 0 or not connect_timeout > 0 or not blocked_connection_timeout > 0:
+            raise InvalidArgumentError(
+                f"timeouts must be positive, got publish_timeout={publish_timeout}, "
+                f"connect_timeout={connect_timeout}, blocked_connection_timeout={blocked_connection_timeout}"
+            )
         try:
             self._parameters = pika.URLParameters(url)
         except ValueError as error:
             raise ConfigurationError(f"bad AMQP URL {url!r}: {error}") from error
+        given = {name for name, _ in parse_qsl(urlsplit(url).query)}
+        if "heartbeat" not in given:
+            self._parameters.heartbeat = heartbeat
+        if "socket_timeout" not in given:
+            self._parameters.socket_timeout = connect_timeout
+        if "stack_timeout" not in given:
+            self._parameters.stack_timeout = 3 * (self._parameters.socket_timeout or connect_timeout)
+        if "blocked_connection_timeout" not in given:
+            self._parameters.blocked_connection_timeout = blocked_connection_timeout
         self.prefix = prefix
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
@@ -94,6 +155,7 @@ class RabbitMQQueueProvider(QueueProvider):
         self._generation = 0
         self._connection: Any = None
         self._channel: Any = None
+        self._lost: BaseException | None = None  # why the connection last dropped
         self._connect()  # in the caller's thread, so a wrong URL or a broker down fails here
         self._io = threading.Thread(target=self._run, name=f"liteflow-rabbitmq-{prefix}", daemon=True)
         self._io.start()
@@ -125,14 +187,13 @@ class RabbitMQQueueProvider(QueueProvider):
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         deadline = time.monotonic() + max(timeout, 0.0)
-        if queue not in self._consuming and not self._closing.is_set():
-            try:
-                self._call(partial(self._consume, queue), f"consume the {queue.value} queue")
-            except ProviderError as error:
-                # Keep the host's workers alive while the broker is away: report "nothing yet".
-                logger.warning("%s; will retry", error)
-                self._closing.wait(max(0.0, min(deadline - time.monotonic(), 1.0)))
-                return None
+        if self._closing.is_set():
+            return None
+        if queue not in self._consuming:
+            self._call(partial(self._consume, queue), f"consume the {queue.value} queue")
+        elif self._connection is None:
+            lost = self._lost
+            raise ProviderUnavailableError(f"RabbitMQ connection lost, reconnecting: {lost!r}") from lost
         buffer = self._buffers[queue]
         with self._mutex:
             self._arrived[queue].wait_for(
@@ -177,14 +238,16 @@ class RabbitMQQueueProvider(QueueProvider):
         return future
 
     def _call(self, command: Callable[[], None], what: str) -> None:
+        future = self._submit(command)
         try:
-            self._submit(command).result(timeout=self.publish_timeout)
+            future.result(timeout=self.publish_timeout)
         except FutureTimeout as error:
-            raise ProviderError(f"could not {what} in RabbitMQ within {self.publish_timeout} s") from error
-        except ProviderError:
-            raise
+            future.cancel()  # not started yet (the I/O thread is stuck): then it never will be
+            raise ProviderUnavailableError(f"RabbitMQ did not {what} within {self.publish_timeout} s") from error
+        except ProviderError as error:  # one instance may fail several calls: raise a fresh one
+            raise type(error)(f"could not {what}: {error}") from (error.__cause__ or error)
         except Exception as error:
-            raise ProviderError(f"could not {what} in RabbitMQ: {error!r}") from error
+            raise _translate(what, error) from error
 
     def _wake(self) -> None:
         connection = self._connection
@@ -205,7 +268,7 @@ class RabbitMQQueueProvider(QueueProvider):
             for name in self._names.values():
                 channel.queue_declare(queue=name, durable=True)
         except _AMQP_ERRORS as error:
-            raise ProviderError(f"could not connect to RabbitMQ at {self._parameters.host}: {error!r}") from error
+            raise _translate(f"connect at {self._parameters.host}:{self._parameters.port}", error) from error
         with self._mutex:
             self._generation += 1
             self._connection, self._channel = connection, channel
@@ -213,21 +276,25 @@ class RabbitMQQueueProvider(QueueProvider):
             self._consume(queue, again=True)
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff, outage = Backoff(initial=0.2, cap=10.0), OutageLog("RabbitMQ connection", logger)
         while not self._closing.is_set():
             try:
                 if self._connection is None:
                     self._connect()
-                    backoff = 0.5
+                    backoff.reset()
+                    outage.recovered()
                 while not self._closing.is_set():
                     self._connection.process_data_events(time_limit=_IO_WAIT)
                     self._run_commands()
                 self._run_commands()  # acks handed over before close() still count
-            except _RECONNECT_ON as error:
-                logger.warning("RabbitMQ connection lost, reconnecting in %s s: %r", backoff, error)
-                self._drop_connection(ProviderError(f"RabbitMQ connection lost: {error!r}"))
-                self._closing.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+            except Exception as error:  # the I/O thread must outlive any failure: reconnect
+                outage.failed(error)
+                self._lost = error
+                reason = error if isinstance(error, ProviderError) else _translate("keep its connection", error)
+                if reason is not error:
+                    reason.__cause__ = error
+                self._drop_connection(reason)
+                self._closing.wait(backoff.next_delay())
         self._drop_connection(ProviderError("the RabbitMQ queue provider is closed"))
 
     def _run_commands(self) -> None:

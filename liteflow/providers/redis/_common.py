@@ -1,14 +1,65 @@
-"""What the Redis queue and lock share: making a client from a URL, and reading replies."""
+"""What the Redis queue and lock share: making a client from a URL, translating its errors, and
+reading replies."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
-from liteflow.core._errors import ConfigurationError
+from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
+
+SOCKET_TIMEOUT = 5.0
+"""Default seconds a command waits for Redis's answer (a blocking ``BLMOVE`` waits at most 0.25 s)."""
+CONNECT_TIMEOUT = 5.0
+"""Default seconds to open a connection."""
+_HEALTH_CHECK_INTERVAL = 15
+"""A connection idle this long is pinged before use, so one dropped meanwhile is replaced first."""
+# Replies meaning "Redis cannot do it now": out of memory, failed to persist to disk (a full disk),
+# a read-only replica, loading its data, busy running a script, master down, cluster reconfiguring.
+_UNAVAILABLE_REPLIES = ("OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+
+# The driver turns some of those replies into classes (and strips the prefix from the message).
+_UNAVAILABLE_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+
+def unavailable(error: redis.RedisError) -> bool:
+    """Whether a driver error means Redis is unreachable, not answering, full or read-only (as
+    opposed to refusing the credentials or the command)."""
+    if isinstance(error, redis.AuthenticationError | redis.exceptions.AuthorizationError):
+        return False
+    if isinstance(error, _UNAVAILABLE_ERRORS):
+        return True
+    return isinstance(error, redis.ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn driver failures into :class:`ProviderError`, or :class:`ProviderUnavailableError` when
+    Redis is unreachable, not answering, full or read-only (the original as ``__cause__``)."""
+    try:
+        yield
+    except redis.RedisError as error:
+        raise provider_error(what, error) from error
+
+
+def provider_error(what: str, error: redis.RedisError) -> ProviderError:
+    """The :class:`ProviderError` to raise (from ``error``) for a failure to do ``what``."""
+    if unavailable(error):
+        return ProviderUnavailableError(f"Redis is unavailable to {what}: {error}")
+    return ProviderError(f"Redis failed to {what}: {error}")
 
 
 def split_url(url: str, options: dict[str, Callable[[str], Any]]) -> tuple[str, dict[str, Any]]:
@@ -30,10 +81,33 @@ def split_url(url: str, options: dict[str, Callable[[str], Any]]) -> tuple[str, 
     return urlunsplit(parts._replace(query=urlencode(theirs))), ours
 
 
-def client_from(url_or_client: str | redis.Redis) -> tuple[redis.Redis, bool]:
-    """The client, and whether the provider made it (and so must close it)."""
+def client_from(
+    url_or_client: str | redis.Redis,
+    *,
+    socket_timeout: float = SOCKET_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> tuple[redis.Redis, bool]:
+    """The client, and whether the provider made it (and so must close it).
+
+    A client made from a URL waits at most ``socket_timeout`` for an answer and ``connect_timeout``
+    to connect (``?socket_timeout=`` and ``?socket_connect_timeout=`` in the URL win), and retries a
+    failed command once, soon: enough to replace a connection dropped by a server restart, and
+    short enough that an unreachable server is reported within a few timeouts. A client given is
+    used as it is: give it timeouts, or a hung server hangs its callers.
+    """
+    if not socket_timeout > 0 or not connect_timeout > 0:
+        raise ConfigurationError(
+            f"timeouts must be positive, got socket_timeout={socket_timeout}, connect_timeout={connect_timeout}"
+        )
     if isinstance(url_or_client, str):
-        return redis.Redis.from_url(url_or_client), True
+        client = redis.Redis.from_url(
+            url_or_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            health_check_interval=_HEALTH_CHECK_INTERVAL,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        )
+        return client, True
     if not isinstance(url_or_client, redis.Redis):
         raise ConfigurationError(f"expected a redis:// URL or a redis.Redis client, got {url_or_client!r}")
     return url_or_client, False

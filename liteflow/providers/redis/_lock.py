@@ -35,10 +35,11 @@ from dataclasses import dataclass
 
 import redis
 
-from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._backoff import OutageLog
+from liteflow.core._errors import InvalidArgumentError
 from liteflow.core._providers import LockProvider
 
-from ._common import client_from, split_url
+from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, client_from, split_url, translated
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -82,7 +83,8 @@ class RedisLockProvider(LockProvider):
     ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
     it makes) or a ``redis.Redis`` client (left open on ``close``). ``lease`` is in seconds.
     ``renew=False`` turns renewal off, so locks lapse after one lease even while held: for tests
-    that stand in for a stalled node, not for production.
+    that stand in for a stalled node, not for production. ``socket_timeout`` and
+    ``connect_timeout`` bound each command as for :class:`RedisQueueProvider`.
     """
 
     def __init__(
@@ -92,10 +94,14 @@ class RedisLockProvider(LockProvider):
         prefix: str = "liteflow",
         lease: float = 10.0,
         renew: bool = True,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if lease <= 0:
             raise InvalidArgumentError(f"lease must be positive, got {lease}")
-        self._client, self._owns_client = client_from(url_or_client)
+        self._client, self._owns_client = client_from(
+            url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
+        )
         self.prefix = prefix
         self.lease = lease
         self._lease_ms = max(1, round(lease * 1000))
@@ -124,10 +130,8 @@ class RedisLockProvider(LockProvider):
 
     def acquire(self, resource: str) -> bool:
         owner = secrets.token_hex(16)
-        try:
+        with translated(f"lock {resource}"):
             token = int(self._acquire(keys=[self._key(resource), self._fence_key], args=[owner, self._lease_ms]))
-        except redis.RedisError as error:
-            raise ProviderError(f"could not lock {resource} in Redis: {error}") from error
         if not token:
             return False
         with self._mutex:
@@ -146,19 +150,20 @@ class RedisLockProvider(LockProvider):
             held = self._held.pop(resource, None)
         if held is None:
             return
-        try:
+        with translated(f"unlock {resource} (it lapses within {self.lease} s)"):
             self._release(keys=[self._key(resource)], args=[held.owner])
-        except redis.RedisError as error:
-            raise ProviderError(
-                f"could not unlock {resource} in Redis (it lapses in {self.lease} s): {error}"
-            ) from error
 
     def _renew_loop(self) -> None:
+        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
+        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
+        outage = OutageLog("Redis lock renewal (held locks lapse unless it recovers in time)", logger)
         while not self._stopping.wait(self.lease / 3):
             try:
                 self.renew_now()
-            except redis.RedisError as error:
-                logger.warning("renewing Redis locks failed; they lapse unless the next try succeeds: %s", error)
+            except Exception as error:  # the thread must outlive any failure
+                outage.failed(error)
+            else:
+                outage.recovered()
 
     def renew_now(self) -> None:
         """Extend every lock held now by one lease (what the renewal thread does every lease / 3)."""
@@ -166,7 +171,8 @@ class RedisLockProvider(LockProvider):
             held = list(self._held.items())
         if not held:
             return
-        kept = self._renew(keys=[self._key(r) for r, _ in held], args=[self._lease_ms, *(h.owner for _, h in held)])
+        with translated("renew locks"):
+            kept = self._renew(keys=[self._key(r) for r, _ in held], args=[self._lease_ms, *(h.owner for _, h in held)])
         for (resource, lease), ok in zip(held, kept):
             if ok:
                 continue

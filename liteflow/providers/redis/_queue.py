@@ -39,10 +39,10 @@ from typing import Any
 
 import redis
 
-from liteflow.core._errors import InvalidArgumentError, ProviderError
+from liteflow.core._errors import InvalidArgumentError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import client_from, split_url, text
+from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, client_from, provider_error, split_url, text, translated
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -99,6 +99,21 @@ return moved
 """
 
 # KEYS: processing, waiting, ready. ARGV: deliveries. Hands back deliveries not yet acknowledged.
+# KEYS: this node's inbox, ready. Puts back at the front what the inbox holds: after a broken
+# connection an id may sit there that BLMOVE moved but whose reply (or claim) was lost, and this
+# node, being alive, is never reclaimed by the others. Ids still in the inbox are still `waiting`.
+# A claim racing with this finds the id gone and its consumer simply moves on.
+_RESCUE = """
+local moved = 0
+local id = redis.call('RPOP', KEYS[1])
+while id do
+  redis.call('RPUSH', KEYS[2], id)
+  moved = moved + 1
+  id = redis.call('RPOP', KEYS[1])
+end
+return moved
+"""
+
 _RETURN = f"""
 for _, delivery in ipairs(ARGV) do
   if redis.call('ZREM', KEYS[1], delivery) == 1 then
@@ -126,6 +141,9 @@ class RedisQueueProvider(QueueProvider):
     ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
     it makes) or a ``redis.Redis`` client (left open on ``close``). Every key starts with
     ``prefix + ":"``, so applications (or tests) sharing a server use different prefixes.
+    ``socket_timeout`` and ``connect_timeout`` (seconds) bound each command of a client made from a
+    URL (see :func:`client_from`); a call Redis does not answer in time, or cannot take,
+    raises :class:`ProviderUnavailableError`.
     """
 
     def __init__(
@@ -134,10 +152,14 @@ class RedisQueueProvider(QueueProvider):
         *,
         prefix: str = "liteflow",
         visibility_timeout: float = 30.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if visibility_timeout <= 0:
             raise InvalidArgumentError(f"visibility_timeout must be positive, got {visibility_timeout}")
-        self._client, self._owns_client = client_from(url_or_client)
+        self._client, self._owns_client = client_from(
+            url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
+        )
         self.prefix = prefix
         self.visibility_timeout = visibility_timeout
         self._reclaim_every = min(visibility_timeout / 4, 1.0)
@@ -147,6 +169,8 @@ class RedisQueueProvider(QueueProvider):
         self._claim = self._client.register_script(_CLAIM)
         self._reclaim = self._client.register_script(_RECLAIM)
         self._return = self._client.register_script(_RETURN)
+        self._rescue = self._client.register_script(_RESCUE)
+        self._suspect_inbox: set[QueueType] = set()  # a dequeue failed: the inbox may hold a lost id
         # redis-py types BLMOVE's timeout as int; Redis takes fractions of a second.
         self._command: Any = self._client.execute_command
         self._mutex = threading.Lock()
@@ -159,7 +183,8 @@ class RedisQueueProvider(QueueProvider):
     @classmethod
     def from_url(cls, url: str) -> RedisQueueProvider:
         """``redis://[:password@]host:port/db``; LiteFlow options as query parameters
-        (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``."""
+        (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``
+        (``?socket_timeout=2&socket_connect_timeout=2`` among them)."""
         clean, options = split_url(url, {"prefix": str, "visibility_timeout": float})
         return cls(clean, **options)
 
@@ -176,10 +201,8 @@ class RedisQueueProvider(QueueProvider):
 
     def enqueue(self, queue: QueueType, item_id: str) -> None:
         keys = self._keys[queue]
-        try:
+        with translated(f"queue {queue.value} {item_id}"):
             self._enqueue(keys=[keys.waiting, keys.ready], args=[item_id])
-        except redis.RedisError as error:
-            raise ProviderError(f"could not queue {queue.value} {item_id} in Redis: {error}") from error
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._mutex:
@@ -197,6 +220,8 @@ class RedisQueueProvider(QueueProvider):
         keys = self._keys[queue]
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
+            if queue in self._suspect_inbox:
+                self._rescue_inbox(queue, keys)
             while not self._closed.is_set():
                 self._maybe_reclaim(queue, keys)
                 wait = min(deadline - time.monotonic(), _SLICE)
@@ -212,15 +237,22 @@ class RedisQueueProvider(QueueProvider):
                         return item_id
                 if time.monotonic() >= deadline:
                     return None
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            if self._closed.is_set():
-                return None
-            # Keep the host's workers alive through a Redis restart: report "nothing yet".
-            logger.warning("dequeue from Redis failed, will retry: %s", error)
-            self._closed.wait(max(0.0, min(deadline - time.monotonic(), 1.0)))
         except redis.RedisError as error:
-            raise ProviderError(f"could not dequeue from Redis: {error}") from error
+            if self._closed.is_set():
+                return None  # the client was closed under us: that is the wake-up close() promises
+            self._suspect_inbox.add(queue)
+            raise provider_error(f"take from the {queue.value} queue", error) from error
         return None
+
+    def _rescue_inbox(self, queue: QueueType, keys: _Keys) -> None:
+        self._suspect_inbox.discard(queue)
+        try:
+            moved = self._rescue(keys=[keys.inbox, keys.ready])
+        except redis.RedisError:
+            self._suspect_inbox.add(queue)
+            raise
+        if moved:
+            logger.info("put back %s %s item(s) taken from Redis while its connection broke", moved, queue.value)
 
     def _maybe_reclaim(self, queue: QueueType, keys: _Keys) -> None:
         now = time.monotonic()
@@ -247,7 +279,8 @@ class RedisQueueProvider(QueueProvider):
         try:
             self._client.zrem(self._keys[queue].processing, delivery)
         except redis.RedisError as error:
-            raise ProviderError(f"could not acknowledge {queue.value} {item_id} in Redis: {error}") from error
+            # Not acknowledged: the item is handed out again after the visibility timeout.
+            raise provider_error(f"acknowledge {queue.value} {item_id}", error) from error
 
     def close(self) -> None:
         """Wake blocked ``dequeue`` calls (within 0.25 s), hand back unacknowledged items, and
