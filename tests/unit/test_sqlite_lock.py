@@ -1,0 +1,330 @@
+"""What the SQLite lock does beyond the generic lock contract: leases that lapse, renewal (and its
+thread outliving errors), fencing tokens, other processes, URLs, and being the default lock of a
+host on a SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from liteflow.core import ConfigurationError, InvalidArgumentError, LocalLockProvider, configure_workflow_host
+from liteflow.core._config import _LOCK_URLS, _from_url
+from liteflow.core._models import new_id
+from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "locks.db"
+
+
+@pytest.fixture
+def make_lock(db_path: Path) -> Iterator[Callable[..., SqliteLockProvider]]:
+    made: list[SqliteLockProvider] = []
+
+    def make(**options: object) -> SqliteLockProvider:
+        made.append(SqliteLockProvider(db_path, **options))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` until it holds; return the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def expires_at(path: Path, resource: str) -> int | None:
+    with sqlite3.connect(path) as connection:
+        row = connection.execute("SELECT expires_at FROM lock_lease WHERE resource = ?", (resource,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+# -- leases ----------------------------------------------------------------------------------------
+
+
+def test_an_unrenewed_lease_lapses_and_the_old_holder_cannot_free_the_new_one(
+    make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
+) -> None:
+    stalled, other = make_lock(lease=0.2, renew=False), make_lock()
+    resource = new_id()
+    assert stalled.acquire(resource)
+    assert not other.acquire(resource)
+    wait_until(lambda: other.acquire(resource), 5, "the lease to lapse")
+    old, new = stalled.token(resource), other.token(resource)
+    assert old is not None and new is not None and new > old
+
+    stalled.release(resource)  # its grant is gone: this must not free the other's lock
+    assert not stalled.acquire(resource)
+    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
+        stalled.renew_now()  # nothing held any more
+    other.renew_now()
+    assert other.token(resource) == new
+
+
+def test_renewal_finds_a_lapsed_lock_lost_and_says_so(
+    make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
+) -> None:
+    stalled, other = make_lock(lease=0.2, renew=False), make_lock()
+    resource = new_id()
+    assert stalled.acquire(resource)
+    wait_until(lambda: other.acquire(resource), 5, "the lease to lapse")
+    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
+        stalled.renew_now()
+    assert stalled.token(resource) is None
+    assert any("lapsed" in record.getMessage() and resource in record.getMessage() for record in caplog.records)
+
+
+def test_renew_now_extends_the_lease(make_lock: Callable[..., SqliteLockProvider], db_path: Path) -> None:
+    lock = make_lock(lease=30, renew=False)
+    resource = new_id()
+    assert lock.acquire(resource)
+    before = expires_at(db_path, resource)
+    lock.renew_now()
+    after = expires_at(db_path, resource)
+    assert before is not None and after is not None and after > before
+
+
+def test_the_renewal_thread_keeps_a_lock_held_past_its_lease(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    holder, other = make_lock(lease=0.3), make_lock()
+    resource = new_id()
+    assert holder.acquire(resource)
+    first = expires_at(db_path, resource)
+    assert first is not None
+    wait_until(lambda: time.time_ns() // 1000 > first + 100_000, 5, "the first lease to end")
+    assert not other.acquire(resource)
+    assert holder.token(resource) is not None
+    renewed = expires_at(db_path, resource)
+    assert renewed is not None and renewed > first
+
+
+def test_the_renewal_thread_survives_a_locked_file_and_carries_on(
+    make_lock: Callable[..., SqliteLockProvider],
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    holder = make_lock(lease=3.0, busy_timeout=0.05)  # a first renewal after 1 s
+    resource = new_id()
+    assert holder.acquire(resource)
+    tries: list[int] = []
+    real = holder.renew_now
+
+    def counted() -> None:
+        tries.append(1)
+        real()
+
+    monkeypatch.setattr(holder, "renew_now", counted)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    with caplog.at_level(logging.INFO, logger="liteflow.providers.sqlite"):
+        blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+        try:
+            wait_until(lambda: len(tries) >= 3, 5, "several failed renewals")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        wait_until(lambda: any("works again" in r.getMessage() for r in caplog.records), 5, "the recovery")
+    failures = [r for r in caplog.records if "failed;" in r.getMessage()]
+    assert len(failures) == 1, "a run of failures is logged once"
+    assert "locked" in failures[0].getMessage()
+    assert holder._renewer is not None and holder._renewer.is_alive()
+    assert holder.token(resource) is not None, "the retries came sooner than the lease's end"
+    before = expires_at(db_path, resource)
+    wait_until(lambda: expires_at(db_path, resource) != before, 5, "a renewal after the recovery")
+
+
+def test_the_renewal_thread_survives_an_unexpected_exception(
+    make_lock: Callable[..., SqliteLockProvider], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = make_lock(lease=0.3)
+    calls: list[int] = []
+    real = holder.renew_now
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("boom")
+        real()
+
+    monkeypatch.setattr(holder, "renew_now", flaky)
+    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
+        wait_until(lambda: len(calls) >= 4, 5, "renewals after the errors")
+    assert holder._renewer is not None and holder._renewer.is_alive()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+
+
+def test_tokens_grow_with_every_grant(make_lock: Callable[..., SqliteLockProvider]) -> None:
+    first, second = make_lock(), make_lock()
+    tokens = []
+    for node in (first, second, first, second):
+        resource = new_id()
+        assert node.acquire(resource)
+        tokens.append(node.token(resource))
+        node.release(resource)
+        assert node.token(resource) is None
+    assert tokens == sorted(tokens) and len(set(tokens)) == 4
+
+
+def test_a_refused_acquire_does_not_take_the_write_lock(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    holder, other = make_lock(), make_lock(busy_timeout=0.05)
+    resource = new_id()
+    assert holder.acquire(resource)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert other.acquire(resource) is False  # answered by a read, which WAL never blocks
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_bad_options(db_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="lease"):
+        SqliteLockProvider(db_path, lease=0)
+    with pytest.raises(ConfigurationError, match="file"):
+        SqliteLockProvider(":memory:")
+
+
+# -- other processes -------------------------------------------------------------------------------
+
+_HOLDER = """
+import sys, time
+from liteflow.providers.sqlite import SqliteLockProvider
+lock = SqliteLockProvider(sys.argv[1], lease=float(sys.argv[3]))
+assert lock.acquire(sys.argv[2])
+print("HELD", flush=True)
+time.sleep(600)
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def test_a_killed_process_loses_its_locks_after_the_lease(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    lease = 1.0
+    resource = new_id()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db_path), resource, str(lease)], env=_env(), stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"HELD"
+        other = make_lock()
+        assert not other.acquire(resource), "held by a live process"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        waited = wait_until(lambda: other.acquire(resource), 10, "the dead process's lease to lapse")
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    # Free no later than one lease after its last renewal (generous slack for a loaded machine).
+    assert waited < lease + 2.0
+
+
+def _race(path: str, resources: list[str], barrier: Any, results: Any) -> None:
+    lock = SqliteLockProvider(path, renew=False)
+    for resource in resources:
+        barrier.wait()
+        results.put((resource, lock.acquire(resource)))
+        barrier.wait()  # keep the winner's lock until everyone has tried
+    lock.close()
+
+
+def test_racing_processes_exactly_one_wins(db_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes, resources = 8, [new_id() for _ in range(5)]
+    barrier, results = context.Barrier(processes), context.Queue()
+    racers = [context.Process(target=_race, args=(str(db_path), resources, barrier, results)) for _ in range(processes)]
+    for racer in racers:
+        racer.start()
+    outcome = [results.get(timeout=60) for _ in range(processes * len(resources))]
+    for racer in racers:
+        racer.join(30)
+        assert racer.exitcode == 0
+    for resource in resources:
+        assert [won for r, won in outcome if r == resource].count(True) == 1, outcome
+
+
+# -- URLs and the host's default ---------------------------------------------------------------
+
+
+def test_lock_url(db_path: Path) -> None:
+    lock = _from_url("lock", f"sqlite:///{db_path}?lease=3&busy_timeout=2", _LOCK_URLS)
+    try:
+        assert isinstance(lock, SqliteLockProvider) and lock.lease == 3.0
+        assert lock.acquire("r")
+    finally:
+        lock.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///x.db?colour=blue", "sqlite:///x.db?lease=soon"])
+def test_bad_lock_urls(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        SqliteLockProvider.from_url(url)
+
+
+def test_a_host_on_a_sqlite_file_locks_in_the_file(db_path: Path) -> None:
+    host = configure_workflow_host(persistence_service=f"sqlite:///{db_path}")
+    try:
+        assert isinstance(host.lock, SqliteLockProvider)
+        assert host.lock._path == str(db_path)
+    finally:
+        host.stop()
+        host.persistence.close()
+    store = SqlitePersistenceProvider(db_path)  # a store given as an instance gets one too
+    try:
+        host = configure_workflow_host(persistence_service=store)
+        assert isinstance(host.lock, SqliteLockProvider)
+        host.start()
+        assert host.lock.acquire("r")
+        host.stop()  # closes the lock it made: its locks are released and its thread ends
+        assert host.lock._closed and host.lock._renewer is not None and not host.lock._renewer.is_alive()
+        assert expires_at(db_path, "r") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store", [None, "memory://", "sqlite://:memory:"])
+def test_a_host_in_memory_keeps_the_local_lock(store: str | None) -> None:
+    host = configure_workflow_host(persistence_service=store)
+    try:
+        assert isinstance(host.lock, LocalLockProvider)
+    finally:
+        host.persistence.close()
+
+
+def test_a_lock_given_is_kept(db_path: Path) -> None:
+    local = LocalLockProvider()
+    host = configure_workflow_host(persistence_service=f"sqlite:///{db_path}", lock_service=local)
+    try:
+        assert host.lock is local
+    finally:
+        host.persistence.close()
