@@ -11,6 +11,7 @@ steps, the third of which sleeps 0.25 s) and reads their step log.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "tests" / "e2e" / "shared_sqlite_node.py"
 sys.path.insert(0, str(ROOT))
+
 
 from liteflow.core import WorkflowStatus
 from liteflow.core._providers import InstanceQuery
@@ -68,7 +70,7 @@ def run(processes: int, workflows: int, lock: str | None) -> dict[str, float]:
     overlaps = 0
     for seen in runs.values():
         seen.sort()
-        overlaps += sum(1 for before, after in zip(seen, seen[1:]) if after[0] < before[1])
+        overlaps += sum(1 for before, after in itertools.pairwise(seen) if after[0] < before[1])
     handed = sum(1 for seen in runs.values() if len({r[3] for r in seen}) > 1)
     return {"seconds": elapsed, "rate": workflows / elapsed, "twice": twice, "overlaps": overlaps, "handed": handed}
 
@@ -80,7 +82,8 @@ def main() -> None:
     parser.add_argument("--lock", choices=["default", "memory"], default="default")
     args = parser.parse_args()
     lock = None if args.lock == "default" else "memory://"
-    print(f"{args.workflows} workflows of 5 steps (one sleeps 0.25 s), lock: {args.lock}; load {os.getloadavg()[0]:.1f}")
+    load = os.getloadavg()[0]
+    print(f"{args.workflows} workflows of 5 steps (one sleeps 0.25 s), lock: {args.lock}; load average {load:.1f}")
     print("processes  seconds  workflows/s  step runs twice  overlapping runs  workflows run by >1 process")
     for processes in args.processes:
         r = run(processes, args.workflows, lock)

@@ -25,8 +25,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from liteflow.core import ExecutionResult, StepBody, StepExecutionContext, Workflow, WorkflowBuilder
-from liteflow.core import configure_workflow_host
+from liteflow.core import (
+    ExecutionResult,
+    StepBody,
+    StepExecutionContext,
+    Workflow,
+    WorkflowBuilder,
+    configure_workflow_host,
+)
 
 STEPS = ["s1", "s2", "nap", "s3", "s4"]  # the labels of a trail, in order
 STEP_TIME = 0.004  # long enough for two runs of one step to overlap if nothing stopped them
@@ -94,7 +100,8 @@ def main() -> None:
     lock = sys.argv[5] if len(sys.argv) > 5 else None
     logging.basicConfig(level=logging.WARNING, format=f"{_node} %(threadName)s %(name)s %(levelname)s %(message)s")
     _log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    host = configure_workflow_host(persistence_service=f"sqlite:///{db}", lock_service=lock, poll_interval=POLL_INTERVAL)
+    store = f"sqlite:///{db}"
+    host = configure_workflow_host(persistence_service=store, lock_service=lock, poll_interval=POLL_INTERVAL)
     host.register_workflow(Steps())
     host.start()
     print(f"READY {type(host.lock).__name__}", flush=True)

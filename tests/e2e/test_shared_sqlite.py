@@ -12,6 +12,7 @@ with its node and its start and end; the assertions read that log and the final 
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from shared_sqlite_node import STEPS
 
 LABELS = sorted([*STEPS, "nap:begin"])  # what each workflow logs, once per step run
+
 
 from liteflow.core import WorkflowStatus
 from liteflow.core._providers import InstanceQuery
@@ -116,7 +118,7 @@ def test_three_processes_on_one_sqlite_file_never_run_one_workflow_at_once(tmp_p
     overlaps = []
     for workflow_id, seen in runs.items():
         seen.sort()
-        for before, after in zip(seen, seen[1:]):
+        for before, after in itertools.pairwise(seen):
             if after[0] < before[1]:
                 overlaps.append((workflow_id, before, after))
     assert not overlaps, f"{len(overlaps)} overlapping runs, e.g. {overlaps[:3]}"
