@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from liteflow.core import ConfigurationError, InvalidArgumentError, LocalLockProvider, configure_workflow_host
+from liteflow.core import (
+    ConfigurationError,
+    InvalidArgumentError,
+    InvalidOperationError,
+    LocalLockProvider,
+    configure_workflow_host,
+)
 from liteflow.core._config import _LOCK_URLS, _from_url
 from liteflow.core._models import new_id
 from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
@@ -328,3 +334,23 @@ def test_a_lock_given_is_kept(db_path: Path) -> None:
         assert host.lock is local
     finally:
         host.persistence.close()
+
+
+def test_a_closed_lock_refuses_to_lock_and_ignores_releases(make_lock: Callable[..., SqliteLockProvider]) -> None:
+    lock = make_lock()
+    assert lock.acquire("r")
+    lock.close()
+    lock.release("r")  # a worker finishing its pass after the host stopped: nothing to do
+    lock.renew_now()
+    with pytest.raises(InvalidOperationError, match="closed"):
+        lock.acquire("other")
+
+
+def test_the_store_and_the_lock_of_one_file_share_its_writer_mutex(db_path: Path) -> None:
+    store = SqlitePersistenceProvider(db_path)
+    lock = SqliteLockProvider(db_path)
+    try:
+        assert lock._write_mutex is store._lock
+    finally:
+        lock.close()
+        store.close()

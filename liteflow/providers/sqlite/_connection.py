@@ -60,10 +60,6 @@ def _code(error: BaseException) -> int | None:
 
 def translate(error: sqlite3.Error, path: str) -> ProviderError | None:
     """The LiteFlow error for a driver error on the database at ``path``, or None to let it be."""
-    if not isinstance(error, (sqlite3.OperationalError, sqlite3.DatabaseError)):
-        return None
-    if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
-        return None
     code = _code(error)
     if code in _UNAVAILABLE:
         return ProviderUnavailableError(f"SQLite database {path!r} {_UNAVAILABLE[code]} ({error})")
@@ -141,32 +137,23 @@ def use_wal(connection: sqlite3.Connection, path: str) -> None:
         raise ProviderError(f"could not put SQLite database {path!r} in WAL mode (got {mode})")
 
 
-class _Mutex:
-    """A ``threading.Lock`` that can be held in a weak dictionary."""
-
-    __slots__ = ("__weakref__", "lock")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-
-
-_mutexes: weakref.WeakValueDictionary[str, _Mutex] = weakref.WeakValueDictionary()
+# Weak values: a file's lock lives as long as a provider on the file holds it.
+_mutexes: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
 _mutexes_guard = threading.Lock()
 
 
-def writer_mutex(path: str) -> Any:
+def writer_mutex(path: str) -> threading.Lock:
     """The in-process lock that every writer on the file at ``path`` takes around its writes.
 
     SQLite admits one writer per file; writers of one process that wait on a ``threading.Lock``
     are woken as soon as it is free, while those that meet in SQLite's busy handler sleep for up to
-    tens of milliseconds at a time. The returned object keeps the lock alive; use it as a context
-    manager through its ``lock`` attribute.
+    tens of milliseconds at a time. Keep a reference to it for as long as it is used.
     """
     key = os.path.realpath(path)
     with _mutexes_guard:
         mutex = _mutexes.get(key)
         if mutex is None:
-            mutex = _mutexes[key] = _Mutex()
+            mutex = _mutexes[key] = threading.Lock()
         return mutex
 
 

@@ -40,7 +40,13 @@ import secrets
 import threading
 import time
 
-from liteflow.core._errors import ConfigurationError, InvalidArgumentError, LiteFlowError, ProviderError
+from liteflow.core._errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    InvalidOperationError,
+    LiteFlowError,
+    ProviderError,
+)
 from liteflow.core._providers import LockProvider
 
 from ._connection import MEMORY, connect, parse_url, retry_busy, use_wal, writer_mutex
@@ -111,7 +117,7 @@ class SqliteLockProvider(LockProvider):
         self._held: dict[str, int] = {}
         self._stopping = threading.Event()
         self._closed = False
-        self._writer = writer_mutex(self._path)
+        self._write_mutex = writer_mutex(self._path)  # shared with the store on this file
         self._connection = connect(self._path, busy_timeout)
         try:
             retry_busy(self._create_schema, busy_timeout)
@@ -135,7 +141,7 @@ class SqliteLockProvider(LockProvider):
 
     def _create_schema(self) -> None:
         connection = self._connection
-        with self._writer.lock:
+        with self._write_mutex:
             use_wal(connection, self._path)
             connection.execute("PRAGMA synchronous = NORMAL")  # a lease outlives no crash of the machine
             connection.execute("BEGIN IMMEDIATE")
@@ -151,7 +157,9 @@ class SqliteLockProvider(LockProvider):
     def acquire(self, resource: str) -> bool:
         connection = self._connection
         now = _now()
-        with self._writer.lock:
+        with self._write_mutex:
+            if self._closed:  # checked under the mutex, which close() holds to close the connection
+                raise InvalidOperationError(f"{self!r} is closed")
             if connection.execute(_HELD, (resource, now)).fetchone() is not None:
                 return False
             connection.execute("BEGIN IMMEDIATE")
@@ -182,7 +190,9 @@ class SqliteLockProvider(LockProvider):
         if token is None:
             return
         try:
-            with self._writer.lock:
+            with self._write_mutex:
+                if self._closed:
+                    return  # close() deleted every row of this owner
                 self._connection.execute(_RELEASE, (resource, self._owner, token))
         except ProviderError as error:
             raise type(error)(f"could not unlock {resource} (it lapses within {self.lease} s): {error}") from error
@@ -195,7 +205,9 @@ class SqliteLockProvider(LockProvider):
             return
         connection = self._connection
         kept: list[bool] = []
-        with self._writer.lock:
+        with self._write_mutex:
+            if self._closed:
+                return
             connection.execute("BEGIN IMMEDIATE")
             try:
                 now = _now()
@@ -251,10 +263,10 @@ class SqliteLockProvider(LockProvider):
             self._renewer.join()
         with self._mutex:
             self._held.clear()
-        try:
-            with self._writer.lock:
+        with self._write_mutex:
+            try:
                 self._connection.execute(_RELEASE_ALL, (self._owner,))
-        except ProviderError as error:
-            logger.warning("could not release SQLite locks on close; they lapse within %s s: %s", self.lease, error)
-        finally:
-            self._connection.close()
+            except ProviderError as error:
+                logger.warning("could not release SQLite locks on close; they lapse within %s s: %s", self.lease, error)
+            finally:
+                self._connection.close()

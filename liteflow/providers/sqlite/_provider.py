@@ -151,7 +151,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         self._memory = self._path == MEMORY or self._path == ""
         self._busy_timeout = busy_timeout
         # A file's writer lock is shared with the other providers of this process on it (the lock).
-        self._lock = threading.Lock() if self._memory else writer_mutex(self._path).lock
+        self._lock = threading.Lock() if self._memory else writer_mutex(self._path)
         self._local = threading.local()
         self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
