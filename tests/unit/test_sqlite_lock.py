@@ -27,7 +27,7 @@ from liteflow.core import (
 )
 from liteflow.core._config import _LOCK_URLS, _from_url
 from liteflow.core._models import new_id
-from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
+from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider, _lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -232,27 +232,93 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
-def test_a_killed_process_loses_its_locks_after_the_lease(
-    make_lock: Callable[..., SqliteLockProvider], db_path: Path
-) -> None:
-    lease = 1.0
-    resource = new_id()
+def _hold_in_another_process(db_path: Path, resource: str, lease: float) -> subprocess.Popen[bytes]:
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(db_path), resource, str(lease)], env=_env(), stdout=subprocess.PIPE
     )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"HELD"
+    return holder
+
+
+def test_a_killed_process_s_locks_are_taken_over_at_once(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    resource = new_id()
+    holder = _hold_in_another_process(db_path, resource, lease=60)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"HELD"
         other = make_lock()
         assert not other.acquire(resource), "held by a live process"
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(10)
-        waited = wait_until(lambda: other.acquire(resource), 10, "the dead process's lease to lapse")
+        with caplog.at_level(logging.INFO, logger="liteflow.providers.sqlite"):
+            assert other.acquire(resource), "its process has exited: no need to wait out a 60 s lease"
     finally:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    # Free no later than one lease after its last renewal (generous slack for a loaded machine).
-    assert waited < lease + 2.0
+    assert any("has exited" in record.getMessage() for record in caplog.records)
+
+
+def test_a_stalled_process_loses_its_locks_after_the_lease(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    lease = 1.0
+    resource = new_id()
+    holder = _hold_in_another_process(db_path, resource, lease)
+    try:
+        other = make_lock()
+        os.kill(holder.pid, signal.SIGSTOP)  # alive, but renews nothing (a frozen VM, a long pause)
+        assert not other.acquire(resource)
+        waited = wait_until(lambda: other.acquire(resource), 10, "the stalled process's lease to lapse")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waited < lease + 2.0  # at most one lease after its last renewal, with slack for a loaded machine
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        "another-boot.1.2:{pid}:ab",  # another boot or PID namespace: that pid means nothing here
+        "?:{pid}:ab",  # a process that could not tell where it lived
+        "{space}:{me}:ab",  # this very process
+        "{space}:1:ab",  # a live process
+        "garbage",
+    ],
+)
+def test_a_holder_not_known_to_be_dead_keeps_its_lease(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path, owner: str
+) -> None:
+    lock = make_lock()
+    dead_pid = _exited_pid()
+    resource = new_id()
+    owner = owner.format(pid=dead_pid, space=_lock._pid_space(), me=os.getpid())
+    with sqlite3.connect(db_path) as connection:
+        connection.execute(
+            "INSERT INTO lock_lease VALUES (?, ?, 1, ?)", (resource, owner, time.time_ns() // 1000 + 60_000_000)
+        )
+    assert not lock.acquire(resource)
+
+
+def test_a_holder_whose_process_exited_is_taken_over(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    lock = make_lock()
+    resource = new_id()
+    owner = f"{_lock._pid_space()}:{_exited_pid()}:ab"
+    with sqlite3.connect(db_path) as connection:
+        connection.execute(
+            "INSERT INTO lock_lease VALUES (?, ?, 1, ?)", (resource, owner, time.time_ns() // 1000 + 60_000_000)
+        )
+    assert lock.acquire(resource)
+    assert not make_lock().acquire(resource)
+
+
+def _exited_pid() -> int:
+    """The pid of a process that has exited and been reaped (so, for now, nobody's)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def _race(path: str, resources: list[str], barrier: Any, results: Any) -> None:
@@ -265,7 +331,9 @@ def _race(path: str, resources: list[str], barrier: Any, results: Any) -> None:
 
 
 def test_racing_processes_exactly_one_wins(db_path: Path) -> None:
-    context = multiprocessing.get_context("spawn")
+    # forkserver: the racers are fresh processes (not forks of this threaded one), started quickly.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["liteflow.providers.sqlite"])
     processes, resources = 8, [new_id() for _ in range(5)]
     barrier, results = context.Barrier(processes), context.Queue()
     racers = [context.Process(target=_race, args=(str(db_path), resources, barrier, results)) for _ in range(processes)]

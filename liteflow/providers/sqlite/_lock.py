@@ -15,9 +15,18 @@ Guarantees
     never frees a lock that lapsed and was taken by another. A background thread extends this
     provider's leases every ``lease / 3``, so a lock stays held while its process lives, and the
     locks of a process that dies (or stalls past the lease) lapse at most ``lease`` seconds after
-    its last renewal. A lock found lapsed at renewal is dropped and logged at WARNING. The renewal
-    thread survives every error: it logs the first failure of a run of them and the recovery, and
-    retries sooner (never later than the next regular renewal) until the file answers again.
+    its last renewal, sooner when it is known to have exited (next paragraph). A lock found lapsed
+    at renewal is dropped and logged at WARNING. The renewal thread survives every error: it logs
+    the first failure of a run of them and the recovery, and retries sooner (never later than the
+    next regular renewal) until the file answers again.
+
+Dead processes
+    A provider's owner id names its process: the machine's boot id, its PID namespace and its pid.
+    A lock whose lease has not lapsed is taken over at once if its owner's process is known to have
+    exited: same boot and namespace (so the pid means the same thing here), and no process with
+    that pid. So a process that crashed and is restarted on the same file does not wait out the
+    leases of its former self. Anything uncertain (another namespace, a pid in use again, no
+    ``/proc``) counts as alive, and the lease decides.
 
 Clock
     Lease times are the wall clock of the machine (microseconds since the epoch), which every
@@ -33,6 +42,7 @@ Fencing
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -65,12 +75,12 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lock_fence (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO lock_fence (id, last) VALUES (0, 0)",
 )
-_HELD = "SELECT 1 FROM lock_lease WHERE resource = ? AND expires_at >= ?"
+_HOLDER = "SELECT owner FROM lock_lease WHERE resource = ? AND expires_at >= ?"
 _NEXT_TOKEN = "UPDATE lock_fence SET last = last + 1 WHERE id = 0 RETURNING last"
 _TAKE = (
     "INSERT INTO lock_lease (resource, owner, token, expires_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, token = excluded.token,"
-    " expires_at = excluded.expires_at WHERE lock_lease.expires_at < ?"
+    " expires_at = excluded.expires_at WHERE lock_lease.expires_at < ? OR lock_lease.owner = ?"
 )
 _RELEASE = "DELETE FROM lock_lease WHERE resource = ? AND owner = ? AND token = ?"
 _RENEW = "UPDATE lock_lease SET expires_at = ? WHERE resource = ? AND owner = ? AND token = ? AND expires_at >= ?"
@@ -80,6 +90,42 @@ _RELEASE_ALL = "DELETE FROM lock_lease WHERE owner = ?"
 def _now() -> int:
     """Microseconds since the epoch, the unit of ``expires_at``."""
     return time.time_ns() // 1000
+
+
+@functools.cache
+def _pid_space() -> str:
+    """Where a process id names one process: this boot of the machine and this PID namespace
+    (containers sharing a volume see other pids); ``?`` where that cannot be known."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            boot = file.read().strip()
+        namespace = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return "?"
+    return f"{boot}.{namespace.st_dev}.{namespace.st_ino}"
+
+
+def _owner_id() -> str:
+    return f"{_pid_space()}:{os.getpid()}:{secrets.token_hex(8)}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` (another provider's id) belongs to a process known to have exited.
+
+    Only for a process of this machine's current boot and PID namespace, and only when no process
+    has its pid: a reused pid, a zombie or another user's process all count as alive, which errs on
+    the safe side (its lease then lapses as usual)."""
+    space, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if space == "?" or space != _pid_space() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # PermissionError: it exists
+    return False
 
 
 class SqliteLockProvider(LockProvider):
@@ -112,7 +158,7 @@ class SqliteLockProvider(LockProvider):
         self.lease = float(lease)
         self._lease_us = max(1, round(lease * 1_000_000))
         self._busy_timeout = busy_timeout
-        self._owner = secrets.token_hex(12)
+        self._owner = _owner_id()
         self._mutex = threading.Lock()  # guards _held
         self._held: dict[str, int] = {}
         self._stopping = threading.Event()
@@ -160,13 +206,18 @@ class SqliteLockProvider(LockProvider):
         with self._write_mutex:
             if self._closed:  # checked under the mutex, which close() holds to close the connection
                 raise InvalidOperationError(f"{self!r} is closed")
-            if connection.execute(_HELD, (resource, now)).fetchone() is not None:
-                return False
+            holder = connection.execute(_HOLDER, (resource, now)).fetchone()
+            dead = None
+            if holder is not None:
+                if not _owner_is_dead(holder[0]):
+                    return False
+                dead = holder[0]  # the process that held it has exited: no need to wait out its lease
             connection.execute("BEGIN IMMEDIATE")
             try:
                 now = _now()  # BEGIN IMMEDIATE may have waited for another process
                 token = int(connection.execute(_NEXT_TOKEN).fetchone()[0])
-                taken = connection.execute(_TAKE, (resource, self._owner, token, now + self._lease_us, now)).rowcount
+                values = (resource, self._owner, token, now + self._lease_us, now, dead)
+                taken = connection.execute(_TAKE, values).rowcount
                 connection.execute("COMMIT" if taken else "ROLLBACK")
             except BaseException:
                 if connection.in_transaction:
@@ -174,6 +225,8 @@ class SqliteLockProvider(LockProvider):
                 raise
         if not taken:
             return False
+        if dead is not None:
+            logger.info("lock on %s taken over from %s, whose process has exited", resource, dead)
         with self._mutex:
             self._held[resource] = token
         return True
