@@ -422,3 +422,17 @@ def test_the_store_and_the_lock_of_one_file_share_its_writer_mutex(db_path: Path
     finally:
         lock.close()
         store.close()
+
+
+def test_a_lock_made_before_a_fork_refuses_to_lock_in_the_child(make_lock: Callable[..., SqliteLockProvider]) -> None:
+    lock = make_lock(renew=False)
+    pid = os.fork()
+    if pid == 0:  # the child: must refuse, since its owner id names the parent
+        try:
+            lock.acquire("r")
+        except InvalidOperationError:
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert lock.acquire("r")

@@ -158,6 +158,7 @@ class SqliteLockProvider(LockProvider):
         self.lease = float(lease)
         self._lease_us = max(1, round(lease * 1_000_000))
         self._busy_timeout = busy_timeout
+        self._pid = os.getpid()
         self._owner = _owner_id()
         self._mutex = threading.Lock()  # guards _held
         self._held: dict[str, int] = {}
@@ -206,6 +207,8 @@ class SqliteLockProvider(LockProvider):
         with self._write_mutex:
             if self._closed:  # checked under the mutex, which close() holds to close the connection
                 raise InvalidOperationError(f"{self!r} is closed")
+            if os.getpid() != self._pid:  # its owner id names the parent, which may exit first
+                raise InvalidOperationError(f"{self!r} was made in another process; make one in each process")
             holder = connection.execute(_HOLDER, (resource, now)).fetchone()
             dead = None
             if holder is not None:
