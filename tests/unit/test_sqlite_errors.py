@@ -139,16 +139,18 @@ def test_a_full_database_is_unavailable(db_path: Path) -> None:
 _READ_ONLY = """
 import os, sys
 from datetime import datetime, timezone
-from liteflow.core import ProviderUnavailableError, WorkflowInstance
+from liteflow.core import ProviderUnavailableError, WorkflowInstance, configure_workflow_host
 from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
 if os.geteuid() == 0:  # root writes any file whatever its mode: be somebody else
     os.setgid(65534)
     os.setuid(65534)
 store = SqlitePersistenceProvider(sys.argv[1])
 assert store.get_runnable_instances(datetime.now(timezone.utc)) == [], "reading works"
+host = configure_workflow_host(store)  # a host that runs nothing (a CLI, a dashboard) can read it
+assert host.query_workflows() == []
 for write in (
     lambda: store.create_workflow(WorkflowInstance(workflow_definition_id="f", version=1, data={})),
-    lambda: SqliteLockProvider(sys.argv[1]),
+    lambda: host.lock.acquire("r"),
 ):
     try:
         write()
@@ -169,9 +171,12 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def test_a_read_only_file_reads_and_refuses_writes_as_unavailable(shared_dir: Path) -> None:
+@pytest.mark.parametrize("with_lock_tables", [False, True], ids=["store-only", "store-and-lock"])
+def test_a_read_only_file_reads_and_refuses_writes_as_unavailable(shared_dir: Path, with_lock_tables: bool) -> None:
     db = shared_dir / "flow.db"
     SqlitePersistenceProvider(db).close()
+    if with_lock_tables:
+        SqliteLockProvider(db).close()
     db.chmod(0o444)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(

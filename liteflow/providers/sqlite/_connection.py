@@ -68,6 +68,12 @@ def translate(error: sqlite3.Error, path: str) -> ProviderError | None:
     return None
 
 
+def is_read_only(error: BaseException) -> bool:
+    """Whether ``error`` (or the driver error it translates) says the database cannot be written."""
+    cause = error.__cause__ if isinstance(error, ProviderUnavailableError) else error
+    return isinstance(cause, sqlite3.OperationalError) and _code(cause) == sqlite3.SQLITE_READONLY
+
+
 def is_busy(error: BaseException) -> bool:
     """Whether ``error`` (or the driver error it translates) says the database was locked."""
     cause = error.__cause__ if isinstance(error, ProviderUnavailableError) else error

@@ -56,10 +56,11 @@ from liteflow.core._errors import (
     InvalidOperationError,
     LiteFlowError,
     ProviderError,
+    ProviderUnavailableError,
 )
 from liteflow.core._providers import LockProvider
 
-from ._connection import MEMORY, connect, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
 
 logger = logging.getLogger("liteflow.providers.sqlite")
 
@@ -75,6 +76,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lock_fence (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO lock_fence (id, last) VALUES (0, 0)",
 )
+_TABLES = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('lock_lease', 'lock_fence')"
 _HOLDER = "SELECT owner FROM lock_lease WHERE resource = ? AND expires_at >= ?"
 _NEXT_TOKEN = "UPDATE lock_fence SET last = last + 1 WHERE id = 0 RETURNING last"
 _TAKE = (
@@ -166,8 +168,16 @@ class SqliteLockProvider(LockProvider):
         self._closed = False
         self._write_mutex = writer_mutex(self._path)  # shared with the store on this file
         self._connection = connect(self._path, busy_timeout)
+        self._schema_ready = False
         try:
             retry_busy(self._create_schema, busy_timeout)
+        except ProviderUnavailableError as error:
+            if not is_read_only(error):
+                self._connection.close()
+                raise
+            # A read-only store can still be read by a host that runs nothing (a CLI, a dashboard);
+            # taking a lock will say why it cannot.
+            logger.debug("SQLite lock tables not created in read-only %r; retried at the first lock", self._path)
         except BaseException:
             self._connection.close()
             raise
@@ -191,6 +201,9 @@ class SqliteLockProvider(LockProvider):
         with self._write_mutex:
             use_wal(connection, self._path)
             connection.execute("PRAGMA synchronous = NORMAL")  # a lease outlives no crash of the machine
+            if connection.execute(_TABLES).fetchone()[0] == 2:
+                self._schema_ready = True  # nothing to write: a read-only file opens too
+                return
             connection.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _SCHEMA:
@@ -200,8 +213,11 @@ class SqliteLockProvider(LockProvider):
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            self._schema_ready = True
 
     def acquire(self, resource: str) -> bool:
+        if not self._schema_ready and not self._closed:
+            retry_busy(self._create_schema, self._busy_timeout)
         connection = self._connection
         now = _now()
         with self._write_mutex:
