@@ -72,7 +72,8 @@ def test_a_host_on_a_file_that_is_not_a_database_fails_at_configuration(db_path:
 
 def test_a_write_locked_beyond_the_busy_timeout_is_unavailable(db_path: Path) -> None:
     store = SqlitePersistenceProvider(db_path, busy_timeout=0.2)
-    lock = SqliteLockProvider(db_path, busy_timeout=0.2)
+    lock = SqliteLockProvider(db_path, busy_timeout=0.2, renew=False)
+    witness = SqliteLockProvider(db_path, renew=False)  # another member: locks are taken in the file
     blocker = sqlite3.connect(db_path, isolation_level=None)  # stands for another process
     try:
         blocker.execute("BEGIN IMMEDIATE")
@@ -92,6 +93,7 @@ def test_a_write_locked_beyond_the_busy_timeout_is_unavailable(db_path: Path) ->
         assert lock.acquire("r")
     finally:
         blocker.close()
+        witness.close()
         lock.close()
         store.close()
 

@@ -27,7 +27,7 @@ from liteflow.core import (
 )
 from liteflow.core._config import _LOCK_URLS, _from_url
 from liteflow.core._models import new_id
-from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider, _lock
+from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider, _owners
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,19 @@ def expires_at(path: Path, resource: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def membership(path: Path, lock: SqliteLockProvider) -> tuple[int, bool] | None:
+    """The provider's lock_member row: (expires_at, shared)."""
+    with sqlite3.connect(path) as connection:
+        sql = "SELECT expires_at, shared FROM lock_member WHERE owner = ?"
+        row = connection.execute(sql, (lock._owner,)).fetchone()
+    return None if row is None else (int(row[0]), bool(row[1]))
+
+
+def lease_rows(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("SELECT count(*) FROM lock_lease").fetchone()[0])
+
+
 # -- leases ----------------------------------------------------------------------------------------
 
 
@@ -102,7 +115,7 @@ def test_renewal_finds_a_lapsed_lock_lost_and_says_so(
 
 
 def test_renew_now_extends_the_lease(make_lock: Callable[..., SqliteLockProvider], db_path: Path) -> None:
-    lock = make_lock(lease=30, renew=False)
+    lock, _other = make_lock(lease=30, renew=False), make_lock(renew=False)  # two members: leases in the file
     resource = new_id()
     assert lock.acquire(resource)
     before = expires_at(db_path, resource)
@@ -157,8 +170,8 @@ def test_the_renewal_thread_survives_a_locked_file_and_carries_on(
     assert "locked" in failures[0].getMessage()
     assert holder._renewer is not None and holder._renewer.is_alive()
     assert holder.token(resource) is not None, "the retries came sooner than the lease's end"
-    before = expires_at(db_path, resource)
-    wait_until(lambda: expires_at(db_path, resource) != before, 5, "a renewal after the recovery")
+    before = membership(db_path, holder)
+    wait_until(lambda: membership(db_path, holder) != before, 5, "a renewal after the recovery")
 
 
 def test_the_renewal_thread_survives_an_unexpected_exception(
@@ -200,6 +213,7 @@ def test_a_refused_acquire_does_not_take_the_write_lock(
     holder, other = make_lock(), make_lock(busy_timeout=0.05)
     resource = new_id()
     assert holder.acquire(resource)
+    assert expires_at(db_path, resource) is not None
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
@@ -214,6 +228,88 @@ def test_bad_options(db_path: Path) -> None:
         SqliteLockProvider(db_path, lease=0)
     with pytest.raises(ConfigurationError, match="file"):
         SqliteLockProvider(":memory:")
+
+
+# -- solo and shared --------------------------------------------------------------------------------
+
+
+def test_alone_a_provider_writes_nothing_per_lock(make_lock: Callable[..., SqliteLockProvider], db_path: Path) -> None:
+    lock = make_lock(renew=False)
+    writes = lock._connection.total_changes
+    tokens = []
+    for _ in range(50):
+        resource = new_id()
+        assert lock.acquire(resource) and not lock.acquire(resource)
+        tokens.append(lock.token(resource))
+        lock.release(resource)
+    assert lock._connection.total_changes == writes, "no row written for a lock taken alone"
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    assert membership(db_path, lock) is not None and membership(db_path, lock)[1] is False  # type: ignore[index]
+
+
+def test_a_newcomer_waits_until_the_solo_member_has_written_its_locks(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    first = make_lock(renew=False)
+    held, free, later = new_id(), new_id(), new_id()
+    assert first.acquire(held)
+    assert lease_rows(db_path) == 0
+    second = make_lock(renew=False)
+    assert not second.acquire(free), "the solo member's locks are not in the file yet: wait"
+    assert not second.acquire(held)
+    assert first.acquire(later)  # sees the newcomer: writes its locks and marks itself shared first
+    assert expires_at(db_path, held) is not None and expires_at(db_path, later) is not None
+    assert second.acquire(free)
+    assert not second.acquire(held) and not second.acquire(later)
+    first_tokens = [first.token(held), first.token(later)]
+    assert first_tokens[0] is not None and first_tokens[1] is not None
+    assert first_tokens[0] < first_tokens[1] < (second.token(free) or 0), "tokens grow across the switch"
+    first.release(held)
+    assert second.acquire(held)
+
+
+def test_a_solo_member_with_its_thread_writes_its_locks_soon(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    first = make_lock()  # renewal thread on: it looks for newcomers every quarter second
+    held = new_id()
+    assert first.acquire(held)
+    second = make_lock()
+    waited = wait_until(lambda: second.acquire(new_id()), 5, "the solo member to write its locks")
+    assert waited < 2.0
+    assert not second.acquire(held)
+
+
+def test_alone_again_a_member_goes_back_to_solo(make_lock: Callable[..., SqliteLockProvider], db_path: Path) -> None:
+    first, second = make_lock(renew=False), make_lock(renew=False)
+    held = new_id()
+    assert first.acquire(held)  # shared: a lease row
+    assert expires_at(db_path, held) is not None
+    second.close()
+    first.renew_now()
+    assert first._solo and lease_rows(db_path) == 0
+    assert first.token(held) is not None, "still held, now only in memory"
+    assert not first.acquire(held)
+    writes = first._connection.total_changes
+    first.release(held)
+    assert first.acquire(held)
+    assert first._connection.total_changes == writes
+
+
+def test_a_solo_member_whose_membership_lapsed_is_given_up_and_drops_its_locks(
+    make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
+) -> None:
+    stalled = make_lock(lease=1.5, renew=False)  # stands for a process frozen past its lease
+    held = new_id()
+    assert stalled.acquire(held)
+    newcomer = make_lock()
+    assert not newcomer.acquire(held)
+    wait_until(lambda: newcomer.acquire(held), 5, "the stalled member's membership to lapse")
+    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
+        assert stalled.acquire(new_id())  # back: it joins again, as a shared member this time
+    assert stalled.token(held) is None
+    assert any("membership lapsed" in record.getMessage() for record in caplog.records)
+    assert not stalled.acquire(held)
 
 
 # -- other processes -------------------------------------------------------------------------------
@@ -241,7 +337,7 @@ def _hold_in_another_process(db_path: Path, resource: str, lease: float) -> subp
 
 
 def test_a_killed_process_s_locks_are_taken_over_at_once(
-    make_lock: Callable[..., SqliteLockProvider], db_path: Path, caplog: pytest.LogCaptureFixture
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
 ) -> None:
     resource = new_id()
     holder = _hold_in_another_process(db_path, resource, lease=60)
@@ -250,13 +346,11 @@ def test_a_killed_process_s_locks_are_taken_over_at_once(
         assert not other.acquire(resource), "held by a live process"
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(10)
-        with caplog.at_level(logging.INFO, logger="liteflow.providers.sqlite"):
-            assert other.acquire(resource), "its process has exited: no need to wait out a 60 s lease"
+        assert other.acquire(resource), "its process has exited: no need to wait out a 60 s lease"
     finally:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    assert any("has exited" in record.getMessage() for record in caplog.records)
 
 
 def test_a_stalled_process_loses_its_locks_after_the_lease(
@@ -289,10 +383,10 @@ def test_a_stalled_process_loses_its_locks_after_the_lease(
 def test_a_holder_not_known_to_be_dead_keeps_its_lease(
     make_lock: Callable[..., SqliteLockProvider], db_path: Path, owner: str
 ) -> None:
-    lock = make_lock()
+    lock, _witness = make_lock(), make_lock()  # two members: leases in the file decide
     dead_pid = _exited_pid()
     resource = new_id()
-    owner = owner.format(pid=dead_pid, space=_lock._pid_space(), me=os.getpid())
+    owner = owner.format(pid=dead_pid, space=_owners._pid_space(), me=os.getpid())
     with sqlite3.connect(db_path) as connection:
         connection.execute(
             "INSERT INTO lock_lease VALUES (?, ?, 1, ?)", (resource, owner, time.time_ns() // 1000 + 60_000_000)
@@ -301,16 +395,18 @@ def test_a_holder_not_known_to_be_dead_keeps_its_lease(
 
 
 def test_a_holder_whose_process_exited_is_taken_over(
-    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lock = make_lock()
+    lock, _witness = make_lock(), make_lock()
     resource = new_id()
-    owner = f"{_lock._pid_space()}:{_exited_pid()}:ab"
+    owner = f"{_owners._pid_space()}:{_exited_pid()}:ab"
     with sqlite3.connect(db_path) as connection:
         connection.execute(
             "INSERT INTO lock_lease VALUES (?, ?, 1, ?)", (resource, owner, time.time_ns() // 1000 + 60_000_000)
         )
-    assert lock.acquire(resource)
+    with caplog.at_level(logging.INFO, logger="liteflow.providers.sqlite"):
+        assert lock.acquire(resource)
+    assert any("has exited" in record.getMessage() for record in caplog.records)
     assert not make_lock().acquire(resource)
 
 
@@ -371,7 +467,7 @@ def test_a_host_on_a_sqlite_file_locks_in_the_file(db_path: Path) -> None:
         assert isinstance(host.lock, SqliteLockProvider)
         assert host.lock._path == str(db_path)
     finally:
-        host.stop()
+        host.lock.close()  # the host never started, so stop() would leave its providers open
         host.persistence.close()
     store = SqlitePersistenceProvider(db_path)  # a store given as an instance gets one too
     try:
