@@ -532,3 +532,14 @@ def test_a_lock_made_before_a_fork_refuses_to_lock_in_the_child(make_lock: Calla
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert lock.acquire("r")
+
+
+def test_the_test_host_keeps_the_in_process_lock_on_a_sqlite_file(db_path: Path) -> None:
+    from liteflow.testing import WorkflowTestHost
+
+    store = SqlitePersistenceProvider(db_path)
+    try:
+        test = WorkflowTestHost(persistence=store)  # runs every pass itself, never starts a thread
+        assert isinstance(test.host.lock, LocalLockProvider)
+    finally:
+        store.close()
