@@ -28,6 +28,7 @@ from liteflow.core import (
 from liteflow.core._config import _LOCK_URLS, _from_url
 from liteflow.core._models import new_id
 from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider, _owners
+from liteflow.testing import WorkflowTestHost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -535,8 +536,6 @@ def test_a_lock_made_before_a_fork_refuses_to_lock_in_the_child(make_lock: Calla
 
 
 def test_the_test_host_keeps_the_in_process_lock_on_a_sqlite_file(db_path: Path) -> None:
-    from liteflow.testing import WorkflowTestHost
-
     store = SqlitePersistenceProvider(db_path)
     try:
         test = WorkflowTestHost(persistence=store)  # runs every pass itself, never starts a thread
