@@ -2,7 +2,8 @@
 default lock (a SqliteLockProvider in the file) must keep them from running one workflow at once.
 
 Each node (tests/e2e/shared_sqlite_node.py) starts a third of the workflows; every node's poller
-also finds the others', so every instance is contended by all three. Every step run is logged
+also finds the others', so every instance is contended by all three. The first node works alone
+for a while before the others join, so its lock goes from solo (locks in memory) to shared. Every step run is logged
 with its node and its start and end; the assertions read that log and the final instances:
 
 - every workflow completes, its trail showing each step once, in order;
@@ -49,30 +50,44 @@ def _read_line(process: subprocess.Popen[str], expected: str, err: Path) -> str:
     return line.strip()
 
 
+def _count_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def test_three_processes_on_one_sqlite_file_never_run_one_workflow_at_once(tmp_path: Path) -> None:
     db, log = tmp_path / "shared.db", tmp_path / "steps.log"
     nodes: list[tuple[subprocess.Popen[str], Path]] = []
+
+    def start_node(n: int) -> None:
+        err = tmp_path / f"node{n}.err"
+        with open(err, "w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, str(NODE), f"n{n}", str(db), str(log), str(PER_NODE)],
+                env=_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        nodes.append((process, err))
+        assert _read_line(process, "READY", err) == "READY SqliteLockProvider"
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        _read_line(process, "STARTED", err)
+
     try:
-        for n in range(NODES):
-            err = tmp_path / f"node{n}.err"
-            with open(err, "w") as stderr:
-                process = subprocess.Popen(
-                    [sys.executable, str(NODE), f"n{n}", str(db), str(log), str(PER_NODE)],
-                    env=_env(),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    text=True,
-                )
-            nodes.append((process, err))
-        for process, err in nodes:
-            assert _read_line(process, "READY", err) == "READY SqliteLockProvider"
-        for process, _ in nodes:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        for process, err in nodes:
-            _read_line(process, "STARTED", err)
+        # The first node runs alone for a while (its locks in memory: solo); the others join while
+        # it is busy, so it must hand its locks over to the file while holding them.
+        start_node(0)
+        deadline = time.monotonic() + TIMEOUT
+        while _count_lines(log) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the log, bounded by the deadline
+        for n in range(1, NODES):
+            start_node(n)
 
         total = NODES * PER_NODE
         store = SqlitePersistenceProvider(db)
