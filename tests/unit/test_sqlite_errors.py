@@ -26,6 +26,7 @@ from liteflow.core import (
     configure_workflow_host,
 )
 from liteflow.core._config import _LOCK_URLS, _PERSISTENCE_URLS, _from_url
+from liteflow.core._providers import InstanceQuery
 from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
 from liteflow.providers.sqlite._connection import translate
 
@@ -65,6 +66,28 @@ def test_a_host_on_a_file_that_is_not_a_database_fails_at_configuration(db_path:
     db_path.write_bytes(b"\x00garbage" * 1000)
     with pytest.raises(ProviderError, match=str(db_path)):
         configure_workflow_host(persistence_service=f"sqlite:///{db_path}")
+
+
+def test_a_corrupt_file_read_part_way_is_a_provider_error_naming_it(db_path: Path) -> None:
+    store = SqlitePersistenceProvider(db_path)
+    for _ in range(300):
+        big = instance()
+        big.data = {"text": "x" * 2000}
+        store.create_workflow(big)
+    store.close()  # checkpoints the WAL into the file
+    size = db_path.stat().st_size
+    with open(db_path, "r+b") as file:  # wreck pages in the second half: the schema still opens
+        file.seek(size // 2)
+        file.write(b"\xff" * (size // 4))
+    store = SqlitePersistenceProvider(db_path)
+    try:
+        with pytest.raises(ProviderError, match="corrupt") as caught:
+            store.query_instances(InstanceQuery(limit=1000))  # rows after the first come from fetches
+        assert not isinstance(caught.value, ProviderUnavailableError)
+        assert str(db_path) in str(caught.value)
+        assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+    finally:
+        store.close()
 
 
 # -- locked beyond the busy timeout ----------------------------------------------------------------

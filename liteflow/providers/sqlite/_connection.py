@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
@@ -80,30 +80,57 @@ def is_busy(error: BaseException) -> bool:
     return isinstance(cause, sqlite3.OperationalError) and _code(cause) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _raise_translated(error: sqlite3.Error, path: str) -> NoReturn:
+    translated = translate(error, path)
+    if translated is None:
+        raise error
+    raise translated from error
+
+
+class Cursor(sqlite3.Cursor):
+    """A ``sqlite3`` cursor whose executes and fetches raise LiteFlow's errors (rows of a query
+    after the first are read by the fetches, which can fail too)."""
+
+    connection: Connection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as error:
+            _raise_translated(error, self.connection.path)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as error:
+            _raise_translated(error, self.connection.path)
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as error:
+            _raise_translated(error, self.connection.path)
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as error:
+            _raise_translated(error, self.connection.path)
+
+
 class Connection(sqlite3.Connection):
-    """A ``sqlite3`` connection whose ``execute`` and ``executemany`` raise LiteFlow's errors."""
+    """A ``sqlite3`` connection whose ``execute`` and ``executemany`` (and the fetches of the
+    cursors they return) raise LiteFlow's errors."""
 
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self.path = database
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.Error as error:
-            translated = translate(error, self.path)
-            if translated is None:
-                raise
-            raise translated from error
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self.cursor(Cursor).execute(sql, parameters)
 
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.Error as error:
-            translated = translate(error, self.path)
-            if translated is None:
-                raise
-            raise translated from error
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
+        return self.cursor(Cursor).executemany(sql, parameters)
 
 
 def connect(path: str, busy_timeout: float) -> Connection:
