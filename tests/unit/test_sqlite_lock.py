@@ -313,6 +313,23 @@ def test_a_solo_member_whose_membership_lapsed_is_given_up_and_drops_its_locks(
     assert not stalled.acquire(held)
 
 
+def test_a_membership_outlives_every_lease_of_its_member(
+    make_lock: Callable[..., SqliteLockProvider], db_path: Path
+) -> None:
+    # A member alone trusts only the lease rows of live members, so no lease may outlive its owner's
+    # membership, even when taken long after the last renewal.
+    lock, _other = make_lock(renew=False), make_lock(renew=False)
+    first, second = new_id(), new_id()
+    assert lock.acquire(first)
+    joined = membership(db_path, lock)
+    taken = time.monotonic()
+    wait_until(lambda: time.monotonic() - taken > 0.05, 1, "the clock to move on")
+    assert lock.acquire(second)
+    member = membership(db_path, lock)
+    assert joined is not None and member is not None and member[0] > joined[0]
+    assert member[0] >= (expires_at(db_path, second) or 0)
+
+
 # -- other processes -------------------------------------------------------------------------------
 
 _HOLDER = """

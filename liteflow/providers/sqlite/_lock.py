@@ -30,7 +30,8 @@ Solo mode
     others closed or lapsed) goes back to solo at its next renewal, deleting its rows in the same
     transaction. A solo member whose own membership lapsed (a stall, the file unwritable for a
     lease) may have been given up by the others: it drops its locks, as a lapsed lease would, and
-    joins again.
+    joins again. A member alone looks at no lease row, so every write of a lease row extends its
+    owner's membership at least as far.
 
 Dead processes
     A provider's owner id names its process: the machine's boot id, its PID namespace and its pid.
@@ -362,6 +363,10 @@ class SqliteLockProvider(LockProvider):
             token = int(connection.execute(_NEXT_TOKEN).fetchone()[0])
             values = (resource, self._owner, token, now + self._lease_us, now, dead)
             taken = connection.execute(_TAKE, values).rowcount
+            if taken:
+                # Our membership must outlive each of our leases: a member alone trusts only the
+                # lease rows of live members (see Solo mode).
+                connection.execute(_JOIN, (self._owner, now + self._lease_us, 1))
             connection.execute("COMMIT" if taken else "ROLLBACK")
         except BaseException:
             if connection.in_transaction:
@@ -369,6 +374,8 @@ class SqliteLockProvider(LockProvider):
             raise
         if not taken:
             return None
+        with self._mutex:
+            self._member_until = now + self._lease_us
         if dead is not None:
             logger.info("lock on %s taken over from %s, whose process has exited", resource, dead)
         return token
