@@ -33,6 +33,7 @@ _QUEUE_URLS: dict[str, Entry] = {
 }
 _LOCK_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "LocalLockProvider", None),
+    "sqlite": ("liteflow.providers.sqlite", "SqliteLockProvider.from_url", None),
     "redis": ("liteflow.providers.redis", "RedisLockProvider.from_url", "redis"),
     "postgresql": ("liteflow.providers.postgres", "PostgresLockProvider.from_url", "postgres"),
     "postgres": ("liteflow.providers.postgres", "PostgresLockProvider.from_url", "postgres"),
@@ -88,6 +89,11 @@ def _resolve(kind: str, value: Any, base: type, table: dict[str, Entry], timeout
     return value, False
 
 
+def _default_lock(persistence: PersistenceProvider) -> LockProvider:
+    lock = persistence.default_lock()
+    return LocalLockProvider() if lock is None else lock
+
+
 def configure_workflow_host(
     persistence_service: PersistenceProvider | str | None = None,
     queue_service: QueueProvider | str | None = None,
@@ -99,8 +105,10 @@ def configure_workflow_host(
     """Create a :class:`WorkflowHost`.
 
     Each provider may be an instance or a URL (``"memory://"``, ``"sqlite:///app.db"``, ...);
-    omitted ones are fresh in-memory providers owned by this host. Keyword options are the fields
-    of :class:`HostOptions` (durations as timedeltas or seconds).
+    omitted ones are fresh in-memory providers owned by this host, except the lock of a store
+    that several processes may share: on a SQLite file it is a ``SqliteLockProvider`` in the same
+    file, so hosts in several processes on it never run one workflow at once. Keyword options are
+    the fields of :class:`HostOptions` (durations as timedeltas or seconds).
     """
     host_options = HostOptions.from_kwargs(options, **option_values)  # bad options fail before connecting
     timeout = host_options.provider_timeout.total_seconds()
@@ -119,5 +127,6 @@ def configure_workflow_host(
         "persistence", persistence_service, PersistenceProvider, _PERSISTENCE_URLS, MemoryPersistenceProvider
     )
     queue = provider("queue", queue_service, QueueProvider, _QUEUE_URLS, SingleNodeQueueProvider)
-    lock = provider("lock", lock_service, LockProvider, _LOCK_URLS, LocalLockProvider)
+    # A store shared by processes brings a lock they share (SQLite's lives in its file).
+    lock = provider("lock", lock_service, LockProvider, _LOCK_URLS, lambda: _default_lock(persistence))
     return WorkflowHost(persistence, queue, lock, host_options, owned=tuple(owned))

@@ -143,6 +143,12 @@ class PersistenceProvider(ABC):
     def close(self) -> None:
         """Release connections. The default does nothing."""
 
+    def default_lock(self) -> LockProvider | None:
+        """The lock a host on this store uses when it is given none (the host owns and closes it),
+        or None for a lock within one process. A store that several processes may share without a
+        lock service of their own (a SQLite file) returns a lock that lives in the store."""
+        return None
+
 
 class QueueType(str, Enum):
     WORKFLOW = "workflow"

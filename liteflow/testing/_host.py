@@ -7,6 +7,7 @@ from typing import Any
 
 from liteflow.core import (
     ExecutionError,
+    LocalLockProvider,
     PersistenceProvider,
     QueueType,
     Workflow,
@@ -53,7 +54,11 @@ class WorkflowTestHost:
         **options: Any,
     ) -> None:
         self.clock = ManualClock(start)
-        self.host: WorkflowHost = configure_workflow_host(persistence_service=persistence, clock=self.clock, **options)
+        # One process, every pass run by the caller: the in-process lock, even on a SQLite file
+        # (whose default lock would start a renewal thread that nothing here ever stops).
+        self.host: WorkflowHost = configure_workflow_host(
+            persistence_service=persistence, lock_service=LocalLockProvider(), clock=self.clock, **options
+        )
         for workflow in workflows:
             self.host.register_workflow(workflow)
 

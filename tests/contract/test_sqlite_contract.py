@@ -1,4 +1,5 @@
-"""The persistence contract, run against the SQLite provider on a file and in memory."""
+"""The persistence contract, run against the SQLite provider on a file and in memory, and the lock
+contract against the SQLite lock, two providers on one file standing for two processes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from liteflow.providers.sqlite import SqlitePersistenceProvider
-from liteflow.testing import PersistenceContract
+from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
+from liteflow.testing import LockContract, PersistenceContract
 from liteflow.testing._quarantine_contract import splice_json
 
 
@@ -42,5 +43,21 @@ class TestSqliteMemoryPersistence(SqliteCorruption, PersistenceContract):
     @pytest.fixture
     def persistence(self) -> Iterator[SqlitePersistenceProvider]:
         provider = SqlitePersistenceProvider(":memory:")
+        yield provider
+        provider.close()
+
+
+class TestSqliteLock(LockContract):
+    supports_concurrent_nodes = True
+
+    @pytest.fixture
+    def lock(self, tmp_path: Path) -> Iterator[SqliteLockProvider]:
+        provider = SqliteLockProvider(tmp_path / "liteflow.db")
+        yield provider
+        provider.close()
+
+    @pytest.fixture
+    def second_lock(self, tmp_path: Path) -> Iterator[SqliteLockProvider]:
+        provider = SqliteLockProvider(tmp_path / "liteflow.db")
         yield provider
         provider.close()

@@ -69,7 +69,7 @@ def raw(path: Path) -> sqlite3.Connection:
 
 
 def test_public_names() -> None:
-    assert sqlite_package.__all__ == ["SqlitePersistenceProvider"]
+    assert sqlite_package.__all__ == ["SqliteLockProvider", "SqlitePersistenceProvider"]
 
 
 # -- schema --------------------------------------------------------------------------------------

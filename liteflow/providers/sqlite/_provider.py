@@ -28,19 +28,16 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 from liteflow.core._errors import (
     ConcurrencyError,
-    ConfigurationError,
     EventNotFoundError,
     InvalidArgumentError,
     InvalidOperationError,
-    ProviderError,
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import InstanceQuery, PersistenceProvider
+from liteflow.core._providers import InstanceQuery, LockProvider, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
     event_row,
@@ -51,12 +48,13 @@ from liteflow.core._records import (
     subscription_from_record,
 )
 
+from ._connection import MEMORY, connect, parse_url, retry_busy, use_wal, writer_mutex
+from ._lock import SqliteLockProvider
 from ._schema import migrate
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_MEMORY = ":memory:"
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -159,51 +157,43 @@ class SqlitePersistenceProvider(PersistenceProvider):
         if mode not in _SYNCHRONOUS:
             raise InvalidArgumentError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
         self._path = os.fspath(path)
-        self._memory = self._path == _MEMORY or self._path == ""
+        self._memory = self._path == MEMORY or self._path == ""
         self._busy_timeout = busy_timeout
-        self._lock = threading.Lock()
+        # A file's writer lock is shared with the other providers of this process on it (the lock).
+        self._lock = threading.Lock() if self._memory else writer_mutex(self._path)
         self._local = threading.local()
         self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
         self._closed = False
         self._writer = self._connect()
         try:
-            if not self._memory:
-                journal = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(journal).lower() != "wal":
-                    raise ProviderError(f"could not put SQLite database {self._path!r} in WAL mode (got {journal})")
-            self._writer.execute(f"PRAGMA synchronous = {mode}")
-            migrate(self._writer)
+            retry_busy(lambda: self._prepare(mode), busy_timeout)
         except BaseException:
             self._writer.close()
             raise
+
+    def _prepare(self, mode: str) -> None:
+        """WAL mode, durability and schema: run again by ``retry_busy`` while another process
+        opening the same new file holds it."""
+        if not self._memory:
+            use_wal(self._writer, self._path)
+        self._writer.execute(f"PRAGMA synchronous = {mode}")
+        migrate(self._writer)
 
     @classmethod
     def from_url(cls, url: str) -> SqlitePersistenceProvider:
         """``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``sqlite://:memory:`` or
         ``sqlite:///:memory:``; options as query parameters: ``?synchronous=FULL&busy_timeout=10``."""
-        scheme, separator, rest = url.partition("://")
-        if not separator or scheme.split("+")[0].lower() != "sqlite":
-            raise ConfigurationError(f"not a sqlite:// URL: {url!r}")
-        location, _, query = rest.partition("?")
-        options: dict[str, Any] = {}
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            if name == "synchronous":
-                options["synchronous"] = value
-            elif name in ("busy_timeout", "timeout"):
-                try:
-                    options["busy_timeout"] = float(value)
-                except ValueError as error:
-                    raise ConfigurationError(f"bad busy_timeout in {url!r}") from error
-            else:
-                raise ConfigurationError(f"unknown option {name!r} in {url!r}; known: synchronous, busy_timeout")
-        if location in ("", _MEMORY, "/" + _MEMORY):
-            return cls(_MEMORY, **options)
-        if not location.startswith("/"):
-            raise ConfigurationError(
-                f"a sqlite URL has no host: use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}"
-            )
-        return cls(unquote(location[1:]), **options)
+        path, options = parse_url(url, {"synchronous": str, "busy_timeout": float, "timeout": float})
+        if "timeout" in options:
+            options["busy_timeout"] = options.pop("timeout")
+        return cls(path, **options)
+
+    def default_lock(self) -> LockProvider | None:
+        """A :class:`SqliteLockProvider` in the same file, for processes sharing it; None in memory."""
+        if self._memory:
+            return None
+        return SqliteLockProvider(self._path, busy_timeout=self._busy_timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path!r})"
@@ -211,13 +201,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
     # -- connections ---------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            # isolation_level=None: autocommit; transactions are begun explicitly where needed.
-            return sqlite3.connect(
-                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as error:
-            raise ProviderError(f"cannot open SQLite database {self._path!r}: {error}") from error
+        return connect(self._path, self._busy_timeout)  # autocommit; errors translated (see _connection)
 
     def _reader(self) -> sqlite3.Connection:
         try:
