@@ -1,19 +1,21 @@
-"""What the Redis queue and lock share: making a client from a URL, translating its errors, and
-reading replies."""
+"""What the Redis queue and lock share: making a client from a URL (one server, several servers for
+Redlock, or a master found through Sentinel), translating its errors, and reading replies."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
+import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
 
+SENTINEL_SCHEME = "redis+sentinel"
 SOCKET_TIMEOUT = 5.0
 """Default seconds a command waits for Redis's answer (a blocking ``BLMOVE`` waits at most 0.25 s)."""
 CONNECT_TIMEOUT = 5.0
@@ -66,8 +68,8 @@ def split_url(url: str, options: dict[str, Callable[[str], Any]]) -> tuple[str, 
     """Take LiteFlow's own query parameters (``options``: name -> parser) out of a ``redis://``
     URL; the rest of the URL, driver options included, goes to ``redis.Redis.from_url``."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"not a redis:// URL: {url!r}")
+    if parts.scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
+        raise ConfigurationError(f"not a redis:// or {SENTINEL_SCHEME}:// URL: {url!r}")
     ours: dict[str, Any] = {}
     theirs: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -99,7 +101,14 @@ def client_from(
         raise ConfigurationError(
             f"timeouts must be positive, got socket_timeout={socket_timeout}, connect_timeout={connect_timeout}"
         )
+    if isinstance(url_or_client, str) and url_or_client.startswith(f"{SENTINEL_SCHEME}:"):
+        return _sentinel_master(url_or_client, socket_timeout, connect_timeout), True
     if isinstance(url_or_client, str):
+        if len(split_hosts(url_or_client)) > 1:
+            raise ConfigurationError(
+                f"{url_or_client!r} names several servers: only the lock takes several (Redlock); "
+                f"give the queue one server or a {SENTINEL_SCHEME}:// URL"
+            )
         client = redis.Redis.from_url(
             url_or_client,
             socket_timeout=socket_timeout,
@@ -116,3 +125,87 @@ def client_from(
 def text(value: Any) -> str:
     """A reply as text, whether or not the client was made with ``decode_responses``."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_SENTINEL_OPTIONS = {"socket_timeout": float, "socket_connect_timeout": float, "sentinel_password": str}
+
+
+def split_hosts(url: str) -> list[str]:
+    """A ``redis://`` URL naming several servers (``redis://a:6379,b:6379/0``) as one URL per
+    server, each keeping the credentials, database and query; a URL naming one server as itself."""
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    names = [host.strip() for host in hosts.split(",")]
+    if not all(names):
+        raise ConfigurationError(f"empty server name in {url!r}")
+    return [urlunsplit(parts._replace(netloc=f"{credentials}{at}{host}")) for host in names]
+
+
+class SentinelMaster(redis.Redis):
+    """A client of the master a Sentinel names; it follows failovers (redis-py's
+    ``SentinelConnectionPool``), and closing it also closes its connections to the sentinels."""
+
+    sentinels: Any = None  # the redis.sentinel.Sentinel that found the master
+    service: str = ""
+
+    def close(self) -> None:
+        super().close()
+        if self.sentinels is not None:
+            self.sentinels.close()
+
+    def master_address(self) -> str | None:
+        """``host:port`` of the master last found through the sentinels, or None before that."""
+        pool: Any = self.connection_pool
+        address = pool.master_address
+        return None if address is None else f"{address[0]}:{address[1]}"
+
+
+def _sentinel_master(url: str, socket_timeout: float, connect_timeout: float) -> SentinelMaster:
+    """``redis+sentinel://[:password@]s1:26379,s2:26379/service[/db]`` as a client of that master."""
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    sentinels: list[tuple[str, int]] = []
+    for host in hosts.split(","):
+        name, _, port = host.strip().rpartition(":")
+        try:
+            sentinels.append((name or host.strip(), int(port) if name else 26379))
+        except ValueError as error:
+            raise ConfigurationError(f"bad sentinel address {host!r} in {url!r}") from error
+    path = [part for part in parts.path.split("/") if part]
+    if not 1 <= len(path) <= 2 or not path[0] or not hosts:
+        raise ConfigurationError(f"expected {SENTINEL_SCHEME}://host:port[,host:port...]/service[/db], got {url!r}")
+    try:
+        db = int(path[1]) if len(path) == 2 else 0
+    except ValueError as error:
+        raise ConfigurationError(f"bad database number in {url!r}") from error
+    options: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query):
+        if name not in _SENTINEL_OPTIONS:
+            raise ConfigurationError(f"unknown option {name!r} in {url!r}; known: {', '.join(_SENTINEL_OPTIONS)}")
+        try:
+            options[name] = _SENTINEL_OPTIONS[name](value)
+        except ValueError as error:
+            raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
+    username, _, password = credentials.rpartition(":") if ":" in credentials else ("", "", credentials)
+    timeouts = {
+        "socket_timeout": options.get("socket_timeout", socket_timeout),
+        "socket_connect_timeout": options.get("socket_connect_timeout", connect_timeout),
+    }
+    sentinel_module: Any = redis.sentinel  # untyped
+    sentinel = sentinel_module.Sentinel(
+        sentinels, sentinel_kwargs={**timeouts, "password": options.get("sentinel_password")}
+    )
+    client: SentinelMaster = sentinel.master_for(
+        path[0],
+        redis_class=SentinelMaster,
+        db=db,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        health_check_interval=_HEALTH_CHECK_INTERVAL,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        **timeouts,
+    )
+    client.sentinels, client.service = sentinel, path[0]
+    return client

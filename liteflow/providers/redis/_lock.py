@@ -1,4 +1,5 @@
-"""A :class:`LockProvider` on Redis: leased locks with renewal and fencing tokens.
+"""A :class:`LockProvider` on Redis: leased locks with renewal and fencing tokens, on one server
+(or the master a Sentinel names) or on several independent servers (Redlock).
 
 Keys under the prefix ``p``: ``p:lock:<resource>`` holds the holder's random owner token and
 expires after the lease; ``p:lock-fence`` is a counter.
@@ -24,6 +25,20 @@ Fencing
 
 One Redis server is the authority: on a failover to a replica that had not yet received a lock,
 two nodes may hold it at once (again caught by the revision check).
+
+Several servers (Redlock)
+    Given N independent masters, ``acquire`` runs the same script on all of them at once (each on
+    its own thread, so a slow server delays no one) and holds the lock when a majority granted it
+    within its validity: ``lease - time spent acquiring - drift`` (drift is ``lease * drift_factor
+    + 2 ms``, for clocks running at different rates) must be positive. Otherwise it releases what
+    it got on every server. Renewal extends the lock on every server; a lock that a majority no
+    longer holds for us, or that no majority renewed before its validity ran out, is lost: dropped
+    and logged at WARNING. ``release`` deletes on every server. Calls raise
+    :class:`ProviderUnavailableError` only when no majority answers. The fencing token is the
+    highest counter among the granting servers, and the lower counters among them are raised to
+    it before anyone can take the lock again on those servers, so tokens grow with grants while
+    the servers keep their data. The timing assumptions and what they mean for LiteFlow are in
+    the README (Redlock and Sentinel).
 """
 
 from __future__ import annotations
@@ -31,15 +46,19 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from liteflow.core._backoff import OutageLog
-from liteflow.core._errors import InvalidArgumentError
+from liteflow.core._errors import ConfigurationError, InvalidArgumentError
 from liteflow.core._providers import LockProvider
 
-from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, client_from, split_url, translated
+from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts, split_url
+from ._servers import LockServer, Outcome, gather
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -71,44 +90,69 @@ return kept
 """
 
 
-@dataclass(frozen=True, eq=False)
+# KEYS: fence counter. ARGV: token. Raises the counter to the token (never lowers it).
+_RAISE_FENCE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+_SCRIPTS = {"acquire": _ACQUIRE, "release": _RELEASE, "renew": _RENEW, "raise_fence": _RAISE_FENCE}
+_DRIFT_MS = 2
+
+
+@dataclass(eq=False)
 class _Held:
     owner: str
     token: int
+    valid_until: float  # time.monotonic() after which no majority is known to hold it for us
 
 
 class RedisLockProvider(LockProvider):
     """Leased, renewed, owner-checked locks on Redis; see the module docstring for the guarantees.
 
     ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
-    it makes) or a ``redis.Redis`` client (left open on ``close``). ``lease`` is in seconds.
-    ``renew=False`` turns renewal off, so locks lapse after one lease even while held: for tests
-    that stand in for a stalled node, not for production. ``socket_timeout`` and
-    ``connect_timeout`` bound each command as for :class:`RedisQueueProvider`.
+    it makes), a ``redis.Redis`` client (left open on ``close``), a ``redis+sentinel://`` URL (the
+    master a Sentinel names, followed across failovers), or several independent servers for
+    Redlock: ``redis://a:6379,b:6379,c:6379/0`` or a list of URLs or clients. ``lease`` is in
+    seconds. ``renew=False`` turns renewal off, so locks lapse after one lease even while held:
+    for tests that stand in for a stalled node, not for production. ``socket_timeout`` and
+    ``connect_timeout`` bound each command as for :class:`RedisQueueProvider`. ``drift_factor``
+    is the share of the lease kept back for clock drift between the servers and this process.
     """
 
     def __init__(
         self,
-        url_or_client: str | redis.Redis,
+        url_or_client: str | redis.Redis | Sequence[str | redis.Redis],
         *,
         prefix: str = "liteflow",
         lease: float = 10.0,
         renew: bool = True,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
+        drift_factor: float = 0.01,
     ) -> None:
         if lease <= 0:
             raise InvalidArgumentError(f"lease must be positive, got {lease}")
-        self._client, self._owns_client = client_from(
-            url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
-        )
+        if not 0 <= drift_factor < 0.5:
+            raise InvalidArgumentError(f"drift_factor must be in [0, 0.5), got {drift_factor}")
+        targets = _targets(url_or_client)
+        self._servers: list[LockServer] = []
+        try:
+            for target in targets:
+                self._servers.append(
+                    LockServer(target, _SCRIPTS, threaded=len(targets) > 1, socket_timeout=socket_timeout,
+                               connect_timeout=connect_timeout)
+                )  # fmt: skip
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            raise
         self.prefix = prefix
         self.lease = lease
+        self.quorum = len(self._servers) // 2 + 1
         self._lease_ms = max(1, round(lease * 1000))
+        self._drift = lease * drift_factor + _DRIFT_MS / 1000
         self._fence_key = f"{prefix}:lock-fence"
-        self._acquire = self._client.register_script(_ACQUIRE)
-        self._release = self._client.register_script(_RELEASE)
-        self._renew = self._client.register_script(_RENEW)
         self._mutex = threading.Lock()
         self._held: dict[str, _Held] = {}
         self._stopping = threading.Event()
@@ -120,27 +164,57 @@ class RedisLockProvider(LockProvider):
 
     @classmethod
     def from_url(cls, url: str) -> RedisLockProvider:
-        """``redis://[:password@]host:port/db``; LiteFlow options as query parameters
-        (``?prefix=app&lease=15``), any others go to ``redis.Redis.from_url``."""
-        clean, options = split_url(url, {"prefix": str, "lease": float})
+        """``redis://[:password@]host:port/db``, ``redis://a:6379,b:6379,c:6379/0`` (Redlock) or
+        ``redis+sentinel://s1:26379,s2:26379/service/db``; LiteFlow options as query parameters
+        (``?prefix=app&lease=15&drift_factor=0.01``), any others go to the driver."""
+        clean, options = split_url(url, {"prefix": str, "lease": float, "drift_factor": float})
         return cls(clean, **options)
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers, as ``host:port`` (``sentinel:<service>`` for a Sentinel-managed master)."""
+        return [server.name for server in self._servers]
 
     def _key(self, resource: str) -> str:
         return f"{self.prefix}:lock:{resource}"
 
     def acquire(self, resource: str) -> bool:
         owner = secrets.token_hex(16)
-        with translated(f"lock {resource}"):
-            token = int(self._acquire(keys=[self._key(resource), self._fence_key], args=[owner, self._lease_ms]))
-        if not token:
+        started = time.monotonic()
+        keys, args = [self._key(resource), self._fence_key], [owner, self._lease_ms]
+
+        def decided(outcomes: list[Outcome]) -> bool:
+            won = sum(1 for outcome in outcomes if _granted(outcome))
+            refused = sum(1 for outcome in outcomes if outcome is not None and not _granted(outcome))
+            return won >= self.quorum or len(outcomes) - refused < self.quorum
+
+        outcomes = gather(self._servers, "acquire", keys, args, enough=decided, timeout=self.lease)
+        granted = [(server, int(outcome)) for server, outcome in zip(self._servers, outcomes) if _granted(outcome)]
+        valid_until = started + self.lease - self._drift
+        if len(granted) >= self.quorum and time.monotonic() < valid_until:
+            token = max(fence for _, fence in granted)
+            for server, fence in granted:
+                if fence < token:
+                    server.submit("raise_fence", [self._fence_key], [token])
+            with self._mutex:
+                self._held[resource] = _Held(owner, token, valid_until)
+            return True
+        if len(self._servers) > 1:  # give back what we may have got; each server runs it after the acquire
+            maybe = [server for server, outcome in zip(self._servers, outcomes) if outcome is None or _granted(outcome)
+                     or isinstance(outcome, BaseException)]  # fmt: skip
+            if maybe:
+                self._release_everywhere(resource, owner, maybe)
+        answered = sum(1 for outcome in outcomes if _answered(outcome))
+        if answered >= self.quorum:
+            if len(granted) >= self.quorum:
+                logger.warning("lock on %s was granted too late to be valid (lease %s s); not taken", resource,
+                               self.lease)  # fmt: skip
             return False
-        with self._mutex:
-            self._held[resource] = _Held(owner, token)
-        return True
+        raise self._unavailable(f"lock {resource}", outcomes)
 
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold
-        it (never took it, released it, or found it lapsed at renewal)."""
+        it (never took it, released it, or found it lost at renewal)."""
         with self._mutex:
             held = self._held.get(resource)
         return None if held is None else held.token
@@ -150,8 +224,28 @@ class RedisLockProvider(LockProvider):
             held = self._held.pop(resource, None)
         if held is None:
             return
-        with translated(f"unlock {resource} (it lapses within {self.lease} s)"):
-            self._release(keys=[self._key(resource)], args=[held.owner])
+        outcomes = self._release_everywhere(resource, held.owner)
+        if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
+            raise self._unavailable(f"unlock {resource} (it lapses within {self.lease} s)", outcomes)
+
+    def _release_everywhere(self, resource: str, owner: str, servers: list[LockServer] | None = None) -> list[Outcome]:
+        def enough(outcomes: list[Outcome]) -> bool:
+            return sum(1 for outcome in outcomes if _answered(outcome)) >= self.quorum
+
+        servers = self._servers if servers is None else servers
+        return gather(servers, "release", [self._key(resource)], [owner], enough=enough, timeout=self.lease)
+
+    def _unavailable(self, what: str, outcomes: list[Outcome]) -> Exception:
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        error = errors[0] if errors else redis.TimeoutError("no answer in time")
+        if not isinstance(error, redis.RedisError):
+            return error if isinstance(error, Exception) else RuntimeError(str(error))
+        if len(self._servers) > 1:
+            answered = sum(1 for outcome in outcomes if _answered(outcome))
+            what = f"{what}: {answered} of {len(self._servers)} servers answered, {self.quorum} needed"
+        failure = provider_error(what, error)
+        failure.__cause__ = error
+        return failure
 
     def _renew_loop(self) -> None:
         # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
@@ -166,24 +260,55 @@ class RedisLockProvider(LockProvider):
                 outage.recovered()
 
     def renew_now(self) -> None:
-        """Extend every lock held now by one lease (what the renewal thread does every lease / 3)."""
+        """Extend every lock held now by one lease (what the renewal thread does every lease / 3);
+        drop those lost. Raises :class:`ProviderUnavailableError` when no majority answered."""
         with self._mutex:
             held = list(self._held.items())
         if not held:
             return
-        with translated("renew locks"):
-            kept = self._renew(keys=[self._key(r) for r, _ in held], args=[self._lease_ms, *(h.owner for _, h in held)])
-        for (resource, lease), ok in zip(held, kept):
-            if ok:
-                continue
-            with self._mutex:
-                if self._held.get(resource) is lease:  # not released or taken again meanwhile
-                    del self._held[resource]
-                    logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
+        started = time.monotonic()
+
+        def enough(outcomes: list[Outcome]) -> bool:
+            answers = [outcome for outcome in outcomes if isinstance(outcome, list)]
+            return all(sum(1 for kept in answers if kept[i]) >= self.quorum for i in range(len(held)))
+
+        keys, args = [self._key(r) for r, _ in held], [self._lease_ms, *(h.owner for _, h in held)]
+        outcomes = gather(self._servers, "renew", keys, args, enough=enough, timeout=self.lease / 3)
+        answers = [outcome for outcome in outcomes if isinstance(outcome, list)]
+        now = time.monotonic()
+        for i, (resource, lease) in enumerate(held):
+            kept = sum(1 for answer in answers if answer[i])
+            if kept >= self.quorum and now < started + self.lease - self._drift:
+                lease.valid_until = started + self.lease - self._drift
+            elif len(self._servers) - (len(answers) - kept) < self.quorum or now >= lease.valid_until:
+                self._lost(resource, lease)
+        if len(answers) < self.quorum:
+            raise self._unavailable("renew locks", outcomes)
+
+    def _lost(self, resource: str, lease: _Held) -> None:
+        with self._mutex:
+            if self._held.get(resource) is not lease:  # released or taken again meanwhile
+                return
+            del self._held[resource]
+        logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
+        if len(self._servers) > 1:  # what is left of it on a minority of servers would only get in the way
+            self._release_everywhere(resource, lease.owner)
+
+    def health_details(self) -> dict[str, Any]:
+        """Each server's state as its last command found it, and the majority needed; for
+        :meth:`WorkflowHost.health`."""
+        details: dict[str, Any] = {
+            "servers": {server.name: server.state.as_dict() for server in self._servers},
+            "quorum": self.quorum,
+        }
+        masters = [s.client.master_address() for s in self._servers if isinstance(s.client, SentinelMaster)]
+        if masters:
+            details["master"] = masters[0]
+        return details
 
     def close(self) -> None:
-        """Stop renewal, release every lock this provider holds, and close the client if this
-        provider made it."""
+        """Stop renewal, release every lock this provider holds, and close the clients this
+        provider made."""
         if self._closed:
             return
         self._closed = True
@@ -195,9 +320,34 @@ class RedisLockProvider(LockProvider):
             self._held.clear()
         try:
             for resource, lease in held:
-                self._release(keys=[self._key(resource)], args=[lease.owner])
-        except redis.RedisError as error:
+                outcomes = self._release_everywhere(resource, lease.owner)
+                if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
+                    raise self._unavailable("release locks", outcomes)
+        except Exception as error:
             logger.warning("could not release Redis locks on close; they lapse within %s s: %s", self.lease, error)
         finally:
-            if self._owns_client:
-                self._client.close()
+            for server in self._servers:
+                server.close()
+
+
+def _granted(outcome: Outcome) -> bool:
+    return isinstance(outcome, int) and outcome > 0
+
+
+def _answered(outcome: Outcome) -> bool:
+    return outcome is not None and not isinstance(outcome, BaseException)
+
+
+def _targets(url_or_client: str | redis.Redis | Sequence[str | redis.Redis]) -> list[str | redis.Redis]:
+    if isinstance(url_or_client, str):
+        targets: list[str | redis.Redis] = list(split_hosts(url_or_client))
+    elif isinstance(url_or_client, redis.Redis):
+        targets = [url_or_client]
+    elif isinstance(url_or_client, Sequence) and url_or_client:
+        targets = [target for item in url_or_client for target in _targets(item)]
+    else:
+        raise ConfigurationError(f"expected Redis URL(s) or redis.Redis client(s), got {url_or_client!r}")
+    if len(targets) % 2 == 0 and len(targets) > 1:
+        logger.warning("Redlock on an even number of servers (%s) tolerates no more failures than on one fewer",
+                       len(targets))  # fmt: skip
+    return targets
