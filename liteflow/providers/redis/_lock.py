@@ -151,6 +151,9 @@ class RedisLockProvider(LockProvider):
         self.lease = lease
         self.quorum = len(self._servers) // 2 + 1
         self._lease_ms = max(1, round(lease * 1000))
+        # How long a server may take to answer (connect and reply, tried twice): waiting less would
+        # mistake a slow majority for an absent one.
+        self._answer_bound = max(lease, 2 * (socket_timeout + connect_timeout))
         self._drift = lease * drift_factor + _DRIFT_MS / 1000
         self._fence_key = f"{prefix}:lock-fence"
         self._mutex = threading.Lock()
@@ -188,7 +191,7 @@ class RedisLockProvider(LockProvider):
             refused = sum(1 for outcome in outcomes if outcome is not None and not _granted(outcome))
             return won >= self.quorum or len(outcomes) - refused < self.quorum
 
-        outcomes = gather(self._servers, "acquire", keys, args, enough=decided, timeout=self.lease)
+        outcomes = gather(self._servers, "acquire", keys, args, enough=decided, timeout=self._answer_bound)
         granted = [(server, int(outcome)) for server, outcome in zip(self._servers, outcomes) if _granted(outcome)]
         valid_until = started + self.lease - self._drift
         if len(granted) >= self.quorum and time.monotonic() < valid_until:
@@ -233,7 +236,7 @@ class RedisLockProvider(LockProvider):
             return sum(1 for outcome in outcomes if _answered(outcome)) >= self.quorum
 
         servers = self._servers if servers is None else servers
-        return gather(servers, "release", [self._key(resource)], [owner], enough=enough, timeout=self.lease)
+        return gather(servers, "release", [self._key(resource)], [owner], enough=enough, timeout=self._answer_bound)
 
     def _unavailable(self, what: str, outcomes: list[Outcome]) -> Exception:
         errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
