@@ -110,6 +110,9 @@ def test_one_master_down_changes_nothing_two_make_it_unavailable(redlock_masters
         assert first.acquire("other") is True
         first.renew_now()  # renewed on the majority that is left
         assert first.token("held") is not None
+        deadline = time.monotonic() + 10  # the dead master's answer may come after the majority's
+        while first.health_details()["servers"][c.address]["ok"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         details = first.health_details()
         assert details["quorum"] == 2
         assert [details["servers"][m.address]["ok"] for m in (a, b, c)] == [True, True, False]
@@ -180,17 +183,19 @@ def test_release_frees_the_lock_on_every_master(redlock_masters: list[RedisServe
 
 
 def test_fencing_tokens_grow_across_masters_that_disagree(redlock_masters: list[RedisServer]) -> None:
-    a, _, _ = redlock_masters
+    a, _, c = redlock_masters
     client = redis.Redis(host="127.0.0.1", port=a.port)
     client.set("fence:lock-fence", 100)  # a's counter is far ahead of the others'
     client.close()
-    first = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30)
+    c.kill()  # so that the first grant needs a and b
+    first = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **TIMEOUTS)
     second = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **TIMEOUTS)
     try:
         assert first.acquire("wf") is True
         assert first.token("wf") == 101
         first.release("wf")
-        a.kill()  # the next grant comes from the two masters that were behind
+        c.start()  # back, empty: its counter starts again from 0
+        a.kill()  # the next grant comes from b, raised to 101 meanwhile, and c
         assert second.acquire("wf") is True
         later = second.token("wf")
         assert later is not None and later > 101
