@@ -48,6 +48,7 @@ _TIMEOUT_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "postgres": (("connect_timeout", 0.5), ("statement_timeout", 1.0)),
     "redis": (("socket_timeout", 0.5),),
     "rediss": (("socket_timeout", 0.5),),
+    "redis+sentinel": (("socket_timeout", 0.5),),
     "amqp": (("publish_timeout", 1.0),),
     "amqps": (("publish_timeout", 1.0),),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -37,12 +37,15 @@ class ComponentHealth:
         last_error: The most recent failure, kept after recovery for diagnosis; None if it never
             failed.
         failures: Failed calls in the current outage (0 when ok).
+        details: What a provider with several servers says of each (its optional
+            ``health_details()`` method; a Redis lock on Redlock or Sentinel, say); None otherwise.
     """
 
     ok: bool
     since: datetime
     last_error: str | None = None
     failures: int = 0
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Health:
                     "since": part.since.isoformat(),
                     "last_error": part.last_error,
                     "failures": part.failures,
+                    **({} if part.details is None else {"details": part.details}),
                 }
                 for name, part in self.components.items()
             },
@@ -127,11 +131,17 @@ class HealthMonitor:
         """Record a call that answered, or a worker group's loop that went round cleanly."""
         self._parts[component].succeeded()
 
-    def snapshot(self, groups: dict[str, list[str]] | None, *, live: bool = True) -> Health:
+    def snapshot(
+        self, groups: dict[str, list[str]] | None, *, live: bool = True, providers: dict[str, object] | None = None
+    ) -> Health:
         """The current health; ``groups`` maps each worker group to the names of its dead threads
         (None when the host is not started, which leaves the groups out); ``live`` is False if a
-        thread outside the groups (the supervisor) is dead."""
+        thread outside the groups (the supervisor) is dead; ``providers`` are asked for details."""
         components = {name: self._parts[name].snapshot() for name in PROVIDERS}
+        for name, provider in (providers or {}).items():
+            details = provider_details(provider)
+            if details is not None:
+                components[name] = replace(components[name], details=details)
         for name, dead in (groups or {}).items():
             part = self._parts[name].snapshot()
             if dead:
@@ -159,6 +169,20 @@ def provider_failure(error: BaseException, providers: dict[str, object]) -> str 
                 return name
         traceback = traceback.tb_next
     return None
+
+
+def provider_details(provider: object) -> dict[str, Any] | None:
+    """What a provider's optional ``health_details()`` says (each server of a Redlock, the master
+    a Sentinel names); None if it has none. A provider whose method fails gets the error instead:
+    a health report never raises."""
+    method = getattr(provider, "health_details", None)
+    if not callable(method):
+        return None
+    try:
+        details = method()
+    except Exception as error:  # a probe must answer whatever the provider does
+        return {"error": _describe(error)}
+    return dict(details) if isinstance(details, dict) else None
 
 
 def _describe(error: BaseException) -> str:

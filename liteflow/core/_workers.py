@@ -63,7 +63,7 @@ class HostWorkers(EventDelivery):
         liveness and readiness probes.
         """
         if not self._running:
-            return self._health.snapshot(None)
+            return self._health.snapshot(None, providers=self._providers())
         dead: dict[str, list[str]] = {name: [] for name in WORKER_GROUPS}
         for thread in list(self._threads):
             if not thread.is_alive():
@@ -71,7 +71,7 @@ class HostWorkers(EventDelivery):
         if not self._timers.is_alive():
             dead["timer"].append("liteflow-timers")
         supervised = self._supervisor is not None and self._supervisor.is_alive()
-        return self._health.snapshot(dead, live=supervised or not self._running)
+        return self._health.snapshot(dead, live=supervised or not self._running, providers=self._providers())
 
     @contextmanager
     def _calling(self, component: str) -> Iterator[None]:

@@ -135,7 +135,7 @@ def split_hosts(url: str) -> list[str]:
     server, each keeping the credentials, database and query; a URL naming one server as itself."""
     parts = urlsplit(url)
     credentials, at, hosts = parts.netloc.rpartition("@")
-    if "," not in hosts:
+    if "," not in hosts or parts.scheme == SENTINEL_SCHEME:  # a Sentinel's addresses name one master
         return [url]
     names = [host.strip() for host in hosts.split(",")]
     if not all(names):

@@ -25,7 +25,10 @@ Delivery (at least once)
 
 Items of one queue come out first in, first out, except that redelivered items go first.
 Needs a single Redis server (the scripts touch keys they do not declare, so not Redis Cluster)
-of version 6.2 or later.
+of version 6.2 or later, or a master and its replicas under Sentinel (``redis+sentinel://``): after a
+failover the client finds the new master by itself; what the old master had not yet replicated is
+lost with it (the host's poll queues runnable work again), and deliveries in flight come back after
+the visibility timeout.
 """
 
 from __future__ import annotations
@@ -42,7 +45,17 @@ import redis
 from liteflow.core._errors import InvalidArgumentError
 from liteflow.core._providers import QueueProvider, QueueType
 
-from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, client_from, provider_error, split_url, text, translated
+from ._common import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    SentinelMaster,
+    client_from,
+    provider_error,
+    split_url,
+    text,
+    translated,
+)
+from ._servers import describe
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -267,6 +280,14 @@ class RedisQueueProvider(QueueProvider):
         )
         if moved:
             logger.info("redelivering %s %s item(s) not acknowledged in time", moved, queue.value)
+
+    def health_details(self) -> dict[str, Any]:
+        """The server, and for a Sentinel-managed one the master last found; for
+        :meth:`WorkflowHost.health`."""
+        details: dict[str, Any] = {"server": describe(self._client)}
+        if isinstance(self._client, SentinelMaster):
+            details["master"] = self._client.master_address()
+        return details
 
     def acknowledge(self, queue: QueueType, item_id: str) -> None:
         with self._mutex:
