@@ -130,6 +130,29 @@ def test_one_master_down_changes_nothing_two_make_it_unavailable(redlock_masters
         second.close()
 
 
+def test_a_hung_master_delays_no_one(redlock_masters: list[RedisServer]) -> None:
+    a, b, c = redlock_masters
+    with FaultProxy("127.0.0.1", c.port) as proxy:
+        lock = RedisLockProvider([a.url, b.url, proxy.url(c.url)], prefix="hung", socket_timeout=5, lease=30)
+        try:
+            assert lock.acquire("warm-up") is True
+            proxy.blackhole()  # c keeps its connections open and never answers
+            started = time.monotonic()
+            for n in range(20):
+                assert lock.acquire(f"r{n}") is True
+                lock.release(f"r{n}")
+            assert time.monotonic() - started < 5.0  # not one socket_timeout, let alone 20
+            lock.renew_now()
+            assert lock.token("warm-up") is not None
+            deadline = time.monotonic() + 15  # c's first command times out (twice: one retry)
+            while lock.health_details()["servers"][f"127.0.0.1:{proxy.port}"]["ok"]:
+                assert time.monotonic() < deadline, "the hung master never showed as not ok"
+                time.sleep(0.05)
+        finally:
+            proxy.restore()
+            lock.close()
+
+
 def test_lock_no_longer_held_by_a_majority_is_lost(
     redlock_masters: list[RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:

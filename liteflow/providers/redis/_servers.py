@@ -131,8 +131,8 @@ class LockServer:
             self._state = ServerState(False, since, f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:  # a command stuck on a hung server ends when its client closes
+            self._executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_client:
             self.client.close()
 
