@@ -202,11 +202,16 @@ class RedisLockProvider(LockProvider):
             with self._mutex:
                 self._held[resource] = _Held(owner, token, valid_until)
             return True
-        if len(self._servers) > 1:  # give back what we may have got; each server runs it after the acquire
-            maybe = [server for server, outcome in zip(self._servers, outcomes) if outcome is None or _granted(outcome)
-                     or isinstance(outcome, BaseException)]  # fmt: skip
-            if maybe:
-                self._release_everywhere(resource, owner, maybe)
+        # Give back what we got, or may have got (no answer yet, or an answer lost): each server of a
+        # Redlock runs it after the acquire. One server that did not answer has nothing to give back.
+        several = len(self._servers) > 1
+        maybe = [
+            server
+            for server, outcome in zip(self._servers, outcomes)
+            if _granted(outcome) or (several and not _answered(outcome))
+        ]
+        if maybe:
+            self._release_everywhere(resource, owner, maybe)
         answered = sum(1 for outcome in outcomes if _answered(outcome))
         if answered >= self.quorum:
             if len(granted) >= self.quorum:
