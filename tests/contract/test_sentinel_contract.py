@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -135,6 +136,26 @@ def test_host_health_names_the_master(sentinel_setup: SentinelSetup) -> None:
         host.stop()
         host.queue.close()
         host.lock.close()
+
+
+def test_sentinel_url_parts() -> None:
+    queue = RedisQueueProvider(
+        "redis+sentinel://app:s%40cret@127.0.0.1:26001,127.0.0.1:26002/orders/3?socket_timeout=2"
+    )
+    try:
+        client: Any = queue._client
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["db"], kwargs["username"], kwargs["password"], kwargs["socket_timeout"]) == (
+            3,
+            "app",
+            "s@cret",
+            2.0,
+        )
+        hosts = [s.connection_pool.connection_kwargs for s in client.sentinels.sentinels]
+        assert [(h["host"], h["port"]) for h in hosts] == [("127.0.0.1", 26001), ("127.0.0.1", 26002)]
+        assert queue.health_details() == {"server": "sentinel:orders", "master": None}  # not connected yet
+    finally:
+        queue.close()
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,7 @@ def _sentinel_master(url: str, socket_timeout: float, connect_timeout: float) ->
             options[name] = _SENTINEL_OPTIONS[name](value)
         except ValueError as error:
             raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
-    username, _, password = credentials.rpartition(":") if ":" in credentials else ("", "", credentials)
+    username, _, password = credentials.partition(":")
     timeouts = {
         "socket_timeout": options.get("socket_timeout", socket_timeout),
         "socket_connect_timeout": options.get("socket_connect_timeout", connect_timeout),
