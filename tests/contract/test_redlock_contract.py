@@ -14,9 +14,10 @@ redis = pytest.importorskip("redis")
 import redis_servers as servers
 from redis_servers import RedisServer
 
-from liteflow.core import ConcurrencyError, ConfigurationError, ProviderUnavailableError
+from liteflow.core import ConcurrencyError, ConfigurationError, ProviderUnavailableError, configure_workflow_host
 from liteflow.core._config import _LOCK_URLS, _from_url
 from liteflow.core._memory import MemoryPersistenceProvider
+from liteflow.core._models import new_id
 from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
 from liteflow.testing import FaultProxy, LockContract, LockFaultContract
 from liteflow.testing._persistence_data import make_instance
@@ -151,6 +152,32 @@ def test_a_hung_master_delays_no_one(redlock_masters: list[RedisServer]) -> None
         finally:
             proxy.restore()
             lock.close()
+
+
+def test_host_health_shows_each_master(redlock_masters: list[RedisServer]) -> None:
+    a, b, c = redlock_masters
+    hosts = ",".join(master.address for master in redlock_masters)
+    host = configure_workflow_host(lock_service=f"redis://{hosts}/0?prefix=health&socket_timeout=1")
+    try:
+        b.kill()
+        deadline = time.monotonic() + 10
+        while host.health().components["lock"].details["servers"][b.address]["ok"]:
+            assert host.lock.acquire(f"r-{new_id()}") is True  # two of three: still a majority
+            assert time.monotonic() < deadline, "the dead master never showed as not ok"
+        health = host.health()
+        lock = health.components["lock"]
+        assert lock.ok and health.ok  # a dead minority does not make the host unready
+        assert lock.details is not None and lock.details["quorum"] == 2
+        assert {name: server["ok"] for name, server in lock.details["servers"].items()} == {
+            a.address: True,
+            b.address: False,
+            c.address: True,
+        }
+        assert health.as_dict()["components"]["lock"]["details"] == lock.details
+        assert "details" not in health.as_dict()["components"]["persistence"]  # the memory store has none
+    finally:
+        host.stop()
+        host.lock.close()
 
 
 def test_lock_no_longer_held_by_a_majority_is_lost(
