@@ -123,7 +123,7 @@ def _overlaps(effects: list[Effect]) -> list[tuple[Effect, Effect]]:
 def _pause(effects: list[Effect], kill_time: float) -> tuple[float, float]:
     """The first step to start after the kill, and the longest gap between step starts in the
     10 s after it (seconds)."""
-    starts = sorted(e.start for e in effects if e.start >= kill_time - 0.001)
+    starts = sorted(e.start for e in effects if e.start >= kill_time)
     if not starts:
         return float("inf"), float("inf")
     window = [kill_time, *(s for s in starts if s <= kill_time + 10)]
