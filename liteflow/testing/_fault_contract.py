@@ -44,12 +44,22 @@ def _provider_threads() -> set[threading.Thread]:
 
 
 class _FaultSuite:
+    _threads_before: set[threading.Thread]
     outage_bound: ClassVar[float] = 20.0
     """Seconds a call may take to raise once the backend is cut (generous: it guards hangs)."""
     blackhole_bound: ClassVar[float] = 45.0
     """Seconds a call may take to raise while the backend is black-holed (its timeouts plus slack)."""
     recovery_bound: ClassVar[float] = 30.0
     """Seconds the provider may take to work again once the backend is back."""
+
+    @pytest.fixture(autouse=True)
+    def _note_threads_before(self) -> None:
+        # Autouse fixtures run before the provider fixture: threads alive now belong to providers
+        # of earlier tests, which may still be winding down, and are not this provider's to keep.
+        self._threads_before = _provider_threads()
+
+    def _own_threads(self) -> set[threading.Thread]:
+        return _provider_threads() - self._threads_before
 
     @pytest.fixture
     def fault_proxy(self) -> Iterator[FaultProxy]:
@@ -102,7 +112,7 @@ class QueueFaultContract(_FaultSuite):
         before = {f"before-{n}-{new_id()}" for n in range(5)}
         for item in sorted(before):
             queue.enqueue(QueueType.WORKFLOW, item)
-        threads = _provider_threads()
+        threads = self._own_threads()
         fault()
         failed = f"failed-{new_id()}"
         self.assert_unavailable(lambda: queue.enqueue(QueueType.WORKFLOW, failed), bound)
@@ -154,7 +164,7 @@ class LockFaultContract(_FaultSuite):
     def test_cut_fails_fast_then_recovers_keeping_held_locks(self, lock: LockProvider, fault_proxy: FaultProxy) -> None:
         held, other = f"held-{new_id()}", f"other-{new_id()}"
         assert lock.acquire(held)
-        threads = _provider_threads()
+        threads = self._own_threads()
         fault_proxy.cut()
         self.assert_unavailable(lambda: lock.acquire(other), self.outage_bound)
         fault_proxy.restore()
@@ -165,7 +175,7 @@ class LockFaultContract(_FaultSuite):
         assert not [t.name for t in threads if not t.is_alive()], "provider threads died"
 
     def test_blackhole_times_out_then_recovers(self, lock: LockProvider, fault_proxy: FaultProxy) -> None:
-        threads = _provider_threads()
+        threads = self._own_threads()
         fault_proxy.blackhole()
         self.assert_unavailable(lambda: lock.acquire(f"r-{new_id()}"), self.blackhole_bound)
         fault_proxy.restore()
