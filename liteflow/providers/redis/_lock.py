@@ -58,7 +58,7 @@ from liteflow.core._errors import ConfigurationError, InvalidArgumentError
 from liteflow.core._providers import LockProvider
 
 from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts, split_url
-from ._servers import LockServer, Outcome, gather
+from ._servers import LockServer, NotSent, Outcome, gather
 
 logger = logging.getLogger("liteflow.providers.redis")
 
@@ -105,6 +105,7 @@ class _Held:
     owner: str
     token: int
     valid_until: float  # time.monotonic() after which no majority is known to hold it for us
+    servers: list[LockServer]  # those that granted it or may have: the ones its release goes to
 
 
 class RedisLockProvider(LockProvider):
@@ -194,23 +195,23 @@ class RedisLockProvider(LockProvider):
         outcomes = gather(self._servers, "acquire", keys, args, enough=decided, timeout=self._answer_bound)
         granted = [(server, int(outcome)) for server, outcome in zip(self._servers, outcomes) if _granted(outcome)]
         valid_until = started + self.lease - self._drift
+        # Those that granted it, or may have (no answer yet, or an answer lost); not those that
+        # refused, nor those it was never sent to. One server that did not answer has nothing.
+        several = len(self._servers) > 1
+        maybe = [
+            server
+            for server, outcome in zip(self._servers, outcomes)
+            if _granted(outcome) or (several and not _answered(outcome) and not isinstance(outcome, NotSent))
+        ]
         if len(granted) >= self.quorum and time.monotonic() < valid_until:
             token = max(fence for _, fence in granted)
             for server, fence in granted:
                 if fence < token:
                     server.submit("raise_fence", [self._fence_key], [token])
             with self._mutex:
-                self._held[resource] = _Held(owner, token, valid_until)
+                self._held[resource] = _Held(owner, token, valid_until, maybe)
             return True
-        # Give back what we got, or may have got (no answer yet, or an answer lost): each server of a
-        # Redlock runs it after the acquire. One server that did not answer has nothing to give back.
-        several = len(self._servers) > 1
-        maybe = [
-            server
-            for server, outcome in zip(self._servers, outcomes)
-            if _granted(outcome) or (several and not _answered(outcome))
-        ]
-        if maybe:
+        if maybe:  # give it back: each server of a Redlock runs the release after the acquire
             self._release_everywhere(resource, owner, maybe)
         answered = sum(1 for outcome in outcomes if _answered(outcome))
         if answered >= self.quorum:
@@ -232,15 +233,14 @@ class RedisLockProvider(LockProvider):
             held = self._held.pop(resource, None)
         if held is None:
             return
-        outcomes = self._release_everywhere(resource, held.owner)
+        outcomes = self._release_everywhere(resource, held.owner, held.servers)
         if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
             raise self._unavailable(f"unlock {resource} (it lapses within {self.lease} s)", outcomes)
 
-    def _release_everywhere(self, resource: str, owner: str, servers: list[LockServer] | None = None) -> list[Outcome]:
+    def _release_everywhere(self, resource: str, owner: str, servers: list[LockServer]) -> list[Outcome]:
         def enough(outcomes: list[Outcome]) -> bool:
             return sum(1 for outcome in outcomes if _answered(outcome)) >= self.quorum
 
-        servers = self._servers if servers is None else servers
         return gather(servers, "release", [self._key(resource)], [owner], enough=enough, timeout=self._answer_bound)
 
     def _unavailable(self, what: str, outcomes: list[Outcome]) -> Exception:
@@ -300,7 +300,7 @@ class RedisLockProvider(LockProvider):
             del self._held[resource]
         logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
         if len(self._servers) > 1:  # what is left of it on a minority of servers would only get in the way
-            self._release_everywhere(resource, lease.owner)
+            self._release_everywhere(resource, lease.owner, lease.servers)
 
     def health_details(self) -> dict[str, Any]:
         """Each server's state as its last command found it, and the majority needed; for
@@ -328,7 +328,7 @@ class RedisLockProvider(LockProvider):
             self._held.clear()
         try:
             for resource, lease in held:
-                outcomes = self._release_everywhere(resource, lease.owner)
+                outcomes = self._release_everywhere(resource, lease.owner, lease.servers)
                 if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
                     raise self._unavailable("release locks", outcomes)
         except Exception as error:

@@ -10,10 +10,12 @@ behind a server that does not answer fail at once instead of queueing without bo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,10 +26,16 @@ from liteflow.core._models import utcnow
 
 from ._common import SentinelMaster, client_from
 
-PENDING_LIMIT = 8
-"""Commands that may wait for one server of a Redlock before more fail at once."""
+PENDING_LIMIT = 32
+"""Commands that may wait for one server of a Redlock before more (but releases) fail at once."""
+CLOSE_DRAIN = 1.0
+"""Seconds ``close`` gives the commands still queued for a server of a Redlock."""
 
 Outcome = Any  # a reply, the redis.RedisError raised, or None while unanswered
+
+
+class NotSent(redis.TimeoutError):
+    """A command never sent, because the server has not answered those before it."""
 
 
 @dataclass(frozen=True)
@@ -94,13 +102,15 @@ class LockServer:
         self._record(None)
         return result
 
-    def submit(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Future[Any]:
-        """Run ``script`` on this server's thread, after every command submitted before it."""
+    def submit(self, script: str, keys: Sequence[str], args: Sequence[Any], *, droppable: bool = True) -> Future[Any]:
+        """Run ``script`` on this server's thread, after every command submitted before it. A
+        ``droppable`` command fails at once with :class:`NotSent` when ``PENDING_LIMIT`` commands
+        are waiting already; a release is never dropped, so nothing granted is left behind."""
         assert self._executor is not None, "submit is for servers of a Redlock"
         with self._mutex:
-            if self._pending >= PENDING_LIMIT:
+            if droppable and self._pending >= PENDING_LIMIT:
                 failed: Future[Any] = Future()
-                error = redis.TimeoutError(f"{self.name}: {self._pending} commands still unanswered")
+                error = NotSent(f"{self.name}: {self._pending} commands still unanswered; not sent")
                 self._record(error)
                 failed.set_exception(error)
                 return failed
@@ -131,7 +141,13 @@ class LockServer:
             self._state = ServerState(False, since, f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
-        if self._executor is not None:  # a command stuck on a hung server ends when its client closes
+        """Let the commands still queued (releases, mostly) reach the server for up to
+        ``CLOSE_DRAIN`` seconds, drop the rest, and close the client if this made it (which also
+        ends a command stuck on a hung server)."""
+        if self._executor is not None:
+            drained = self._executor.submit(lambda: None)
+            with contextlib.suppress(FutureTimeoutError):  # a hung server: its commands are dropped
+                drained.result(timeout=CLOSE_DRAIN)
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._owns_client:
             self.client.close()
@@ -154,7 +170,7 @@ def gather(
             return [servers[0].call(script, keys, args)]
         except redis.RedisError as error:
             return [error]
-    futures = [server.submit(script, keys, args) for server in servers]
+    futures = [server.submit(script, keys, args, droppable=script != "release") for server in servers]
     pending = {future for future in futures if not future.done()}
     deadline = time.monotonic() + timeout
     while pending:
