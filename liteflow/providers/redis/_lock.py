@@ -33,8 +33,8 @@ Several servers (Redlock)
     + 2 ms``, for clocks running at different rates) must be positive. Otherwise it releases what
     it got on every server. Renewal extends the lock on every server; a lock that a majority no
     longer holds for us, or that no majority renewed before its validity ran out, is lost: dropped
-    and logged at WARNING. ``release`` deletes on every server. Calls raise
-    :class:`ProviderUnavailableError` only when no majority answers. The fencing token is the
+    and logged at WARNING. ``release`` deletes it on every server that granted it, or may have.
+    Calls raise :class:`ProviderUnavailableError` only when no majority answers. The fencing token is the
     highest counter among the granting servers, and the lower counters among them are raised to
     it before anyone can take the lock again on those servers, so tokens grow with grants while
     the servers keep their data. The timing assumptions and what they mean for LiteFlow are in
