@@ -11,12 +11,20 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from ._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._providers import (
+    ActivityCount,
+    ActivityCounter,
+    InstanceQuery,
+    LockProvider,
+    PersistenceProvider,
+    QueueProvider,
+    QueueType,
+)
 from ._records import event_to_record, instance_to_record, read_event, read_instance
 
 
@@ -163,6 +171,17 @@ class MemoryPersistenceProvider(PersistenceProvider):
                 for _, i in found[query.offset : query.offset + query.limit]
             ]
         return [self._instance(*stored) for stored in page]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        with self._lock:
+            return sum(1 for meta in self._meta.values() if _matches(meta, query))
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        with self._lock:
+            for meta in self._meta.values():
+                counter.add(meta.create_time, meta.complete_time, meta.status)
+        return counter.counts()
 
     def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
         with self._lock:

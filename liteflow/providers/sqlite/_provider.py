@@ -37,7 +37,13 @@ from liteflow.core._errors import (
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import InstanceQuery, LockProvider, PersistenceProvider
+from liteflow.core._providers import (
+    ActivityCount,
+    ActivityCounter,
+    InstanceQuery,
+    LockProvider,
+    PersistenceProvider,
+)
 from liteflow.core._records import (
     error_from_record,
     event_row,
@@ -127,6 +133,24 @@ _PURGE_WORKFLOW = "DELETE FROM workflow WHERE id = ?"
 
 def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
     """The SELECT for :meth:`SqlitePersistenceProvider.query_instances`, and its parameters."""
+    where, parameters = _query_where(query)
+    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
+    return sql, (*parameters, query.limit, query.offset)
+
+
+# For workflow_activity: both read only an index (created, finished), never the records.
+_STARTED = (
+    "SELECT (create_time - ?) / ?, count(*) FROM workflow INDEXED BY workflow_created"
+    " WHERE create_time >= ? AND create_time < ? GROUP BY 1"
+)
+_ENDED = (
+    "SELECT (complete_time - ?) / ?, status, count(*) FROM workflow INDEXED BY workflow_finished"
+    " WHERE complete_time >= ? AND complete_time < ? AND status IN ('complete', 'terminated') GROUP BY 1, 2"
+)
+
+
+def _query_where(query: InstanceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of :func:`_query_sql` and of counts, and its parameters."""
     clauses: list[str] = []
     parameters: list[Any] = []
     for clause, value in (
@@ -139,9 +163,7 @@ def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
         if value is not None:
             clauses.append(clause)
             parameters.append(value)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
-    return sql, (*parameters, query.limit, query.offset)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
 
 
 class SqlitePersistenceProvider(PersistenceProvider):
@@ -345,6 +367,20 @@ class SqlitePersistenceProvider(PersistenceProvider):
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         return [self._instance(row) for row in self._fetchall(*_query_sql(query))]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        where, parameters = _query_where(query)
+        count: int = self._fetchone(f"SELECT count(*) FROM workflow{where}", tuple(parameters))[0]
+        return count
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        bounds = (_micros(start), period // _MICROSECOND, _micros(start), _micros(end))
+        for index, number in self._fetchall(_STARTED, bounds):
+            counter.count(index, 0, number)
+        for index, status, number in self._fetchall(_ENDED, bounds):
+            counter.count(index, 1 if status == WorkflowStatus.COMPLETE.value else 2, number)
+        return counter.counts()
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall(_RUNNABLE_WORKFLOWS, (_micros(as_of),))]

@@ -1,0 +1,63 @@
+"""Contract cases for the counts a dashboard reads: ``count_instances`` and ``workflow_activity``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from liteflow.core import InvalidArgumentError, PersistenceProvider, WorkflowStatus
+from liteflow.core._models import new_id
+from liteflow.core._providers import ActivityCount, InstanceQuery
+
+from ._persistence_data import SECOND, T0, make_instance
+
+MINUTE = 60 * SECOND
+
+
+class CountingCases:
+    """Mixed into :class:`PersistenceContract`; needs its ``persistence`` fixture (an empty store)."""
+
+    def test_count_instances_matches_the_query(self, persistence: PersistenceProvider) -> None:
+        definition, other = f"count-{new_id()}", f"count-{new_id()}"
+        done: dict[str, Any] = dict(status=WorkflowStatus.COMPLETE, next_execution=None, complete_time=T0)
+        for i in range(5):
+            persistence.create_workflow(make_instance(workflow_definition_id=definition, create_time=T0 + i * SECOND))
+        for i in range(3):
+            instance = make_instance(workflow_definition_id=other, create_time=T0 + i * SECOND, **done)
+            persistence.create_workflow(instance)
+        assert persistence.count_instances(InstanceQuery()) == 8
+        assert persistence.count_instances(InstanceQuery(workflow_definition_id=definition)) == 5
+        assert persistence.count_instances(InstanceQuery(status=WorkflowStatus.COMPLETE)) == 3
+        assert persistence.count_instances(InstanceQuery(status=WorkflowStatus.SUSPENDED)) == 0
+        assert persistence.count_instances(InstanceQuery(created_from=T0 + 2 * SECOND)) == 4
+        assert persistence.count_instances(InstanceQuery(created_to=T0 + SECOND, reference="ref-1")) == 2
+        # Paging fields do not limit a count.
+        assert persistence.count_instances(InstanceQuery(limit=1, offset=6)) == 8
+
+    def test_workflow_activity_counts_starts_and_ends_per_period(self, persistence: PersistenceProvider) -> None:
+        ended: dict[str, Any] = dict(next_execution=None)
+        instances = [
+            make_instance(create_time=T0 - MINUTE),  # before the window
+            make_instance(create_time=T0 + 10 * SECOND),
+            make_instance(create_time=T0 + 70 * SECOND),
+            make_instance(
+                create_time=T0 - 5 * MINUTE, status=WorkflowStatus.COMPLETE, complete_time=T0 + 61 * SECOND, **ended
+            ),
+            make_instance(
+                create_time=T0 + 5 * SECOND, status=WorkflowStatus.TERMINATED, complete_time=T0 + 125 * SECOND, **ended
+            ),
+            make_instance(create_time=T0 + 3 * MINUTE),  # at the end: outside [start, end)
+        ]
+        for instance in instances:
+            persistence.create_workflow(instance)
+        counts = persistence.workflow_activity(T0, T0 + 3 * MINUTE, MINUTE)
+        assert counts == [
+            ActivityCount(T0, started=2),
+            ActivityCount(T0 + MINUTE, started=1, completed=1),
+            ActivityCount(T0 + 2 * MINUTE, terminated=1),
+        ]
+        assert [c.started for c in persistence.workflow_activity(T0, T0 + 90 * SECOND, MINUTE)] == [2, 1]
+        with pytest.raises(InvalidArgumentError):
+            persistence.workflow_activity(T0, T0 + MINUTE, timedelta(0))
