@@ -1,0 +1,48 @@
+"""Workflows the dashboard tests run: one that waits for an event (so it stays on a step), one
+that carries hostile text in its data, one whose step fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from liteflow.core import ErrorBehavior, ExecutionResult, StepBody, StepExecutionContext, Workflow, WorkflowBuilder
+
+
+class Prepare(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        context.workflow.data["prepared"] = True
+        return ExecutionResult.next()
+
+
+class Ship(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        context.workflow.data["shipped"] = True
+        return ExecutionResult.next()
+
+
+class OrderWorkflow(Workflow):
+    """Prepare, then wait for ``approved`` keyed by the order id, then ship."""
+
+    def id(self) -> str:
+        return "order"
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Prepare).wait_for("approved", lambda data, context: data["order"]).then(Ship)
+
+
+class Explode(StepBody):
+    def run(self, context: StepExecutionContext) -> ExecutionResult:
+        raise RuntimeError(f"cannot handle {context.workflow.data['label']}")
+
+
+class FailingWorkflow(Workflow):
+    """Fails its one step and is suspended: it has an error with a traceback."""
+
+    def id(self) -> str:
+        return "failing"
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Explode).on_error(ErrorBehavior.SUSPEND)
+
+
+WORKFLOWS: list[Any] = [OrderWorkflow, FailingWorkflow]
