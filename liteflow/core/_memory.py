@@ -165,7 +165,10 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         with self._lock:
-            found = sorted((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query))
+            found = sorted(
+                ((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query)),
+                reverse=query.newest_first,
+            )
             page = [
                 (i, self._instances[i], self._meta[i], self._revisions[i])
                 for _, i in found[query.offset : query.offset + query.limit]

@@ -33,7 +33,8 @@ MAX_QUERY_LIMIT = 10_000
 @dataclass(frozen=True)
 class InstanceQuery:
     """What :meth:`PersistenceProvider.query_instances` returns: instances matching every field
-    given (None matches all), created in ``[created_from, created_to)``, one page of them."""
+    given (None matches all), created in ``[created_from, created_to)``, one page of them, oldest
+    first, or newest first with ``newest_first``."""
 
     status: WorkflowStatus | None = None
     workflow_definition_id: str | None = None
@@ -42,6 +43,7 @@ class InstanceQuery:
     created_to: datetime | None = None  # exclusive
     limit: int = 100
     offset: int = 0
+    newest_first: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_QUERY_LIMIT:
@@ -106,8 +108,8 @@ class PersistenceProvider(ABC):
 
     @abstractmethod
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
-        """Instances matching ``query``, ordered by (create time, id), ``query.offset`` of them
-        skipped and at most ``query.limit`` returned."""
+        """Instances matching ``query``, ordered by (create time, id), descending if
+        ``query.newest_first``, ``query.offset`` of them skipped and at most ``query.limit`` returned."""
 
     def count_instances(self, query: InstanceQuery) -> int:
         """How many instances match ``query`` (its ``limit`` and ``offset`` are ignored).

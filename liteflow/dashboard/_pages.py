@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -122,21 +122,15 @@ def _instance_rows(dashboard: Dashboard, instances: list[WorkflowInstance]) -> l
 
 
 def list_page(dashboard: Dashboard, filters: Filters) -> dict[str, Any]:
-    """One page of instances, newest first, and the paging around it.
-
-    The store pages oldest first, so page ``n`` from the newest end is read as the slice that ends
-    ``(n - 1) * 50`` rows before the last match: one indexed count, one indexed page.
-    """
+    """One page of instances, newest first, and the paging around it: one indexed count and one
+    indexed page (the deepest pages cost the store a walk over the skipped index entries)."""
     persistence = dashboard.host.persistence
     query = filters.query(dashboard.host.options.clock())
     total = persistence.count_instances(query)
-    end = total - (filters.page - 1) * PAGE_SIZE
-    start = max(0, end - PAGE_SIZE)
+    offset = (filters.page - 1) * PAGE_SIZE
     instances: list[WorkflowInstance] = []
-    if end > 0:
-        instances = persistence.query_instances(
-            InstanceQuery(**{**query.__dict__, "limit": end - start, "offset": start})
-        )[::-1]
+    if offset < total:
+        instances = persistence.query_instances(replace(query, limit=PAGE_SIZE, offset=offset, newest_first=True))
     pages = max(1, -(-total // PAGE_SIZE))
     return {
         "rows": _instance_rows(dashboard, instances),

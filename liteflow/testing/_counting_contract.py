@@ -1,7 +1,9 @@
-"""Contract cases for the counts a dashboard reads: ``count_instances`` and ``workflow_activity``."""
+"""Contract cases for what a dashboard reads: ``count_instances``, ``workflow_activity`` and
+``query_instances`` newest first."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +37,18 @@ class CountingCases:
         assert persistence.count_instances(InstanceQuery(created_to=T0 + SECOND, reference="ref-1")) == 2
         # Paging fields do not limit a count.
         assert persistence.count_instances(InstanceQuery(limit=1, offset=6)) == 8
+
+    def test_query_newest_first(self, persistence: PersistenceProvider) -> None:
+        definition = f"newest-{new_id()}"
+        made = [make_instance(workflow_definition_id=definition, create_time=T0 + (i // 2) * SECOND) for i in range(7)]
+        for instance in made:
+            persistence.create_workflow(instance)
+        oldest_first = [i.id for i in persistence.query_instances(InstanceQuery(workflow_definition_id=definition))]
+        assert oldest_first == [i.id for i in sorted(made, key=lambda i: (i.create_time, i.id))]
+        newest = InstanceQuery(workflow_definition_id=definition, newest_first=True, limit=3)
+        pages = [persistence.query_instances(replace(newest, offset=offset)) for offset in (0, 3, 6)]
+        assert [i.id for page in pages for i in page] == oldest_first[::-1]
+        assert [len(page) for page in pages] == [3, 3, 1]
 
     def test_workflow_activity_counts_starts_and_ends_per_period(self, persistence: PersistenceProvider) -> None:
         ended: dict[str, Any] = dict(next_execution=None)

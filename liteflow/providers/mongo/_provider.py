@@ -60,7 +60,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import bson
 import pymongo
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -361,10 +361,11 @@ class MongoPersistenceProvider(PersistenceProvider):
             created["$lt"] = docs.micros(query.created_to)
         if created:
             selector["create_time"] = created
+        direction = DESCENDING if query.newest_first else ASCENDING
         with _translated("query workflows"):
             cursor = (
                 self._workflows.find(selector, {"outbox": 0})
-                .sort([("create_time", ASCENDING), ("_id", ASCENDING)])
+                .sort([("create_time", direction), ("_id", direction)])
                 .skip(query.offset)
                 .limit(query.limit)
             )

@@ -325,7 +325,8 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         where, parameters = _query_where(query)
-        sql = f"{self._sql.select_workflows}{where} ORDER BY create_time, id LIMIT %s OFFSET %s"
+        order = "create_time DESC, id DESC" if query.newest_first else "create_time, id"
+        sql = f"{self._sql.select_workflows}{where} ORDER BY {order} LIMIT %s OFFSET %s"
         rows = self._fetchall("query workflows", sql, (*parameters, query.limit, query.offset))
         return [self._instance(row) for row in rows]
 

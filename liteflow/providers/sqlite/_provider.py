@@ -134,7 +134,8 @@ _PURGE_WORKFLOW = "DELETE FROM workflow WHERE id = ?"
 def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
     """The SELECT for :meth:`SqlitePersistenceProvider.query_instances`, and its parameters."""
     where, parameters = _query_where(query)
-    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
+    order = "create_time DESC, id DESC" if query.newest_first else "create_time, id"
+    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY {order} LIMIT ? OFFSET ?"
     return sql, (*parameters, query.limit, query.offset)
 
 
