@@ -45,4 +45,15 @@ class FailingWorkflow(Workflow):
         builder.start_with(Explode).on_error(ErrorBehavior.SUSPEND)
 
 
-WORKFLOWS: list[Any] = [OrderWorkflow, FailingWorkflow]
+
+class QuickWorkflow(Workflow):
+    """Two steps that finish at once: fills the overview's chart with completed workflows."""
+
+    def id(self) -> str:
+        return "quick"
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Prepare).then(Ship)
+
+
+WORKFLOWS: list[Any] = [OrderWorkflow, FailingWorkflow, QuickWorkflow]
