@@ -1,0 +1,188 @@
+"""The dashboard's HTTP behaviour without a browser: what scripts and monitoring see (/health,
+/metrics, a Bearer token), and the guards (bad arguments, redirects, headers, paging)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("starlette")
+
+from dashboard_flows import WORKFLOWS
+
+from liteflow.core import (
+    ConfigurationError,
+    InvalidArgumentError,
+    WorkflowHost,
+    WorkflowStatus,
+    configure_workflow_host,
+)
+from liteflow.dashboard import create_app
+
+TOKEN = "app-test-token"
+
+
+@pytest.fixture
+def host(tmp_path: Any) -> Iterator[WorkflowHost]:
+    """A host on a SQLite file, not started: the instances stay where they were created."""
+    made = configure_workflow_host(f"sqlite:///{tmp_path / 'app.db'}")
+    for workflow in WORKFLOWS:
+        made.register_workflow(workflow())
+    yield made
+    for resource in (made.queue, made.lock, made.persistence):
+        resource.close()
+
+
+def client(app: Any) -> _Sync:
+    return _Sync(app)
+
+
+class _Sync:
+    """httpx's ASGI transport is async only: run each request on a fresh event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.cookies:
+            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+
+        async def call() -> Any:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://dashboard") as http:
+                return await http.request(method, url, headers=headers, **kwargs)
+
+        response = asyncio.run(call())
+        self.cookies.update({cookie.name: cookie.value for cookie in response.cookies.jar})
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_create_app_arguments_are_checked(host: WorkflowHost) -> None:
+    with pytest.raises(InvalidArgumentError, match="exactly one of store"):
+        create_app()
+    with pytest.raises(InvalidArgumentError, match="exactly one of store"):
+        create_app(store="sqlite:///x.db", host=host)
+    with pytest.raises(InvalidArgumentError, match="token must not be empty"):
+        create_app(host=host, token="  ")
+    with pytest.raises(ConfigurationError, match="memory://"):
+        create_app(store="memory://")
+
+
+def test_bearer_token_allows_actions_without_a_session(host: WorkflowHost) -> None:
+    workflow_id = host.start_workflow("order", 1, {"order": "B-1"})
+    web = client(create_app(host=host, token=TOKEN))
+    wrong = web.post(f"/instances/{workflow_id}/suspend", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    done = web.post(f"/instances/{workflow_id}/suspend", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/instances/{workflow_id}?done=suspend"
+    assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.SUSPENDED
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    # A refused action says why: a step the definition lacks, a state that does not allow it.
+    no_step = web.post(f"/instances/{workflow_id}/retry", headers=bearer, data={"step": "7"})
+    assert no_step.status_code == 400
+    assert "7" in no_step.text
+    host.resume_workflow(workflow_id)
+    not_now = web.post(f"/instances/{workflow_id}/resume", headers=bearer)
+    assert not_now.status_code == 409
+    assert web.post("/instances/no-such-id/resume", headers=bearer).status_code == 404
+
+
+def test_login_renews_the_session_and_only_redirects_on_site(host: WorkflowHost) -> None:
+    web = client(create_app(host=host, token=TOKEN))
+    form = web.get("/login")
+    before = web.cookies["liteflow_session"]
+    assert "httponly" in form.headers["set-cookie"].lower()
+    assert "samesite=strict" in form.headers["set-cookie"].lower()
+    signed = web.post("/login", data={"csrf": _csrf(form.text), "token": TOKEN, "next": "//evil.example/x"})
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/"
+    assert web.cookies["liteflow_session"] != before  # a session id known before login is worth nothing after
+    page = web.get("/")
+    assert "Sign out" in page.text
+    # The old session id is gone with its CSRF token.
+    stale = client(create_app(host=host, token=TOKEN))
+    stale.cookies["liteflow_session"] = before
+    assert "Sign out" not in stale.get("/").text
+
+
+def test_pages_carry_protective_headers(host: WorkflowHost) -> None:
+    response = client(create_app(host=host)).get("/")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_no_request_names_a_file(host: WorkflowHost) -> None:
+    web = client(create_app(host=host))
+    assert web.get("/static/htmx.min.js").status_code == 200
+    paths = ("/static/../_app.py", "/static/%2e%2e/_app.py", "/static/..%2f_app.py", "/static/../templates/base.html")
+    for path in paths:
+        response = web.get(path)
+        assert response.status_code == 404, path
+        assert "create_app" not in response.text
+
+
+def test_health_and_metrics(host: WorkflowHost) -> None:
+    web = client(create_app(host=host))
+    health = web.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["ok"] is True
+    assert body["store"] == {"ok": True, "error": None}
+    assert "persistence" in body["host"]["components"]
+    metrics = web.get("/metrics")
+    assert metrics.status_code == 200  # prometheus_client is in the test extra
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "python_info" in metrics.text or "process_" in metrics.text or "liteflow_" in metrics.text
+
+
+def test_paging_newest_first(host: WorkflowHost) -> None:
+    ids = [host.start_workflow("quick", 1, {"n": i}) for i in range(120)]
+    web = client(create_app(host=host))
+    first = web.get("/instances")
+    assert "1–50 of 120, newest first" in first.text
+    shown = re.findall(r'data-id="([0-9a-f]+)"', first.text)
+    stored = {i.id: i for i in host.query_workflows(limit=1000)}
+    order = sorted(ids, key=lambda i: (stored[i].create_time, i), reverse=True)
+    assert shown == order[:50]
+    last = web.get("/instances?page=3")
+    assert "101–120 of 120" in last.text
+    assert re.findall(r'data-id="([0-9a-f]+)"', last.text) == order[100:]
+    beyond = web.get("/instances?page=9")
+    assert beyond.status_code == 200 and "data-id" not in beyond.text
+    assert web.get("/instances?page=0").status_code == 400
+    assert web.get("/instances?status=lost").status_code == 400
+    since = web.get("/instances?since=1h&workflow=quick")
+    assert "of 120" in since.text
+    assert "No workflows match" in web.get("/instances?workflow=order").text
+
+
+def test_overview_counts_by_status(host: WorkflowHost) -> None:
+    for i in range(3):
+        host.start_workflow("quick", 1, {"n": i})
+    suspended = host.start_workflow("order", 1, {"order": "S"})
+    host.suspend_workflow(suspended)
+    page = client(create_app(host=host)).get("/").text
+    counts = dict(re.findall(r'data-status="(\w+)".*?class="number">([\d,]+)<', page, flags=re.S))
+    assert counts == {"runnable": "3", "suspended": "1", "complete": "0", "terminated": "0"}
