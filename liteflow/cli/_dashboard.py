@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
+from types import FrameType
 
 import click
 
@@ -59,4 +61,13 @@ def dashboard(bind: str, port: int, token: str | None, backends: Backends) -> No
         )
     mode = "actions need the token" if token else "read-only (no --token)"
     click.echo(f"liteflow dashboard at http://{bind}:{port}/ ({mode})", err=True)
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler it found:
+    # with this one in place the command ends with status 0, as ``liteflow worker`` does (and a
+    # SIGTERM before uvicorn is listening ends it at once).
+    signal.signal(signal.SIGTERM, _exit)
     uvicorn.run(app, host=bind, port=port, log_level="warning", access_log=False)
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    click.echo("liteflow dashboard stopped", err=True)
+    raise SystemExit(0)
