@@ -28,7 +28,7 @@ from liteflow.core import (
     WorkflowNotRegisteredError,
 )
 
-from ._app import Dashboard, dashboard_of, set_session_cookie
+from ._app import Dashboard, dashboard_of, root_path, set_session_cookie
 from ._security import COOKIE, csrf_matches
 
 _READ_ONLY = (
@@ -68,8 +68,9 @@ async def authorize(request: Request) -> tuple[Dashboard, FormData]:
     return dashboard, form
 
 
-def _back(path: str, **query: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
+def _back(request: Request, path: str, **query: str) -> RedirectResponse:
+    target = root_path(request) + path
+    return RedirectResponse(f"{target}?{urlencode(query)}" if query else target, status_code=303)
 
 
 def _control(name: str) -> Callable[[Request], Awaitable[Response]]:
@@ -78,7 +79,7 @@ def _control(name: str) -> Callable[[Request], Awaitable[Response]]:
         workflow_id = request.path_params["workflow_id"]
         method = getattr(dashboard.host, f"{name}_workflow")
         await _run(method, workflow_id)
-        return _back(f"/instances/{workflow_id}", done=name)
+        return _back(request, f"/instances/{workflow_id}", done=name)
 
     return endpoint
 
@@ -92,7 +93,7 @@ async def retry(request: Request) -> Response:
     if compensate and step is None:
         raise InvalidArgumentError("compensation needs a step to retry from")
     await _run(dashboard.host.retry_workflow, workflow_id, step, compensate=compensate)
-    return _back(f"/instances/{workflow_id}", done="retry")
+    return _back(request, f"/instances/{workflow_id}", done="retry")
 
 
 async def publish(request: Request) -> Response:
@@ -105,7 +106,7 @@ async def publish(request: Request) -> Response:
     except json.JSONDecodeError as error:
         raise InvalidArgumentError(f"the event data is not JSON: {error}") from error
     await _run(dashboard.host.publish_event, name, key, data)
-    return _back("/events", name=name, key=key, done="published")
+    return _back(request, "/events", name=name, key=key, done="published")
 
 
 async def _run(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -141,7 +142,7 @@ async def login(request: Request) -> Response:
         context = {"failed": True, "request_next": _text(form, "next")}
         return dashboard.render(request, "login.html", context, status_code=403)
     fresh = sessions.renew(session, authenticated=True)
-    response = _back(_safe_next(_text(form, "next") or "/"))
+    response = _back(request, _safe_next(_text(form, "next") or "/"))
     set_session_cookie(request, response, fresh)
     return response
 
@@ -154,8 +155,8 @@ async def logout(request: Request) -> Response:
         raise HTTPException(403, "the form's CSRF token is missing or stale: reload the page and try again")
     assert session is not None
     dashboard.sessions.drop(session)
-    response = _back("/")
-    response.delete_cookie(COOKIE, path="/")
+    response = _back(request, "/")
+    response.delete_cookie(COOKIE, path=root_path(request) or "/")
     return response
 
 

@@ -68,7 +68,8 @@ class Dashboard:
         page = self.templates.get_template(template).render(
             **context,
             title=self.title,
-            path=request.url.path,
+            root=root_path(request),
+            path=site_path(request),
             csrf=session.csrf,
             signed_in=session.authenticated,
             read_only=self.sessions.read_only,
@@ -88,6 +89,18 @@ class Dashboard:
                 logger.debug("closing %r failed", resource, exc_info=True)
 
 
+def root_path(request: Request) -> str:
+    """Where the dashboard is mounted ("" at the root of its own server): every link starts with it."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
+def site_path(request: Request) -> str:
+    """The request's path within the dashboard (without the mount point)."""
+    path, root = request.url.path, root_path(request)
+    return (path[len(root) :] or "/") if root and path.startswith(root) else path
+
+
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:
     response.set_cookie(
         COOKIE,
@@ -95,7 +108,7 @@ def set_session_cookie(request: Request, response: Response, session: Session) -
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/",
+        path=root_path(request) or "/",
     )
 
 

@@ -126,8 +126,11 @@ def readonly_server(stack: Stack) -> Iterator[Server]:
 
 
 class Screenshots:
-    """Saves full-page screenshots under the test run's artifacts folder and, when
-    LITEFLOW_DOCS_SCREENSHOTS=1, also as docs/images/dashboard-NAME.png (the README's pictures)."""
+    """Saves full-page screenshots under the test run's artifacts folder (LITEFLOW_TEST_ARTIFACTS,
+    else pytest's temporary folder) and, when LITEFLOW_DOCS_SCREENSHOTS=1, those the README shows
+    also as docs/images/dashboard-NAME.png."""
+
+    DOCS = frozenset({"overview", "instances", "instance", "definitions"})
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -137,7 +140,7 @@ class Screenshots:
         path = self.folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 0
-        if self.docs:
+        if self.docs and name in self.DOCS:
             (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(REPO / "docs" / "images" / f"dashboard-{name}.png"), full_page=False)
         return path

@@ -186,3 +186,27 @@ def test_overview_counts_by_status(host: WorkflowHost) -> None:
     page = client(create_app(host=host)).get("/").text
     counts = dict(re.findall(r'data-status="(\w+)".*?class="number">([\d,]+)<', page, flags=re.S))
     assert counts == {"runnable": "3", "suspended": "1", "complete": "0", "terminated": "0"}
+
+
+def test_mounted_in_another_application(host: WorkflowHost) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    workflow_id = host.start_workflow("order", 1, {"order": "M-1"})
+    outer = Starlette(routes=[Mount("/ops/liteflow", app=create_app(host=host, token=TOKEN))])
+    web = client(outer)
+    page = web.get("/ops/liteflow/instances")
+    assert page.status_code == 200
+    assert "path=/ops/liteflow;" in page.headers["set-cookie"].lower()
+    assert f'href="/ops/liteflow/instances/{workflow_id}"' in page.text
+    assert 'src="/ops/liteflow/static/htmx.min.js"' in page.text
+    assert not re.search(r'(href|src|action|hx-get)="/(?!ops/liteflow)', page.text)
+    assert web.get("/ops/liteflow/static/htmx.min.js").status_code == 200
+    login = web.get("/ops/liteflow/login?next=/instances")
+    signed = web.post("/ops/liteflow/login", data={"csrf": _csrf(login.text), "token": TOKEN, "next": "/instances"})
+    assert signed.headers["location"] == "/ops/liteflow/instances"
+    csrf = _csrf(web.get("/ops/liteflow/").text)
+    done = web.post(f"/ops/liteflow/instances/{workflow_id}/suspend", data={"csrf": csrf})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/ops/liteflow/instances/{workflow_id}?done=suspend"
+    assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.SUSPENDED
