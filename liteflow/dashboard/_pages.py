@@ -123,14 +123,19 @@ def _instance_rows(dashboard: Dashboard, instances: list[WorkflowInstance]) -> l
 
 def list_page(dashboard: Dashboard, filters: Filters) -> dict[str, Any]:
     """One page of instances, newest first, and the paging around it: one indexed count and one
-    indexed page (the deepest pages cost the store a walk over the skipped index entries)."""
+    indexed page, read from whichever end of the index is nearer (a store walks over the index
+    entries it skips, so the pages in the middle of a large store cost the most)."""
     persistence = dashboard.host.persistence
     query = filters.query(dashboard.host.options.clock())
     total = persistence.count_instances(query)
     offset = (filters.page - 1) * PAGE_SIZE
     instances: list[WorkflowInstance] = []
-    if offset < total:
+    if offset < total // 2:
         instances = persistence.query_instances(replace(query, limit=PAGE_SIZE, offset=offset, newest_first=True))
+    elif offset < total:
+        # In the older half, read from the oldest end: the store then skips fewer index entries.
+        size = min(PAGE_SIZE, total - offset)
+        instances = persistence.query_instances(replace(query, limit=size, offset=total - offset - size))[::-1]
     pages = max(1, -(-total // PAGE_SIZE))
     return {
         "rows": _instance_rows(dashboard, instances),

@@ -166,6 +166,8 @@ def test_paging_newest_first(host: WorkflowHost) -> None:
     stored = {i.id: i for i in host.query_workflows(limit=1000)}
     order = sorted(ids, key=lambda i: (stored[i].create_time, i), reverse=True)
     assert shown == order[:50]
+    middle = web.get("/instances?page=2")
+    assert re.findall(r'data-id="([0-9a-f]+)"', middle.text) == order[50:100]
     last = web.get("/instances?page=3")
     assert "101–120 of 120" in last.text
     assert re.findall(r'data-id="([0-9a-f]+)"', last.text) == order[100:]
