@@ -63,11 +63,24 @@ class Drawing:
     node_h: int = NODE_H
 
 
-def _ranks(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, int]:
+def _ranks(document: dict[str, Any]) -> dict[str, int]:
     """Longest distance from the first node along forward edges; relaxation stops after one pass
-    per node, so a cycle among outcome edges cannot make it run on."""
+    per node, so a cycle among outcome edges cannot make it run on.
+
+    A step that follows a container also counts as following every step of the container's block,
+    so a block sits wholly between its container and what comes after: blocks then occupy rows of
+    their own and their boxes nest instead of overlapping.
+    """
+    nodes: list[dict[str, Any]] = document["nodes"]
     rank = {node["id"]: 0 for node in nodes}
-    forward = [(e["source"], e["target"]) for e in edges if e["kind"] in _FORWARD]
+    forward = [(e["source"], e["target"]) for e in document["edges"] if e["kind"] in _FORWARD]
+    members = _members(document)
+    forward += [
+        (member, e["target"])
+        for e in document["edges"]
+        if e["kind"] in ("next", "outcome")
+        for member in members.get(e["source"], ())
+    ]
     for _ in range(len(nodes)):
         changed = False
         for source, target in forward:
@@ -79,12 +92,28 @@ def _ranks(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str
     return rank
 
 
+def _members(document: dict[str, Any]) -> dict[str, list[str]]:
+    """For each container node, the nodes inside its block at any depth."""
+    subgraphs: list[dict[str, Any]] = document.get("subgraphs", [])
+    parent_of = {g["id"]: g.get("parent") for g in subgraphs}
+    container_of = {g["id"]: g["container"] for g in subgraphs}
+    found: dict[str, list[str]] = {}
+    for node in document["nodes"]:
+        group = node.get("subgraph")
+        for _ in range(len(subgraphs) + 1):
+            if group is None:
+                break
+            found.setdefault(container_of.get(group, ""), []).append(node["id"])
+            group = parent_of.get(group)
+    return found
+
+
 def draw_graph(graph_json: str) -> Drawing:
     """Lay out the JSON form of :func:`liteflow.core.workflow_graph`."""
     document = json.loads(graph_json)
     nodes: list[dict[str, Any]] = document["nodes"]
     edges: list[dict[str, Any]] = document["edges"]
-    rank = _ranks(nodes, edges)
+    rank = _ranks(document)
     rows: dict[int, list[dict[str, Any]]] = {}
     for node in nodes:
         rows.setdefault(rank[node["id"]], []).append(node)
@@ -122,7 +151,13 @@ def _known(edge: dict[str, Any], placed: dict[str, PlacedNode]) -> bool:
 def _edge(source: PlacedNode, target: PlacedNode, edge: dict[str, Any]) -> PlacedEdge:
     label = None if edge.get("label") is None else str(edge["label"])
     x1, x2 = source.x + NODE_W // 2, target.x + NODE_W // 2
-    if target.y > source.y:  # downwards: bottom of one box to the top of the next
+    if target.y > source.y + NODE_H + GAP_Y:  # down past other rows: round the left-hand side
+        x1, x2 = source.x, target.x
+        y1, y2 = source.y + NODE_H // 2, target.y + NODE_H // 2
+        reach = max(0, min(x1, x2) - GAP_X)
+        path = f"M {x1} {y1} C {reach} {y1}, {reach} {y2}, {x2} {y2}"
+        return PlacedEdge(path, str(edge["kind"]), label, reach + 2, (y1 + y2) // 2)
+    if target.y > source.y:  # to the next row: bottom of one box to the top of the other
         y1, y2 = source.y + NODE_H, target.y
         bend = (y2 - y1) // 2
         path = f"M {x1} {y1} C {x1} {y1 + bend}, {x2} {y2 - bend}, {x2} {y2}"

@@ -56,4 +56,22 @@ class QuickWorkflow(Workflow):
         builder.start_with(Prepare).then(Ship)
 
 
+
+class NestedWorkflow(Workflow):
+    """Containers inside containers: for drawing, not for running."""
+
+    def id(self) -> str:
+        return "nested"
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        loop = builder.start_with(Prepare).while_(lambda data, context: data["again"])
+        after = loop.do(
+            lambda body: body.start_with(Prepare)
+            .for_each(lambda data, context: [1, 2])
+            .do(lambda each: each.start_with(Ship).then(Prepare))
+        )
+        branches = after.parallel().do(lambda one: one.start_with(Ship)).do(lambda two: two.start_with(Prepare))
+        branches.join().then(Ship)
+
+
 WORKFLOWS: list[Any] = [OrderWorkflow, FailingWorkflow, QuickWorkflow]

@@ -212,3 +212,40 @@ def test_mounted_in_another_application(host: WorkflowHost) -> None:
     assert done.status_code == 303
     assert done.headers["location"] == f"/ops/liteflow/instances/{workflow_id}?done=suspend"
     assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.SUSPENDED
+
+
+def test_nested_containers_are_laid_out_without_overlap(tmp_path: Any) -> None:
+    import json
+
+    from dashboard_flows import NestedWorkflow
+
+    from liteflow.core import workflow_graph
+    from liteflow.dashboard._drawing import draw_graph
+
+    document = workflow_graph(NestedWorkflow(), "json")
+    drawing = draw_graph(document)
+    parsed = json.loads(document)
+    assert len(drawing.nodes) == len(parsed["nodes"])
+    assert len(drawing.edges) == len(parsed["edges"])
+    assert len(drawing.boxes) == len(parsed["subgraphs"]) >= 3
+    assert any(edge.kind == "loop" for edge in drawing.edges)
+    for node in drawing.nodes:
+        assert node.x >= 0 and node.x + drawing.node_w <= drawing.width
+        assert node.y >= 0 and node.y + drawing.node_h <= drawing.height
+    for a in drawing.nodes:
+        for b in drawing.nodes:
+            if a is not b:
+                apart_x = a.x + drawing.node_w <= b.x or b.x + drawing.node_w <= a.x
+                apart_y = a.y + drawing.node_h <= b.y or b.y + drawing.node_h <= a.y
+                assert apart_x or apart_y, (a.label, b.label)
+    for box in drawing.boxes:
+        assert box.x >= 0 and box.x + box.w <= drawing.width + 40
+        assert box.y >= 0 and box.y + box.h <= drawing.height
+    host = configure_workflow_host(f"sqlite:///{tmp_path / 'nested.db'}")
+    host.register_workflow(NestedWorkflow())
+    try:
+        page = client(create_app(host=host)).get("/definitions")
+        assert page.status_code == 200
+        assert page.text.count('class="node ') == len(parsed["nodes"])
+    finally:
+        host.persistence.close()
