@@ -347,20 +347,7 @@ class MongoPersistenceProvider(PersistenceProvider):
         return docs.instance_from_document(stored)
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
-        selector: Document = {}
-        if query.status is not None:
-            selector["status"] = WorkflowStatus(query.status).value
-        if query.workflow_definition_id is not None:
-            selector["definition_id"] = query.workflow_definition_id
-        if query.reference is not None:
-            selector["reference"] = query.reference
-        created: Document = {}
-        if query.created_from is not None:
-            created["$gte"] = docs.micros(query.created_from)
-        if query.created_to is not None:
-            created["$lt"] = docs.micros(query.created_to)
-        if created:
-            selector["create_time"] = created
+        selector = _selector(query)
         direction = DESCENDING if query.newest_first else ASCENDING
         with _translated("query workflows"):
             cursor = (
@@ -370,6 +357,10 @@ class MongoPersistenceProvider(PersistenceProvider):
                 .limit(query.limit)
             )
             return [docs.instance_from_document(stored) for stored in cursor]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        with _translated("count workflows"):
+            return int(self._workflows.count_documents(_selector(query)))
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         selector = {"status": docs.RUNNABLE, "next_execution": {"$lte": docs.micros(as_of)}}
@@ -463,3 +454,22 @@ class MongoPersistenceProvider(PersistenceProvider):
                     removed += self._workflows.delete_many({"_id": {"$in": batch}, **selector}).deleted_count
             self._events.delete_many({"is_processed": True, "event_time": {"$lt": cutoff}})
         return removed
+
+
+def _selector(query: InstanceQuery) -> Document:
+    """The filter of :meth:`MongoPersistenceProvider.query_instances` and ``count_instances``."""
+    selector: Document = {}
+    if query.status is not None:
+        selector["status"] = WorkflowStatus(query.status).value
+    if query.workflow_definition_id is not None:
+        selector["definition_id"] = query.workflow_definition_id
+    if query.reference is not None:
+        selector["reference"] = query.reference
+    created: Document = {}
+    if query.created_from is not None:
+        created["$gte"] = docs.micros(query.created_from)
+    if query.created_to is not None:
+        created["$lt"] = docs.micros(query.created_to)
+    if created:
+        selector["create_time"] = created
+    return selector
