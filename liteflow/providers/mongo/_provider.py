@@ -54,7 +54,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
@@ -81,7 +81,7 @@ from liteflow.core._errors import (
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import InstanceQuery, PersistenceProvider
+from liteflow.core._providers import ActivityCount, ActivityCounter, InstanceQuery, PersistenceProvider
 
 from . import _documents as docs
 
@@ -361,6 +361,30 @@ class MongoPersistenceProvider(PersistenceProvider):
     def count_instances(self, query: InstanceQuery) -> int:
         with _translated("count workflows"):
             return int(self._workflows.count_documents(_selector(query)))
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        first, last, size = docs.micros(start), docs.micros(end), period // timedelta(microseconds=1)
+
+        def by_period(field: str) -> Document:
+            return {"$floor": {"$divide": [{"$subtract": [f"${field}", first]}, size]}}
+
+        # Each pipeline matches a range of the "created" or "finished" index, then counts.
+        started = [
+            {"$match": {"create_time": {"$gte": first, "$lt": last}}},
+            {"$group": {"_id": by_period("create_time"), "n": {"$sum": 1}}},
+        ]
+        ended = [
+            {"$match": {"complete_time": {"$gte": first, "$lt": last}, "status": {"$in": ["complete", "terminated"]}}},
+            {"$group": {"_id": {"period": by_period("complete_time"), "status": "$status"}, "n": {"$sum": 1}}},
+        ]
+        with _translated("count workflow activity"):
+            for row in self._workflows.aggregate(started):
+                counter.count(int(row["_id"]), 0, int(row["n"]))
+            for row in self._workflows.aggregate(ended):
+                column = 1 if row["_id"]["status"] == WorkflowStatus.COMPLETE.value else 2
+                counter.count(int(row["_id"]["period"]), column, int(row["n"]))
+        return counter.counts()
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         selector = {"status": docs.RUNNABLE, "next_execution": {"$lte": docs.micros(as_of)}}
