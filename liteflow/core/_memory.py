@@ -234,6 +234,11 @@ class MemoryPersistenceProvider(PersistenceProvider):
         with self._lock:
             return self._load_event(event_id)
 
+    def recent_events(self, limit: int) -> list[Event]:
+        with self._lock:
+            newest = sorted(self._event_times.items(), key=lambda item: item[1], reverse=True)[:limit]
+            return [self._load_event(event_id) for event_id, _ in newest]
+
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         with self._lock:
             ids = self._events_by_key.get((event_name, event_key), [])

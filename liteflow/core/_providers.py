@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, InvalidOperationError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
 
 MAX_QUERY_LIMIT = 10_000
@@ -160,6 +160,11 @@ class PersistenceProvider(ABC):
     @abstractmethod
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         """Events for (name, key) published at or after ``as_of``, oldest first, processed or not."""
+
+    def recent_events(self, limit: int) -> list[Event]:
+        """The ``limit`` most recently published events, processed or not, newest first (for the
+        dashboard). This default raises :class:`InvalidOperationError`: the store cannot tell."""
+        raise InvalidOperationError(f"{type(self).__name__} cannot list recent events")
 
     @abstractmethod
     def get_runnable_events(self, as_of: datetime) -> list[str]:

@@ -19,8 +19,10 @@ from starlette.routing import Route
 
 from liteflow.cli._render import Steps, current_pointers, last_activity, timeline, waits
 from liteflow.core import (
+    Event,
     EventNotFoundError,
     InvalidArgumentError,
+    InvalidOperationError,
     LiteFlowError,
     ProviderUnavailableError,
     WorkflowInstance,
@@ -37,6 +39,7 @@ from ._drawing import draw_chart, draw_graph
 logger = logging.getLogger("liteflow")
 PAGE_SIZE = 50
 CHART_MINUTES = 60
+RECENT_EVENTS = 50
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"(\d{1,6})([smhdw])")
 
@@ -235,7 +238,12 @@ def events(request: Request) -> HTMLResponse:
     matching = []
     if name:
         matching = persistence.get_events(name, key, now - timedelta(days=30))[-100:][::-1]
+    try:
+        recent: list[Event] | None = persistence.recent_events(RECENT_EVENTS)
+    except InvalidOperationError:
+        recent = None  # a third-party store that cannot list them
     context = {
+        "recent": None if recent is None else [(e, _data_json(e.event_data, "event_data")) for e in recent],
         "pending": [(e, _data_json(e.event_data, "event_data")) for e in pending],
         "matching": [(e, _data_json(e.event_data, "event_data")) for e in matching],
         "name": name,

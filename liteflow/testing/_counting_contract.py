@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from liteflow.core import InvalidArgumentError, PersistenceProvider, WorkflowStatus
+from liteflow.core import Event, InvalidArgumentError, PersistenceProvider, WorkflowStatus
 from liteflow.core._models import new_id
 from liteflow.core._providers import ActivityCount, InstanceQuery
 
@@ -49,6 +49,20 @@ class CountingCases:
         pages = [persistence.query_instances(replace(newest, offset=offset)) for offset in (0, 3, 6)]
         assert [i.id for page in pages for i in page] == oldest_first[::-1]
         assert [len(page) for page in pages] == [3, 3, 1]
+
+    def test_recent_events_newest_first(self, persistence: PersistenceProvider) -> None:
+        events = [Event(f"recent-{i}", "key", {"i": i}, event_time=T0 + i * SECOND) for i in (3, 0, 4, 1, 2)]
+        for event in events:
+            persistence.create_event(event)
+        persistence.mark_event_processed(events[0].id)  # recent-3
+        persistence.mark_event_processed(events[2].id)  # recent-4
+        recent = persistence.recent_events(3)
+        assert [(e.event_name, e.is_processed, e.event_data) for e in recent] == [
+            ("recent-4", True, {"i": 4}),
+            ("recent-3", True, {"i": 3}),
+            ("recent-2", False, {"i": 2}),
+        ]
+        assert [e.event_name for e in persistence.recent_events(10)] == [f"recent-{i}" for i in (4, 3, 2, 1, 0)]
 
     def test_workflow_activity_counts_starts_and_ends_per_period(self, persistence: PersistenceProvider) -> None:
         ended: dict[str, Any] = dict(next_execution=None)

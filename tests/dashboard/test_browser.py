@@ -204,7 +204,7 @@ def test_a_post_without_the_form_token_is_refused(visit: Visit, server: Server, 
 
 def test_stored_html_and_script_are_shown_as_text(visit: Visit, server: Server, stack: Stack) -> None:
     page = visit.page
-    for path in (f"/instances/{stack.hostile}", "/instances?workflow=order", "/events?name=hostile&key=X-9"):
+    for path in (f"/instances/{stack.hostile}", "/instances?workflow=order", "/events", "/events?name=hostile&key=X-9"):
         page.goto(server.url + path)
         expect(page.locator("main")).to_be_visible()
         assert page.evaluate("window.__xss") is None
@@ -217,6 +217,8 @@ def test_stored_html_and_script_are_shown_as_text(visit: Visit, server: Server, 
     expect(page.locator(f"tr[data-id='{stack.hostile}']")).to_contain_text(HOSTILE_ATTRIBUTE)
     page.goto(f"{server.url}/events?name=hostile&key=X-9")
     expect(page.locator("table.events").last).to_contain_text("<script>window.__xss")
+    page.goto(f"{server.url}/events")
+    expect(page.locator("#recent")).to_contain_text("<script>window.__xss")
     assert visit.dialogs == []
 
 
@@ -242,6 +244,7 @@ def test_publish_an_event_and_retry_a_failed_step(
     page.click("#publish button[type=submit]")
     expect(page).to_have_url(re.compile(r"done=published"))
     expect(page.locator("table.events").last).to_contain_text('"by": "dashboard"')
+    expect(page.locator("#recent tbody tr").first).to_contain_text("approved")
     screenshots.take(page, "events")
     assert stack.host.wait_for_workflow(approved, timeout=30).status is WorkflowStatus.COMPLETE
 

@@ -426,6 +426,16 @@ class MongoPersistenceProvider(PersistenceProvider):
             cursor = self._events.find(selector).sort([("event_time", ASCENDING), ("_id", ASCENDING)])
             return [docs.event_from_document(stored) for stored in cursor]
 
+    def recent_events(self, limit: int) -> list[Event]:
+        self._recover()
+        found: list[Document] = []
+        with _translated("list recent events"):
+            for processed in (True, False):  # one partial index on event_time each
+                cursor = self._events.find({"is_processed": processed}).sort("event_time", DESCENDING).limit(limit)
+                found.extend(cursor)
+        found.sort(key=lambda stored: stored["event_time"], reverse=True)
+        return [docs.event_from_document(stored) for stored in found[:limit]]
+
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         self._recover()
         selector = {"is_processed": False, "event_time": {"$lte": docs.micros(as_of)}}

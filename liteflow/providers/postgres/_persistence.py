@@ -395,6 +395,21 @@ class PostgresPersistenceProvider(PersistenceProvider):
         rows = self._fetchall("find events", self._sql.select_events, (event_name, event_key, utc(as_of)))
         return [self._event(row) for row in rows]
 
+    def recent_events(self, limit: int) -> list[Event]:
+        table = self._sql.select_event.partition(" FROM ")[2].partition(" WHERE ")[0]
+        rows = [
+            row
+            # Each event is in exactly one of the two partial indexes on event_time.
+            for flag in ("is_processed", "NOT is_processed")
+            for row in self._fetchall(
+                "list recent events",
+                f"SELECT {_EVENT_COLUMNS} FROM {table} WHERE {flag} ORDER BY event_time DESC LIMIT %s",
+                (limit,),
+            )
+        ]
+        rows.sort(key=lambda row: row[5], reverse=True)
+        return [self._event(row) for row in rows[:limit]]
+
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall("find runnable events", self._sql.runnable_events, (utc(as_of),))]
 

@@ -120,6 +120,13 @@ _SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM event WHERE id = ?"
 _SELECT_EVENTS = (
     f"SELECT {_EVENT_COLUMNS} FROM event WHERE event_name = ? AND event_key = ? AND event_time >= ? ORDER BY event_time"
 )
+# Each event is in exactly one of the two partial indexes on event_time: the newest of both.
+_RECENT_EVENTS = (
+    f"SELECT {_EVENT_COLUMNS} FROM event INDEXED BY event_processed WHERE is_processed = 1"
+    " ORDER BY event_time DESC LIMIT ?",
+    f"SELECT {_EVENT_COLUMNS} FROM event INDEXED BY event_unprocessed WHERE is_processed = 0"
+    " ORDER BY event_time DESC LIMIT ?",
+)
 _RUNNABLE_EVENTS = "SELECT id FROM event WHERE is_processed = 0 AND event_time <= ? ORDER BY event_time"
 _MARK_EVENT = "UPDATE event SET is_processed = ? WHERE id = ?"
 _PURGE_EVENTS = "DELETE FROM event WHERE is_processed = 1 AND event_time < ?"
@@ -418,6 +425,11 @@ class SqlitePersistenceProvider(PersistenceProvider):
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         rows = self._fetchall(_SELECT_EVENTS, (event_name, event_key, _micros(as_of)))
         return [self._event(row) for row in rows]
+
+    def recent_events(self, limit: int) -> list[Event]:
+        rows = [row for sql in _RECENT_EVENTS for row in self._fetchall(sql, (limit,))]
+        rows.sort(key=lambda row: row[5], reverse=True)
+        return [self._event(row) for row in rows[:limit]]
 
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall(_RUNNABLE_EVENTS, (_micros(as_of),))]
