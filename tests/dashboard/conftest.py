@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 
-from dashboard_flows import WORKFLOWS
-
 from liteflow.core import PointerStatus, WorkflowHost, WorkflowStatus, configure_workflow_host
 from liteflow.dashboard import create_app
+
+from .dashboard_flows import WORKFLOWS
 
 TOKEN = "s3cret-dashboard-token"
 DEADLINE = 30.0

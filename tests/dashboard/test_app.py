@@ -13,8 +13,6 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 
-from dashboard_flows import WORKFLOWS
-
 from liteflow.core import (
     ConfigurationError,
     InvalidArgumentError,
@@ -23,6 +21,8 @@ from liteflow.core import (
     configure_workflow_host,
 )
 from liteflow.dashboard import create_app
+
+from .dashboard_flows import WORKFLOWS
 
 TOKEN = "app-test-token"
 
@@ -217,10 +217,10 @@ def test_mounted_in_another_application(host: WorkflowHost) -> None:
 def test_nested_containers_are_laid_out_without_overlap(tmp_path: Any) -> None:
     import json
 
-    from dashboard_flows import NestedWorkflow
-
     from liteflow.core import workflow_graph
     from liteflow.dashboard._drawing import draw_graph
+
+    from .dashboard_flows import NestedWorkflow
 
     document = workflow_graph(NestedWorkflow(), "json")
     drawing = draw_graph(document)
