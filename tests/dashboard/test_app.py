@@ -249,3 +249,32 @@ def test_nested_containers_are_laid_out_without_overlap(tmp_path: Any) -> None:
         assert page.text.count('class="node ') == len(parsed["nodes"])
     finally:
         host.persistence.close()
+
+
+def test_every_action_is_refused_in_read_only_mode(host: WorkflowHost) -> None:
+    workflow_id = host.start_workflow("order", 1, {"order": "R-1"})
+    web = client(create_app(host=host))
+    csrf = _csrf(web.get("/events").text)
+    posts = [f"/instances/{workflow_id}/{action}" for action in ("suspend", "resume", "terminate", "retry")]
+    for path in [*posts, "/events/publish", "/login"]:
+        refused = web.post(path, data={"csrf": csrf, "name": "approved", "key": "R-1", "token": "x"})
+        assert refused.status_code == 403, path
+        assert "read-only" in refused.text
+    assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.RUNNABLE
+    assert host.persistence.recent_events(10) == []
+
+
+def test_sessions_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from liteflow.dashboard import _security
+
+    sessions = _security.Sessions("token")
+    session = sessions.create()
+    assert sessions.get(session.id) is session
+    assert sessions.get("forged") is None
+    session.last_used -= _security.SESSION_LIFETIME + 1
+    assert sessions.get(session.id) is None
+    monkeypatch.setattr(_security, "MAX_SESSIONS", 10)
+    made = [sessions.create() for _ in range(25)]
+    assert sessions.get(made[-1].id) is made[-1]
+    assert sum(1 for s in made if sessions.get(s.id) is not None) <= 10
+    assert not sessions.bearer_matches("Bearer wrong") and sessions.bearer_matches("bearer token")
