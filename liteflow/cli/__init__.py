@@ -5,7 +5,7 @@ own runner. Commands live in private modules: ``_worker`` (worker), ``_read`` (l
 errors), ``_graph`` (graph) and ``_control`` (publish, suspend, resume, terminate, retry, fork, purge).
 """
 
-from . import _control, _graph, _read, _worker  # noqa: F401 - importing them adds their commands to ``cli``
+from . import _control, _dashboard, _graph, _read, _worker  # noqa: F401 - importing them adds their commands to ``cli``
 from ._app import cli, main
 
 __all__ = ["cli", "main"]

@@ -11,12 +11,20 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from ._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._providers import (
+    ActivityCount,
+    ActivityCounter,
+    InstanceQuery,
+    LockProvider,
+    PersistenceProvider,
+    QueueProvider,
+    QueueType,
+)
 from ._records import event_to_record, instance_to_record, read_event, read_instance
 
 
@@ -157,12 +165,26 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         with self._lock:
-            found = sorted((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query))
+            found = sorted(
+                ((meta.create_time, i) for i, meta in self._meta.items() if _matches(meta, query)),
+                reverse=query.newest_first,
+            )
             page = [
                 (i, self._instances[i], self._meta[i], self._revisions[i])
                 for _, i in found[query.offset : query.offset + query.limit]
             ]
         return [self._instance(*stored) for stored in page]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        with self._lock:
+            return sum(1 for meta in self._meta.values() if _matches(meta, query))
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        with self._lock:
+            for meta in self._meta.values():
+                counter.add(meta.create_time, meta.complete_time, meta.status)
+        return counter.counts()
 
     def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
         with self._lock:
@@ -211,6 +233,11 @@ class MemoryPersistenceProvider(PersistenceProvider):
     def get_event(self, event_id: str) -> Event:
         with self._lock:
             return self._load_event(event_id)
+
+    def recent_events(self, limit: int) -> list[Event]:
+        with self._lock:
+            newest = sorted(self._event_times.items(), key=lambda item: item[1], reverse=True)[:limit]
+            return [self._load_event(event_id) for event_id, _ in newest]
 
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         with self._lock:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import Enum
 
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, InvalidOperationError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
 
 MAX_QUERY_LIMIT = 10_000
@@ -33,7 +33,8 @@ MAX_QUERY_LIMIT = 10_000
 @dataclass(frozen=True)
 class InstanceQuery:
     """What :meth:`PersistenceProvider.query_instances` returns: instances matching every field
-    given (None matches all), created in ``[created_from, created_to)``, one page of them."""
+    given (None matches all), created in ``[created_from, created_to)``, one page of them, oldest
+    first, or newest first with ``newest_first``."""
 
     status: WorkflowStatus | None = None
     workflow_definition_id: str | None = None
@@ -42,12 +43,24 @@ class InstanceQuery:
     created_to: datetime | None = None  # exclusive
     limit: int = 100
     offset: int = 0
+    newest_first: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_QUERY_LIMIT:
             raise InvalidArgumentError(f"limit must be between 1 and {MAX_QUERY_LIMIT}, got {self.limit}")
         if self.offset < 0:
             raise InvalidArgumentError(f"offset must be 0 or more, got {self.offset}")
+
+
+@dataclass(frozen=True)
+class ActivityCount:
+    """What :meth:`PersistenceProvider.workflow_activity` returns for one period: instances created
+    in ``[start, start + period)``, and instances that ended then, as complete or as terminated."""
+
+    start: datetime
+    started: int = 0
+    completed: int = 0
+    terminated: int = 0
 
 
 class PersistenceProvider(ABC):
@@ -95,8 +108,37 @@ class PersistenceProvider(ABC):
 
     @abstractmethod
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
-        """Instances matching ``query``, ordered by (create time, id), ``query.offset`` of them
-        skipped and at most ``query.limit`` returned."""
+        """Instances matching ``query``, ordered by (create time, id), descending if
+        ``query.newest_first``, ``query.offset`` of them skipped and at most ``query.limit`` returned."""
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        """How many instances match ``query`` (its ``limit`` and ``offset`` are ignored).
+
+        This default reads every match page by page; database providers answer from an index.
+        """
+        total, offset = 0, 0
+        while True:
+            page = self.query_instances(replace(query, limit=MAX_QUERY_LIMIT, offset=offset))
+            total += len(page)
+            if len(page) < MAX_QUERY_LIMIT:
+                return total
+            offset += MAX_QUERY_LIMIT
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        """Instances started, completed and terminated in each ``period`` from ``start`` up to
+        ``end``, oldest period first (for the dashboard's chart).
+
+        This default reads every instance; database providers answer from their time indexes.
+        """
+        counter = ActivityCounter(start, end, period)
+        offset = 0
+        while True:
+            page = self.query_instances(InstanceQuery(limit=MAX_QUERY_LIMIT, offset=offset))
+            for instance in page:
+                counter.add(instance.create_time, instance.complete_time, instance.status)
+            if len(page) < MAX_QUERY_LIMIT:
+                return counter.counts()
+            offset += MAX_QUERY_LIMIT
 
     @abstractmethod
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
@@ -118,6 +160,11 @@ class PersistenceProvider(ABC):
     @abstractmethod
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         """Events for (name, key) published at or after ``as_of``, oldest first, processed or not."""
+
+    def recent_events(self, limit: int) -> list[Event]:
+        """The ``limit`` most recently published events, processed or not, newest first (for the
+        dashboard). This default raises :class:`InvalidOperationError`: the store cannot tell."""
+        raise InvalidOperationError(f"{type(self).__name__} cannot list recent events")
 
     @abstractmethod
     def get_runnable_events(self, as_of: datetime) -> list[str]:
@@ -148,6 +195,37 @@ class PersistenceProvider(ABC):
         or None for a lock within one process. A store that several processes may share without a
         lock service of their own (a SQLite file) returns a lock that lives in the store."""
         return None
+
+
+class ActivityCounter:
+    """Sorts start and end times into the periods of :meth:`PersistenceProvider.workflow_activity`."""
+
+    def __init__(self, start: datetime, end: datetime, period: timedelta) -> None:
+        if period <= timedelta(0):
+            raise InvalidArgumentError(f"period must be positive, got {period}")
+        if end < start:
+            raise InvalidArgumentError(f"end ({end}) is before start ({start})")
+        self.start, self.end, self.period = start, end, period
+        self.size = max(1, -(-(end - start) // period))  # periods, the last one possibly partial
+        self.rows = [[0, 0, 0] for _ in range(self.size)]
+
+    def index(self, moment: datetime) -> int | None:
+        """The period ``moment`` falls in, or None outside ``[start, end)``."""
+        if moment < self.start or moment >= self.end:
+            return None
+        return min(self.size - 1, (moment - self.start) // self.period)
+
+    def add(self, created: datetime, completed: datetime | None, status: WorkflowStatus) -> None:
+        self.count(self.index(created), 0, 1)
+        if completed is not None and status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+            self.count(self.index(completed), 1 if status is WorkflowStatus.COMPLETE else 2, 1)
+
+    def count(self, index: int | None, column: int, number: int) -> None:
+        if index is not None and 0 <= index < self.size:
+            self.rows[index][column] += number
+
+    def counts(self) -> list[ActivityCount]:
+        return [ActivityCount(self.start + i * self.period, *row) for i, row in enumerate(self.rows)]
 
 
 class QueueType(str, Enum):

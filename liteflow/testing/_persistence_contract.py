@@ -32,6 +32,7 @@ from liteflow.core import (
 from liteflow.core._models import new_id
 from liteflow.core._providers import InstanceQuery
 
+from ._counting_contract import CountingCases
 from ._persistence_data import (
     SECOND,
     T0,
@@ -48,7 +49,7 @@ from ._persistence_data import (
 from ._quarantine_contract import QuarantineCases
 
 
-class PersistenceContract(QuarantineCases):
+class PersistenceContract(QuarantineCases, CountingCases):
     """Subclass as ``Test...`` and supply a ``persistence`` fixture yielding a provider on an empty
     store; close it after the yield. Every test in the suite then runs against that provider.
 

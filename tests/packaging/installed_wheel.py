@@ -14,10 +14,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,3 +341,51 @@ def test_a_liteflow_worker_runs_a_workflow_and_stops_on_sigterm(installed: Insta
             worker.kill()
     listed = installed.ok("liteflow", "list", "--store", store, "--json")
     assert '"complete"' in listed
+
+
+def test_the_dashboard_serves_its_templates_and_htmx_from_the_wheel(installed: Installed) -> None:
+    (installed.outside / "smokeflows.py").write_text(SMOKE_FLOWS)
+    store = f"sqlite:///{installed.outside / 'dashboard.db'}"
+    installed.ok(
+        installed.python,
+        "-c",
+        "from liteflow.core import configure_workflow_host; import smokeflows, sys; "
+        "h = configure_workflow_host(sys.argv[1]); h.register_workflow(smokeflows.Doubling()); "
+        "print(h.start_workflow('Doubling', 1, {'value': 1}))",
+        store,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join([str(installed.venv / "bin"), env.get("PATH", "")])
+    server = subprocess.Popen(
+        ["liteflow", "dashboard", "--store", store, "--app", "smokeflows", "--port", str(port)],
+        cwd=installed.outside,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def fetch(path: str) -> str:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            return str(response.read().decode())
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fetch("/health")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.1)
+        assert "Doubling v1" in fetch("/instances")
+        assert "htmx" in fetch("/static/htmx.min.js")[:200]
+        assert "workflow-graph" in fetch("/definitions")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()

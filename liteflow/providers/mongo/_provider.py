@@ -54,13 +54,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import bson
 import pymongo
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -81,7 +81,7 @@ from liteflow.core._errors import (
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import InstanceQuery, PersistenceProvider
+from liteflow.core._providers import ActivityCount, ActivityCounter, InstanceQuery, PersistenceProvider
 
 from . import _documents as docs
 
@@ -347,28 +347,44 @@ class MongoPersistenceProvider(PersistenceProvider):
         return docs.instance_from_document(stored)
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
-        selector: Document = {}
-        if query.status is not None:
-            selector["status"] = WorkflowStatus(query.status).value
-        if query.workflow_definition_id is not None:
-            selector["definition_id"] = query.workflow_definition_id
-        if query.reference is not None:
-            selector["reference"] = query.reference
-        created: Document = {}
-        if query.created_from is not None:
-            created["$gte"] = docs.micros(query.created_from)
-        if query.created_to is not None:
-            created["$lt"] = docs.micros(query.created_to)
-        if created:
-            selector["create_time"] = created
+        selector = _selector(query)
+        direction = DESCENDING if query.newest_first else ASCENDING
         with _translated("query workflows"):
             cursor = (
                 self._workflows.find(selector, {"outbox": 0})
-                .sort([("create_time", ASCENDING), ("_id", ASCENDING)])
+                .sort([("create_time", direction), ("_id", direction)])
                 .skip(query.offset)
                 .limit(query.limit)
             )
             return [docs.instance_from_document(stored) for stored in cursor]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        with _translated("count workflows"):
+            return int(self._workflows.count_documents(_selector(query)))
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        first, last, size = docs.micros(start), docs.micros(end), period // timedelta(microseconds=1)
+
+        def by_period(field: str) -> Document:
+            return {"$floor": {"$divide": [{"$subtract": [f"${field}", first]}, size]}}
+
+        # Each pipeline matches a range of the "created" or "finished" index, then counts.
+        started = [
+            {"$match": {"create_time": {"$gte": first, "$lt": last}}},
+            {"$group": {"_id": by_period("create_time"), "n": {"$sum": 1}}},
+        ]
+        ended = [
+            {"$match": {"complete_time": {"$gte": first, "$lt": last}, "status": {"$in": ["complete", "terminated"]}}},
+            {"$group": {"_id": {"period": by_period("complete_time"), "status": "$status"}, "n": {"$sum": 1}}},
+        ]
+        with _translated("count workflow activity"):
+            for row in self._workflows.aggregate(started):
+                counter.count(int(row["_id"]), 0, int(row["n"]))
+            for row in self._workflows.aggregate(ended):
+                column = 1 if row["_id"]["status"] == WorkflowStatus.COMPLETE.value else 2
+                counter.count(int(row["_id"]["period"]), column, int(row["n"]))
+        return counter.counts()
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         selector = {"status": docs.RUNNABLE, "next_execution": {"$lte": docs.micros(as_of)}}
@@ -409,6 +425,16 @@ class MongoPersistenceProvider(PersistenceProvider):
         with _translated("query events"):
             cursor = self._events.find(selector).sort([("event_time", ASCENDING), ("_id", ASCENDING)])
             return [docs.event_from_document(stored) for stored in cursor]
+
+    def recent_events(self, limit: int) -> list[Event]:
+        self._recover()
+        found: list[Document] = []
+        with _translated("list recent events"):
+            for processed in (True, False):  # one partial index on event_time each
+                cursor = self._events.find({"is_processed": processed}).sort("event_time", DESCENDING).limit(limit)
+                found.extend(cursor)
+        found.sort(key=lambda stored: stored["event_time"], reverse=True)
+        return [docs.event_from_document(stored) for stored in found[:limit]]
 
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         self._recover()
@@ -462,3 +488,22 @@ class MongoPersistenceProvider(PersistenceProvider):
                     removed += self._workflows.delete_many({"_id": {"$in": batch}, **selector}).deleted_count
             self._events.delete_many({"is_processed": True, "event_time": {"$lt": cutoff}})
         return removed
+
+
+def _selector(query: InstanceQuery) -> Document:
+    """The filter of :meth:`MongoPersistenceProvider.query_instances` and ``count_instances``."""
+    selector: Document = {}
+    if query.status is not None:
+        selector["status"] = WorkflowStatus(query.status).value
+    if query.workflow_definition_id is not None:
+        selector["definition_id"] = query.workflow_definition_id
+    if query.reference is not None:
+        selector["reference"] = query.reference
+    created: Document = {}
+    if query.created_from is not None:
+        created["$gte"] = docs.micros(query.created_from)
+    if query.created_to is not None:
+        created["$lt"] = docs.micros(query.created_to)
+    if created:
+        selector["create_time"] = created
+    return selector

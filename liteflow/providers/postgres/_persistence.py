@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -34,7 +34,7 @@ from psycopg import errors as pg_errors
 
 from liteflow.core._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus, utcnow
-from liteflow.core._providers import InstanceQuery, PersistenceProvider
+from liteflow.core._providers import ActivityCount, ActivityCounter, InstanceQuery, PersistenceProvider
 from liteflow.core._records import (
     error_from_record,
     event_row,
@@ -325,9 +325,35 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         where, parameters = _query_where(query)
-        sql = f"{self._sql.select_workflows}{where} ORDER BY create_time, id LIMIT %s OFFSET %s"
+        order = "create_time DESC, id DESC" if query.newest_first else "create_time, id"
+        sql = f"{self._sql.select_workflows}{where} ORDER BY {order} LIMIT %s OFFSET %s"
         rows = self._fetchall("query workflows", sql, (*parameters, query.limit, query.offset))
         return [self._instance(row) for row in rows]
+
+    def count_instances(self, query: InstanceQuery) -> int:
+        where, parameters = _query_where(query)
+        table = self._sql.select_workflows.rpartition(" FROM ")[2]
+        rows = self._fetchall("count workflows", f"SELECT count(*) FROM {table}{where}", parameters)
+        return int(rows[0][0])
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        table = self._sql.select_workflows.rpartition(" FROM ")[2]
+        bucket = "floor(extract(epoch FROM {0} - %s) / %s)::bigint"
+        bounds = (utc(start), period.total_seconds(), utc(start), utc(end))
+        started = (
+            f"SELECT {bucket.format('create_time')}, count(*) FROM {table}"
+            " WHERE create_time >= %s AND create_time < %s GROUP BY 1"
+        )
+        ended = (
+            f"SELECT {bucket.format('complete_time')}, status, count(*) FROM {table}"
+            " WHERE complete_time >= %s AND complete_time < %s AND status IN ('complete', 'terminated') GROUP BY 1, 2"
+        )
+        for index, number in self._fetchall("count started workflows", started, bounds):
+            counter.count(int(index), 0, int(number))
+        for index, status, number in self._fetchall("count ended workflows", ended, bounds):
+            counter.count(int(index), 1 if status == WorkflowStatus.COMPLETE.value else 2, int(number))
+        return counter.counts()
 
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         rows = self._fetchall("find runnable workflows", self._sql.runnable_workflows, (utc(as_of),))
@@ -368,6 +394,21 @@ class PostgresPersistenceProvider(PersistenceProvider):
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         rows = self._fetchall("find events", self._sql.select_events, (event_name, event_key, utc(as_of)))
         return [self._event(row) for row in rows]
+
+    def recent_events(self, limit: int) -> list[Event]:
+        table = self._sql.select_event.partition(" FROM ")[2].partition(" WHERE ")[0]
+        rows = [
+            row
+            # Each event is in exactly one of the two partial indexes on event_time.
+            for flag in ("is_processed", "NOT is_processed")
+            for row in self._fetchall(
+                "list recent events",
+                f"SELECT {_EVENT_COLUMNS} FROM {table} WHERE {flag} ORDER BY event_time DESC LIMIT %s",
+                (limit,),
+            )
+        ]
+        rows.sort(key=lambda row: row[5], reverse=True)
+        return [self._event(row) for row in rows[:limit]]
 
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall("find runnable events", self._sql.runnable_events, (utc(as_of),))]

@@ -37,7 +37,13 @@ from liteflow.core._errors import (
     WorkflowNotFoundError,
 )
 from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import InstanceQuery, LockProvider, PersistenceProvider
+from liteflow.core._providers import (
+    ActivityCount,
+    ActivityCounter,
+    InstanceQuery,
+    LockProvider,
+    PersistenceProvider,
+)
 from liteflow.core._records import (
     error_from_record,
     event_row,
@@ -114,6 +120,13 @@ _SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM event WHERE id = ?"
 _SELECT_EVENTS = (
     f"SELECT {_EVENT_COLUMNS} FROM event WHERE event_name = ? AND event_key = ? AND event_time >= ? ORDER BY event_time"
 )
+# Each event is in exactly one of the two partial indexes on event_time: the newest of both.
+_RECENT_EVENTS = (
+    f"SELECT {_EVENT_COLUMNS} FROM event INDEXED BY event_processed WHERE is_processed = 1"
+    " ORDER BY event_time DESC LIMIT ?",
+    f"SELECT {_EVENT_COLUMNS} FROM event INDEXED BY event_unprocessed WHERE is_processed = 0"
+    " ORDER BY event_time DESC LIMIT ?",
+)
 _RUNNABLE_EVENTS = "SELECT id FROM event WHERE is_processed = 0 AND event_time <= ? ORDER BY event_time"
 _MARK_EVENT = "UPDATE event SET is_processed = ? WHERE id = ?"
 _PURGE_EVENTS = "DELETE FROM event WHERE is_processed = 1 AND event_time < ?"
@@ -127,6 +140,25 @@ _PURGE_WORKFLOW = "DELETE FROM workflow WHERE id = ?"
 
 def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
     """The SELECT for :meth:`SqlitePersistenceProvider.query_instances`, and its parameters."""
+    where, parameters = _query_where(query)
+    order = "create_time DESC, id DESC" if query.newest_first else "create_time, id"
+    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    return sql, (*parameters, query.limit, query.offset)
+
+
+# For workflow_activity: both read only an index (created, finished), never the records.
+_STARTED = (
+    "SELECT (create_time - ?) / ?, count(*) FROM workflow INDEXED BY workflow_created"
+    " WHERE create_time >= ? AND create_time < ? GROUP BY 1"
+)
+_ENDED = (
+    "SELECT (complete_time - ?) / ?, status, count(*) FROM workflow INDEXED BY workflow_finished"
+    " WHERE complete_time >= ? AND complete_time < ? AND status IN ('complete', 'terminated') GROUP BY 1, 2"
+)
+
+
+def _query_where(query: InstanceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of :func:`_query_sql` and of counts, and its parameters."""
     clauses: list[str] = []
     parameters: list[Any] = []
     for clause, value in (
@@ -139,9 +171,7 @@ def _query_sql(query: InstanceQuery) -> tuple[str, tuple[Any, ...]]:
         if value is not None:
             clauses.append(clause)
             parameters.append(value)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {_WORKFLOW_COLUMNS} FROM workflow{where} ORDER BY create_time, id LIMIT ? OFFSET ?"
-    return sql, (*parameters, query.limit, query.offset)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
 
 
 class SqlitePersistenceProvider(PersistenceProvider):
@@ -346,6 +376,20 @@ class SqlitePersistenceProvider(PersistenceProvider):
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         return [self._instance(row) for row in self._fetchall(*_query_sql(query))]
 
+    def count_instances(self, query: InstanceQuery) -> int:
+        where, parameters = _query_where(query)
+        count: int = self._fetchone(f"SELECT count(*) FROM workflow{where}", tuple(parameters))[0]
+        return count
+
+    def workflow_activity(self, start: datetime, end: datetime, period: timedelta) -> list[ActivityCount]:
+        counter = ActivityCounter(start, end, period)
+        bounds = (_micros(start), period // _MICROSECOND, _micros(start), _micros(end))
+        for index, number in self._fetchall(_STARTED, bounds):
+            counter.count(index, 0, number)
+        for index, status, number in self._fetchall(_ENDED, bounds):
+            counter.count(index, 1 if status == WorkflowStatus.COMPLETE.value else 2, number)
+        return counter.counts()
+
     def get_runnable_instances(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall(_RUNNABLE_WORKFLOWS, (_micros(as_of),))]
 
@@ -381,6 +425,11 @@ class SqlitePersistenceProvider(PersistenceProvider):
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
         rows = self._fetchall(_SELECT_EVENTS, (event_name, event_key, _micros(as_of)))
         return [self._event(row) for row in rows]
+
+    def recent_events(self, limit: int) -> list[Event]:
+        rows = [row for sql in _RECENT_EVENTS for row in self._fetchall(sql, (limit,))]
+        rows.sort(key=lambda row: row[5], reverse=True)
+        return [self._event(row) for row in rows[:limit]]
 
     def get_runnable_events(self, as_of: datetime) -> list[str]:
         return [row[0] for row in self._fetchall(_RUNNABLE_EVENTS, (_micros(as_of),))]

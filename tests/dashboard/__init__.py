@@ -1,0 +1,1 @@
+"""The web dashboard: HTTP behaviour, the command, and a real browser."""
