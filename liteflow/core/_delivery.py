@@ -34,6 +34,7 @@ from ._primitives import DIRECT_WAIT_PREFIX
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._quarantine import needs_quarantine, quarantine, set_aside
 from ._registry import WorkflowRegistry
+from ._starting_workflows import enqueue
 from ._timers import TimerQueue
 
 logger = logging.getLogger("liteflow")
@@ -63,7 +64,7 @@ class EventDelivery:
     lock: LockProvider
     options: HostOptions
     registry: WorkflowRegistry
-    _timers: TimerQueue[tuple[QueueType, str]]
+    _timers: TimerQueue[tuple[QueueType, str, int]]
     _health: HealthMonitor
 
     def __init__(self) -> None:
@@ -90,12 +91,12 @@ class EventDelivery:
     def _schedule(self, instance: WorkflowInstance) -> None:
         raise NotImplementedError
 
-    def _announce(self, queue: QueueType, item_id: str) -> None:
+    def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         """Queue an item whose state the store already holds. If the queue fails, nothing is lost
         (the poll finds the item in the store), so the call that saved it happened and must not
         raise: the queue is reported degraded instead."""
         try:
-            self.queue.enqueue(queue, item_id)
+            enqueue(self.queue, queue, item_id, priority)
         except Exception as error:
             self._health.failed("queue", error)
             logger.debug("could not queue %s %s; the poll will: %s", queue.value, item_id, error)
@@ -172,7 +173,7 @@ class EventDelivery:
             attempt = self._blocked_retries.get(event_id, 0)
             self._blocked_retries[event_id] = attempt + 1
         delay = min(self.options.lock_retry_delay.total_seconds() * 2**attempt, 1.0)
-        self._timers.call_later(delay, (QueueType.EVENT, event_id))
+        self._timers.call_later(delay, (QueueType.EVENT, event_id, 0))
 
     def _recheck_waits(self, instance: WorkflowInstance) -> None:
         """Look for published events for every waiting step of a due instance. Normally done right

@@ -240,6 +240,7 @@ class WorkflowExecutor:
             execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
             parent_workflow_id=parent.id,
             trace_context=parent.trace_context,
+            priority=parent.priority,
         )
 
     def _apply_result(

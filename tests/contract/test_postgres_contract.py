@@ -43,6 +43,7 @@ class TestPostgresPersistence(PersistenceContract):
 
 
 class TestPostgresQueue(QueueContract):
+    honours_priority = False
     deduplicates = True
 
     @pytest.fixture

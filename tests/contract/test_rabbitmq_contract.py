@@ -37,6 +37,7 @@ def prefix(amqp_url: str) -> Iterator[Prefix]:
 
 
 class TestRabbitMQQueue(QueueContract):
+    honours_priority = False
     deduplicates = False  # RabbitMQ delivers an id queued twice twice
 
     @pytest.fixture

@@ -37,6 +37,7 @@ def prefix(redis_url: str) -> Iterator[Prefix]:
 
 
 class TestRedisQueue(QueueContract):
+    honours_priority = False
     deduplicates = True
 
     @pytest.fixture

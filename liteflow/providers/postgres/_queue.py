@@ -174,7 +174,7 @@ class PostgresQueueProvider(QueueProvider):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(schema={self.schema!r})"
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         with translated("queue an item"), self._pool.connection() as conn:
             conn.execute(self._enqueue_sql, (QueueType(queue).value, item_id))
 

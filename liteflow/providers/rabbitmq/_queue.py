@@ -182,7 +182,7 @@ class RabbitMQQueueProvider(QueueProvider):
 
     # -- the public calls, from any thread ------------------------------------------------------
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         self._call(partial(self._publish, queue, item_id), f"queue {queue.value} {item_id}")
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:

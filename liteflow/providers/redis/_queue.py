@@ -199,7 +199,7 @@ class RedisQueueProvider(QueueProvider):
             inbox=f"{base}:inbox:{self._node}",
         )
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         keys = self._keys[queue]
         with translated(f"queue {queue.value} {item_id}"):
             self._enqueue(keys=[keys.waiting, keys.ready], args=[item_id])
