@@ -43,7 +43,6 @@ class TestPostgresPersistence(PersistenceContract):
 
 
 class TestPostgresQueue(QueueContract):
-    honours_priority = False
     deduplicates = True
 
     @pytest.fixture
