@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -142,3 +144,56 @@ def test_three_processes_racing_on_postgres_create_one_instance(postgres_url: st
         assert [i.id for i in stored] == ["order-42"]
         assert stored[0].status is WorkflowStatus.RUNNABLE
         assert stored[0].data["node"] in {"p0", "p1", "p2"}
+
+
+# -- priorities --------------------------------------------------------------------------------
+
+
+class Mark(StepBody):
+    """Records the instance's label; the first one ("blocker") holds the only worker until released."""
+
+    order: ClassVar[list[str]] = []
+    entered = threading.Event()
+    release = threading.Event()
+
+    def run(self, context: StepExecutionContext) -> None:
+        label = context.workflow.data["label"]
+        if label == "blocker":
+            Mark.entered.set()
+            assert Mark.release.wait(30), "never released"
+        Mark.order.append(label)
+
+
+class Marked(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Mark)
+
+
+def _queue_url(kind: str, request: pytest.FixtureRequest) -> str | None:
+    if kind == "memory":
+        return None
+    if kind == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return f"{url}?schema={request.getfixturevalue('schema')()}&max_size=2"
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix=lf-prio-{os.urandom(6).hex()}"
+    url = request.getfixturevalue("amqp_url")
+    return f"{url}?prefix=lf-prio-{os.urandom(6).hex()}"
+
+
+@pytest.mark.parametrize("kind", ["memory", "postgres", "redis", "rabbitmq"])
+def test_a_saturated_worker_runs_higher_priorities_first(kind: str, request: pytest.FixtureRequest) -> None:
+    Mark.order, Mark.entered, Mark.release = [], threading.Event(), threading.Event()
+    queue = _queue_url(kind, request)
+    with configure_workflow_host(None, queue, max_concurrent_workflows=1, poll_interval=60) as host:
+        host.register_workflow(Marked())
+        host.start_workflow("Marked", data={"label": "blocker"})
+        assert Mark.entered.wait(10), "the blocker never started"
+        started = [
+            host.start_workflow("Marked", data={"label": label}, priority=priority)
+            for label, priority in [("low-1", 0), ("urgent", 5), ("low-2", 0), ("later", -1), ("high", 2)]
+        ]
+        Mark.release.set()
+        for workflow_id in started:
+            host.wait_for_workflow(workflow_id, timeout=30)
+    assert Mark.order == ["blocker", "urgent", "high", "low-1", "low-2", "later"]
