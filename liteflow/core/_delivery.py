@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import _validation as check
+from ._children import child_waits, children_to_end, end_children
 from ._errors import InvalidOperationError, WorkflowNotFoundError
 from ._health import HealthMonitor
 from ._models import (
@@ -143,7 +144,7 @@ class EventDelivery:
 
     def _apply_control(self, instance: WorkflowInstance, action: str) -> None:
         """Change the status of a locked instance and save it."""
-        before, now = instance.status, self._clock()
+        before, now, waits = instance.status, self._clock(), child_waits(instance)
         if action == "suspend":
             instance.status, instance.next_execution = WorkflowStatus.SUSPENDED, None
         elif action == "resume":
@@ -156,6 +157,9 @@ class EventDelivery:
                 if pointer.end_time is None:
                     pointer.active, pointer.status, pointer.end_time = False, PointerStatus.CANCELLED, now
         self._save(instance, before)
+        if action == "terminate":
+            definition = self.registry.find(instance.workflow_definition_id, instance.version)
+            end_children(self, children_to_end(instance, waits, definition))
 
     def _release(self, workflow_id: str) -> None:
         """Release a workflow lock and retry at once the event deliveries that found it busy."""

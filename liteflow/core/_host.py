@@ -22,6 +22,7 @@ from . import _repair, _starting_workflows
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
 from ._builder import Workflow
+from ._children import child_waits, children_to_end, end_children
 from ._errors import (
     ConcurrencyError,
     InvalidArgumentError,
@@ -507,6 +508,7 @@ class WorkflowHost(HostWorkers):
         if not self.lock.acquire(workflow_id):
             return  # another worker has it and will schedule its next turn
         yielded = False
+        orphans: list[str] = []
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
             self._quarantine_if_unreadable(instance)
@@ -534,7 +536,7 @@ class WorkflowHost(HostWorkers):
                     if self._blocked.get(workflow_id):
                         yielded = True  # an event delivery or control request waits for the lock
                         break
-                before = instance.status
+                before, waits = instance.status, child_waits(instance)
                 result = self._executor.execute(instance, definition, now)
                 for child in result.children:
                     self._create_child(child)
@@ -558,8 +560,10 @@ class WorkflowHost(HostWorkers):
                     break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)
+                orphans += children_to_end(instance, waits, definition)
         finally:
             self._release(workflow_id)
+        end_children(self, orphans)
         if yielded:  # the waiting delivery goes first; come back just after it
             retry = (QueueType.WORKFLOW, workflow_id, instance.priority)
             self._timers.call_later(self.options.lock_retry_delay.total_seconds(), retry)
