@@ -21,6 +21,7 @@ from typing import Any
 from . import _repair, _starting_workflows
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
+from ._async_calls import AsyncCalls
 from ._builder import Workflow
 from ._children import child_waits, children_to_end, end_children
 from ._errors import (
@@ -56,7 +57,7 @@ logger = logging.getLogger("liteflow")
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(HostWorkers):
+class WorkflowHost(AsyncCalls, HostWorkers):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
