@@ -21,6 +21,7 @@ from . import _validation as check
 from ._children import child_waits, children_to_end, end_children
 from ._errors import InvalidOperationError, WorkflowNotFoundError
 from ._health import HealthMonitor
+from ._interrupts import Cancellations
 from ._models import (
     Event,
     EventSubscription,
@@ -66,6 +67,7 @@ class EventDelivery:
     options: HostOptions
     registry: WorkflowRegistry
     _timers: TimerQueue[tuple[QueueType, str, int]]
+    _cancellations: Cancellations
     _health: HealthMonitor
 
     def __init__(self) -> None:
@@ -117,6 +119,8 @@ class EventDelivery:
             self.persistence.create_event(event)
             with self._blocked_lock:
                 self._blocked[workflow_id].add(event.id)
+            if action != "resume":  # only now: a step that stops at once must find the request
+                self._cancellations.cancel(workflow_id)
             self._announce(QueueType.EVENT, event.id)
             return
         try:

@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._executor import PassMiddleware, WorkflowExecutor
 from ._health import HealthMonitor
+from ._interrupts import Cancellations
 from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
 from ._models import (
     Event,
@@ -79,6 +80,7 @@ class WorkflowHost(AsyncCalls, HostWorkers):
         self._step_middleware: list[StepMiddleware] = []
         self._pass_middleware: list[PassMiddleware] = []
         self._lifecycle = Lifecycle()
+        self._cancellations = Cancellations()
         self._executor = WorkflowExecutor(
             retry_interval=options.retry_interval,
             default_error_behavior=options.default_error_behavior,
@@ -86,6 +88,7 @@ class WorkflowHost(AsyncCalls, HostWorkers):
             find_definition=self.registry.find,
             step_middleware=self._step_middleware,
             pass_middleware=self._pass_middleware,
+            cancellations=self._cancellations,
         )
         self._health = HealthMonitor()
         self._timers: TimerQueue[tuple[QueueType, str, int]] = TimerQueue(
