@@ -375,7 +375,8 @@ class StepBuilder:
 
         On expiry the step fails with StepTimeoutError, handled by its error behaviour; or, when
         ``outcome`` is given, it completes with that outcome (branch on it with ``when``). A step
-        already running is not interrupted: the limit is checked when the workflow runs."""
+        running at the deadline is interrupted: an ``async def`` step is cancelled, a sync step
+        sees ``context.cancellation`` set and its late result is discarded."""
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
             raise BuilderError(f"timeout needs a positive timedelta, got {duration!r}")
         self._setting("timeout")
