@@ -197,3 +197,13 @@ def test_a_saturated_worker_runs_higher_priorities_first(kind: str, request: pyt
         for workflow_id in started:
             host.wait_for_workflow(workflow_id, timeout=30)
     assert Mark.order == ["blocker", "urgent", "high", "low-1", "low-2", "later"]
+
+
+def test_the_test_host_starts_idempotently_too() -> None:
+    from liteflow.testing import WorkflowTestHost
+
+    test = WorkflowTestHost(Order())
+    assert test.start_workflow("Order", data={"n": 1}, instance_id="o-1", priority=4) == "o-1"
+    assert test.start_workflow("Order", data={"n": 2}, instance_id="o-1") == "o-1"
+    instance = test.instance("o-1")
+    assert instance.data == {"n": 1, "ran": 1} and instance.priority == 4
