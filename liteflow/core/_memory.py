@@ -260,7 +260,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
 class SingleNodeQueueProvider(QueueProvider):
     """Queues in this process: higher priority first, then first in, first out. An id already
-    waiting is not queued twice."""
+    waiting is not queued twice; queued again with a higher priority, it moves up."""
 
     def __init__(self) -> None:
         lock = threading.Lock()
@@ -269,15 +269,21 @@ class SingleNodeQueueProvider(QueueProvider):
         self._lock = lock
         # Per queue, one FIFO per priority that has items waiting (nearly always just 0).
         self._queues: dict[QueueType, dict[int, deque[str]]] = {queue: {} for queue in QueueType}
-        self._waiting: dict[QueueType, set[str]] = {queue: set() for queue in QueueType}
+        self._waiting: dict[QueueType, dict[str, int]] = {queue: {} for queue in QueueType}  # id -> priority
         self._closed = False
 
     def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         with self._lock:
-            if item_id in self._waiting[queue]:
-                return
-            self._waiting[queue].add(item_id)
+            waiting = self._waiting[queue]
             levels = self._queues[queue]
+            if item_id in waiting:
+                if waiting[item_id] >= priority:
+                    return
+                old = levels[waiting[item_id]]  # queued again with a higher priority: move it up
+                old.remove(item_id)
+                if not old:
+                    del levels[waiting[item_id]]
+            waiting[item_id] = priority
             items = levels.get(priority)
             if items is None:
                 items = levels[priority] = deque()
@@ -296,7 +302,7 @@ class SingleNodeQueueProvider(QueueProvider):
             item_id = items.popleft()
             if not items:
                 del levels[priority]
-            self._waiting[queue].discard(item_id)
+            del self._waiting[queue][item_id]
             return item_id
 
     def close(self) -> None:

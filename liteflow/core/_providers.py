@@ -170,7 +170,9 @@ class QueueProvider(ABC):
 
     @abstractmethod
     def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
-        """Queue an id (a no-op, keeping its first priority, if it is already waiting)."""
+        """Queue an id. If it is already waiting, a queue that de-duplicates keeps one entry, moved
+        up to ``priority`` if that is higher (so the default priority of a re-queue by the
+        poller never holds back an instance's own)."""
 
     @abstractmethod
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:

@@ -191,11 +191,13 @@ class QueueContract:
             ranks = {name: -priority for priority, name in queued}
             assert [ranks[name] for name in taken] == sorted(ranks[name] for name in taken)
 
-    def test_priority_of_an_item_already_waiting_is_kept(self, queue: QueueProvider) -> None:
+    def test_an_item_queued_again_moves_up_to_a_higher_priority_only(self, queue: QueueProvider) -> None:
         if not (self.honours_priority and self.deduplicates):
             pytest.skip(f"{type(queue).__name__} does not order by priority or de-duplicate")
-        low, high = f"low-{new_id()}", f"high-{new_id()}"
-        queue.enqueue(QueueType.WORKFLOW, low)
-        queue.enqueue(QueueType.WORKFLOW, high, priority=2)
-        queue.enqueue(QueueType.WORKFLOW, low, priority=9)  # already waiting: a no-op
-        assert drain(queue, QueueType.WORKFLOW) == [high, low]
+        first, second, third = (f"{name}-{new_id()}" for name in ("first", "second", "third"))
+        queue.enqueue(QueueType.WORKFLOW, first, priority=3)
+        queue.enqueue(QueueType.WORKFLOW, second, priority=2)
+        queue.enqueue(QueueType.WORKFLOW, third)
+        queue.enqueue(QueueType.WORKFLOW, first)  # lower than it is: it keeps its place
+        queue.enqueue(QueueType.WORKFLOW, third, priority=9)  # higher: it moves up
+        assert drain(queue, QueueType.WORKFLOW) == [third, first, second]

@@ -7,7 +7,8 @@ Rows of ``<schema>.queue_item``
 
 Delivery (at least once)
     ``enqueue`` inserts a waiting row, unless one for that id is already waiting (a partial unique
-    index and ``ON CONFLICT DO NOTHING``), and in the same statement sends
+    index and ``ON CONFLICT``: then only a higher priority is written to it), and in the same
+    statement sends
     ``pg_notify('liteflow_queue_<schema>', <queue>)``, delivered when it commits. ``dequeue`` takes
     the first visible row, oldest ``visible_at`` first, with ``FOR UPDATE SKIP LOCKED`` (so consumers
     on any node never block one another or take the same row) and in the same statement marks it
@@ -112,7 +113,8 @@ class PostgresQueueProvider(QueueProvider):
         self._enqueue_sql = (
             f"WITH added AS (INSERT INTO {s}.queue_item (queue, item_id, visible_at, priority)"
             " VALUES (%s, %s, now(), %s)"
-            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO NOTHING RETURNING queue)"
+            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO UPDATE SET priority = EXCLUDED.priority"
+            f" WHERE {s}.queue_item.priority < EXCLUDED.priority RETURNING queue)"
             f" SELECT pg_notify('{channel}', queue) FROM added"
         )
         self._take_sql = (

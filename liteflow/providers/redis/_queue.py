@@ -99,11 +99,17 @@ local function put_in(ready, id, level)
 end
 """
 
-# KEYS: waiting, ready. ARGV: level keys' base, id, level.
+# KEYS: waiting, ready. ARGV: level keys' base, id, level. An id already waiting in `ready` and
+# queued again with a higher level moves up (one LREM); one in transit in an inbox stays as it is.
 _ENQUEUE = f"""{_LEVELS}
+local level = tonumber(ARGV[3])
 if redis.call('SADD', KEYS[1], ARGV[2]) == 1 then
-  put_in(KEYS[2], ARGV[2], tonumber(ARGV[3]))
+  put_in(KEYS[2], ARGV[2], level)
   return 1
+end
+if tonumber(redis.call('HGET', level_key, ARGV[2]) or '0') < level and redis.call('LREM', KEYS[2], 1, ARGV[2]) == 1 then
+  take_out(ARGV[2])
+  put_in(KEYS[2], ARGV[2], level)
 end
 return 0
 """
