@@ -10,6 +10,7 @@ from typing import Any
 from ._activities import Activity
 from ._errors import BuilderError, InvalidArgumentError
 from ._primitives import (
+    ON_PARENT_END,
     Container,
     Decide,
     Delay,
@@ -374,7 +375,8 @@ class StepBuilder:
 
         On expiry the step fails with StepTimeoutError, handled by its error behaviour; or, when
         ``outcome`` is given, it completes with that outcome (branch on it with ``when``). A step
-        already running is not interrupted: the limit is checked when the workflow runs."""
+        running at the deadline is interrupted: an ``async def`` step is cancelled, a sync step
+        sees ``context.cancellation`` set and its late result is discarded."""
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
             raise BuilderError(f"timeout needs a positive timedelta, got {duration!r}")
         self._setting("timeout")
@@ -423,14 +425,28 @@ class StepBuilder:
         return self._follow(EndWorkflow, "end_workflow")
 
     def sub_workflow(
-        self, workflow_id: str, data: DataFunction | None = None, *, version: int | None = None
+        self,
+        workflow_id: str,
+        data: DataFunction | None = None,
+        *,
+        version: int | None = None,
+        on_parent_end: str = "terminate",
     ) -> StepBuilder:
         """Start the registered workflow ``workflow_id`` (latest version unless given) with
-        ``data(data, context)`` and wait until it ends; ``step.result`` is then its final data."""
+        ``data(data, context)`` and wait until it ends; ``step.result`` is then its final data.
+
+        ``on_parent_end`` says what happens to a child still running when this step stops waiting
+        for it (the parent is terminated or ends, a cancel condition, a failed saga or a timeout
+        ends the step): ``"terminate"`` (the default) terminates it, and its own children;
+        ``"abandon"`` leaves it running."""
         if not isinstance(workflow_id, str) or not workflow_id:
             raise BuilderError(f"sub_workflow needs a workflow id, got {workflow_id!r}")
+        if on_parent_end not in ON_PARENT_END:
+            raise BuilderError(f"sub_workflow on_parent_end must be 'terminate' or 'abandon', got {on_parent_end!r}")
         child = self._follow(SubWorkflow, "sub_workflow")._constant("workflow_id", workflow_id)
         child._constant("version", version)
+        if on_parent_end == "abandon":
+            child._constant("on_parent_end", on_parent_end)
         if data is not None:
             child._input("data", data)
         return child

@@ -88,6 +88,7 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
         "workflow_id": Key("string", "Id of the registered workflow to start.", required=True),
         "version": Key("integer", "Its version (default: the latest)."),
         "data": Key("expression", "Its data (data, context)."),
+        "on_parent_end": Key("string", "terminate (the default) or abandon: a child still running when the step ends."),
         "outputs": _OUTPUTS,
     },
 }

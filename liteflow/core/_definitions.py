@@ -469,7 +469,10 @@ class _Session:
             return previous.saga(self.block(spec["do"][0]))
         if kind == "end_workflow":
             return previous.end_workflow()
-        return previous.sub_workflow(spec["workflow_id"], f.get("data"), version=spec.get("version"))
+        on_parent_end = spec.get("on_parent_end", "terminate")
+        return previous.sub_workflow(
+            spec["workflow_id"], f.get("data"), version=spec.get("version"), on_parent_end=on_parent_end
+        )
 
 
 class LoadedWorkflow(Workflow):

@@ -18,8 +18,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import _validation as check
+from ._children import child_waits, children_to_end, end_children
 from ._errors import InvalidOperationError, WorkflowNotFoundError
 from ._health import HealthMonitor
+from ._interrupts import Cancellations
 from ._models import (
     Event,
     EventSubscription,
@@ -34,6 +36,7 @@ from ._primitives import DIRECT_WAIT_PREFIX
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._quarantine import needs_quarantine, quarantine, set_aside
 from ._registry import WorkflowRegistry
+from ._starting_workflows import enqueue
 from ._timers import TimerQueue
 
 logger = logging.getLogger("liteflow")
@@ -63,7 +66,8 @@ class EventDelivery:
     lock: LockProvider
     options: HostOptions
     registry: WorkflowRegistry
-    _timers: TimerQueue[tuple[QueueType, str]]
+    _timers: TimerQueue[tuple[QueueType, str, int]]
+    _cancellations: Cancellations
     _health: HealthMonitor
 
     def __init__(self) -> None:
@@ -90,12 +94,12 @@ class EventDelivery:
     def _schedule(self, instance: WorkflowInstance) -> None:
         raise NotImplementedError
 
-    def _announce(self, queue: QueueType, item_id: str) -> None:
+    def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         """Queue an item whose state the store already holds. If the queue fails, nothing is lost
         (the poll finds the item in the store), so the call that saved it happened and must not
         raise: the queue is reported degraded instead."""
         try:
-            self.queue.enqueue(queue, item_id)
+            enqueue(self.queue, queue, item_id, priority)
         except Exception as error:
             self._health.failed("queue", error)
             logger.debug("could not queue %s %s; the poll will: %s", queue.value, item_id, error)
@@ -115,6 +119,8 @@ class EventDelivery:
             self.persistence.create_event(event)
             with self._blocked_lock:
                 self._blocked[workflow_id].add(event.id)
+            if action != "resume":  # only now: a step that stops at once must find the request
+                self._cancellations.cancel(workflow_id)
             self._announce(QueueType.EVENT, event.id)
             return
         try:
@@ -142,7 +148,7 @@ class EventDelivery:
 
     def _apply_control(self, instance: WorkflowInstance, action: str) -> None:
         """Change the status of a locked instance and save it."""
-        before, now = instance.status, self._clock()
+        before, now, waits = instance.status, self._clock(), child_waits(instance)
         if action == "suspend":
             instance.status, instance.next_execution = WorkflowStatus.SUSPENDED, None
         elif action == "resume":
@@ -155,6 +161,9 @@ class EventDelivery:
                 if pointer.end_time is None:
                     pointer.active, pointer.status, pointer.end_time = False, PointerStatus.CANCELLED, now
         self._save(instance, before)
+        if action == "terminate":
+            definition = self.registry.find(instance.workflow_definition_id, instance.version)
+            end_children(self, children_to_end(instance, waits, definition))
 
     def _release(self, workflow_id: str) -> None:
         """Release a workflow lock and retry at once the event deliveries that found it busy."""
@@ -172,7 +181,7 @@ class EventDelivery:
             attempt = self._blocked_retries.get(event_id, 0)
             self._blocked_retries[event_id] = attempt + 1
         delay = min(self.options.lock_retry_delay.total_seconds() * 2**attempt, 1.0)
-        self._timers.call_later(delay, (QueueType.EVENT, event_id))
+        self._timers.call_later(delay, (QueueType.EVENT, event_id, 0))
 
     def _recheck_waits(self, instance: WorkflowInstance) -> None:
         """Look for published events for every waiting step of a due instance. Normally done right

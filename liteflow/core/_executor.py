@@ -7,6 +7,7 @@ so the whole engine can be tested without threads. Pointers created during a pas
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import traceback as tb
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
+from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._logcontext import bind_log_context
 from ._models import (
     EventSubscription,
@@ -120,6 +122,7 @@ class WorkflowExecutor:
         step_middleware: Sequence[StepMiddleware] = (),
         pass_middleware: Sequence[PassMiddleware] = (),
         random_fraction: Callable[[], float] = random.random,
+        cancellations: Cancellations | None = None,
     ) -> None:
         self._retry_interval = retry_interval
         self._default_error_behavior = default_error_behavior
@@ -128,6 +131,7 @@ class WorkflowExecutor:
         self._middleware = step_middleware
         self._pass_middleware = pass_middleware
         self._random = random_fraction
+        self._cancellations = cancellations
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         with bind_log_context(workflow_id=instance.id):
@@ -190,27 +194,42 @@ class WorkflowExecutor:
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
         context = self._context(instance, step, pointer, open_children)
+        left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
+        if self._cancellations is not None:
+            self._cancellations.add(instance.id, context.cancellation)
         with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
             try:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                outcome = self._invoke(body, context)
+                outcome = self._invoke(body, context, left)
                 if outcome.start_child is not None:
                     result.children.append(self._child_instance(instance, outcome, now))
                 if outcome.proceed:
                     for prop, output in step.outputs:
                         instance.data = _set_data(instance.data, prop, output(body))
+            except DeadlinePassed:
+                assert step.timeout is not None and pointer.start_time is not None
+                self._expire(instance, definition, step, pointer, pointer.start_time + step.timeout, result)
+                return
             except Exception as error:  # a failing step is the workflow's business, not the host's
                 self._handle_error(instance, definition, step, pointer, now, error, result)
                 return
+            finally:
+                if self._cancellations is not None:
+                    self._cancellations.remove(instance.id, context.cancellation)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
 
-    def _invoke(self, body: StepBody, context: StepExecutionContext) -> ExecutionResult:
+    def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
+        """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
+
         def call() -> ExecutionResult:
-            outcome = body.run(context)
+            if left is None or inspect.iscoroutinefunction(body.run):
+                outcome = body.run(context)
+            else:
+                outcome = run_sync_with_deadline(lambda: body.run(context), context.cancellation, left)
             if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
-                outcome = self._run_awaitable(outcome)
+                outcome = self._run_awaitable(outcome if left is None else with_deadline(outcome, left))
             if outcome is None:
                 return ExecutionResult.next()
             if not isinstance(outcome, ExecutionResult):
@@ -240,6 +259,7 @@ class WorkflowExecutor:
             execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
             parent_workflow_id=parent.id,
             trace_context=parent.trace_context,
+            priority=parent.priority,
         )
 
     def _apply_result(

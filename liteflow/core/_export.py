@@ -192,6 +192,8 @@ class _Exporter:
             result = {"workflow_id": constant(step, "workflow_id")}
             if constant(step, "version") is not None:
                 result["version"] = constant(step, "version")
+            if constant(step, "on_parent_end") is not None:
+                result["on_parent_end"] = constant(step, "on_parent_end")
             if input_function(step, "data") is not None:
                 result["data"] = expression("data")
             return {**result, **self.outputs(step)}

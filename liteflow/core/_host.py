@@ -18,10 +18,12 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from . import _repair
+from . import _repair, _starting_workflows
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
+from ._async_calls import AsyncCalls
 from ._builder import Workflow
+from ._children import child_waits, children_to_end, end_children
 from ._errors import (
     ConcurrencyError,
     InvalidArgumentError,
@@ -31,6 +33,7 @@ from ._errors import (
 )
 from ._executor import PassMiddleware, WorkflowExecutor
 from ._health import HealthMonitor
+from ._interrupts import Cancellations
 from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
 from ._models import (
     Event,
@@ -55,7 +58,7 @@ logger = logging.getLogger("liteflow")
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(HostWorkers):
+class WorkflowHost(AsyncCalls, HostWorkers):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
@@ -77,6 +80,7 @@ class WorkflowHost(HostWorkers):
         self._step_middleware: list[StepMiddleware] = []
         self._pass_middleware: list[PassMiddleware] = []
         self._lifecycle = Lifecycle()
+        self._cancellations = Cancellations()
         self._executor = WorkflowExecutor(
             retry_interval=options.retry_interval,
             default_error_behavior=options.default_error_behavior,
@@ -84,9 +88,10 @@ class WorkflowHost(HostWorkers):
             find_definition=self.registry.find,
             step_middleware=self._step_middleware,
             pass_middleware=self._pass_middleware,
+            cancellations=self._cancellations,
         )
         self._health = HealthMonitor()
-        self._timers: TimerQueue[tuple[QueueType, str]] = TimerQueue(
+        self._timers: TimerQueue[tuple[QueueType, str, int]] = TimerQueue(
             self._fire_timer, on_error=self._timer_failed, on_success=self._timer_succeeded
         )
         self._threads: list[threading.Thread] = []
@@ -180,32 +185,39 @@ class WorkflowHost(HostWorkers):
     # -- starting, events, queries -----------------------------------------------------------
 
     def start_workflow(
-        self, workflow_id: str, version: int | None = None, data: Any = None, *, reference: str | None = None
+        self,
+        workflow_id: str,
+        version: int | None = None,
+        data: Any = None,
+        *,
+        reference: str | None = None,
+        instance_id: str | None = None,
+        priority: int = 0,
     ) -> str:
-        """Start an instance of a registered workflow and return its id. ``version=None`` starts the
-        latest registered version. The instance is stored before this returns."""
-        check.text("start_workflow", "workflow_id", workflow_id)
-        check.optional_int("start_workflow", "version", version)
-        check.optional_text("start_workflow", "reference", reference)
-        check_payload(data, self.options.max_payload_bytes, "workflow data")
-        definition = self.registry.get(workflow_id, version)
-        now = self._clock()
-        instance = WorkflowInstance(
-            workflow_definition_id=definition.id,
-            version=definition.version,
-            data=data,
-            reference=reference,
-            create_time=now,
-            next_execution=now,
-            execution_pointers=[ExecutionPointer(step_id=definition.start_step)],
+        """Start an instance of a registered workflow and return its id. The instance is stored
+        before this returns.
+
+        Args:
+            workflow_id: The definition to start.
+            version: The version to start; None starts the latest registered one.
+            data: The instance's data object.
+            reference: A free-form reference to find the instance by (``query_workflows``).
+            instance_id: The instance's id, chosen by the caller (1-200 characters among letters,
+                digits and ``._:-``) to make the start idempotent: if an instance with this id
+                exists, none is started and its id is returned (``data`` is then ignored), also
+                when several hosts race. None picks a random id.
+            priority: Higher runs first while the workers are saturated (-1,000,000 to
+                1,000,000); kept by every later turn of the instance and given to its
+                sub-workflows. See the README for how each queue honours it.
+
+        Raises:
+            DuplicateWorkflowError: ``instance_id`` is taken by an instance of another definition.
+            InvalidArgumentError: An argument has the wrong type or value.
+            WorkflowNotRegisteredError: No such definition (and version) is registered.
+        """
+        return _starting_workflows.start_workflow(
+            self, workflow_id, version, data, reference=reference, instance_id_=instance_id, priority_=priority
         )
-        for middleware in self._lifecycle.middleware:
-            middleware.before_start(instance)
-        with self._calling("persistence"):
-            self.persistence.create_workflow(instance)
-        self._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
-        self._announce(QueueType.WORKFLOW, instance.id)
-        return instance.id
 
     def publish_event(
         self, event_name: str, event_key: Any, event_data: Any = None, effective_date: datetime | None = None
@@ -469,17 +481,17 @@ class WorkflowHost(HostWorkers):
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _fire_timer(self, item: tuple[QueueType, str]) -> None:
-        self.queue.enqueue(*item)
+    def _fire_timer(self, item: tuple[QueueType, str, int]) -> None:
+        _starting_workflows.enqueue(self.queue, *item)
 
     def _schedule(self, instance: WorkflowInstance) -> None:
         if instance.status is not WorkflowStatus.RUNNABLE or instance.next_execution is None:
             return
         delay = (instance.next_execution - self._clock()).total_seconds()
         if delay <= 0:
-            self._announce(QueueType.WORKFLOW, instance.id)
+            self._announce(QueueType.WORKFLOW, instance.id, instance.priority)
         else:
-            self._timers.call_later(delay, (QueueType.WORKFLOW, instance.id))
+            self._timers.call_later(delay, (QueueType.WORKFLOW, instance.id, instance.priority))
 
     def run_until_idle(self, max_items: int = 1_000_000) -> int:
         """Process queued work in the calling thread until both queues are empty; for tests and
@@ -500,6 +512,7 @@ class WorkflowHost(HostWorkers):
         if not self.lock.acquire(workflow_id):
             return  # another worker has it and will schedule its next turn
         yielded = False
+        orphans: list[str] = []
         try:
             instance = self.persistence.get_workflow_instance(workflow_id)
             self._quarantine_if_unreadable(instance)
@@ -527,7 +540,7 @@ class WorkflowHost(HostWorkers):
                     if self._blocked.get(workflow_id):
                         yielded = True  # an event delivery or control request waits for the lock
                         break
-                before = instance.status
+                before, waits = instance.status, child_waits(instance)
                 result = self._executor.execute(instance, definition, now)
                 for child in result.children:
                     self._create_child(child)
@@ -551,10 +564,13 @@ class WorkflowHost(HostWorkers):
                     break
                 for subscription in result.subscriptions:
                     self._deliver_published(instance, subscription)
+                orphans += children_to_end(instance, waits, definition)
         finally:
             self._release(workflow_id)
+        end_children(self, orphans)
         if yielded:  # the waiting delivery goes first; come back just after it
-            self._timers.call_later(self.options.lock_retry_delay.total_seconds(), (QueueType.WORKFLOW, workflow_id))
+            retry = (QueueType.WORKFLOW, workflow_id, instance.priority)
+            self._timers.call_later(self.options.lock_retry_delay.total_seconds(), retry)
         else:
             self._schedule(instance)
 
@@ -571,4 +587,4 @@ class WorkflowHost(HostWorkers):
         except ConcurrencyError:
             return  # created by an earlier run of the same step attempt
         self._lifecycle.publish(child, LifecycleEventType.WORKFLOW_STARTED, child.create_time)
-        self._announce(QueueType.WORKFLOW, child.id)
+        self._announce(QueueType.WORKFLOW, child.id, child.priority)

@@ -286,34 +286,50 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
 
 class SingleNodeQueueProvider(QueueProvider):
-    """FIFO queues in this process. An id already waiting is not queued twice."""
+    """Queues in this process: higher priority first, then first in, first out. An id already
+    waiting is not queued twice; queued again with a higher priority, it moves up."""
 
     def __init__(self) -> None:
         lock = threading.Lock()
         # One condition per queue on a shared lock: an item wakes one consumer of its own queue.
         self._ready = {queue: threading.Condition(lock) for queue in QueueType}
         self._lock = lock
-        self._queues: dict[QueueType, deque[str]] = {queue: deque() for queue in QueueType}
-        self._waiting: dict[QueueType, set[str]] = {queue: set() for queue in QueueType}
+        # Per queue, one FIFO per priority that has items waiting (nearly always just 0).
+        self._queues: dict[QueueType, dict[int, deque[str]]] = {queue: {} for queue in QueueType}
+        self._waiting: dict[QueueType, dict[str, int]] = {queue: {} for queue in QueueType}  # id -> priority
         self._closed = False
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         with self._lock:
-            if item_id in self._waiting[queue]:
-                return
-            self._waiting[queue].add(item_id)
-            self._queues[queue].append(item_id)
+            waiting = self._waiting[queue]
+            levels = self._queues[queue]
+            if item_id in waiting:
+                if waiting[item_id] >= priority:
+                    return
+                old = levels[waiting[item_id]]  # queued again with a higher priority: move it up
+                old.remove(item_id)
+                if not old:
+                    del levels[waiting[item_id]]
+            waiting[item_id] = priority
+            items = levels.get(priority)
+            if items is None:
+                items = levels[priority] = deque()
+            items.append(item_id)
             self._ready[queue].notify()
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._lock:
-            items = self._queues[queue]
-            if not items and not self._closed:
-                self._ready[queue].wait_for(lambda: bool(items) or self._closed, timeout)
-            if not items:
+            levels = self._queues[queue]
+            if not levels and not self._closed:
+                self._ready[queue].wait_for(lambda: bool(levels) or self._closed, timeout)
+            if not levels:
                 return None
+            priority = max(levels) if len(levels) > 1 else next(iter(levels))
+            items = levels[priority]
             item_id = items.popleft()
-            self._waiting[queue].discard(item_id)
+            if not items:
+                del levels[priority]
+            del self._waiting[queue][item_id]
             return item_id
 
     def close(self) -> None:

@@ -108,6 +108,8 @@ class WorkflowInstance:
     trace_context: dict[str, str] | None = None
     """The W3C trace context of the call that started it (set by :mod:`liteflow.tracing`), so its
     steps join the caller's trace on whichever node runs them."""
+    priority: int = 0
+    """Queue priority of its turns (higher first) while workers are saturated; set at start."""
 
     def pointer(self, pointer_id: str) -> ExecutionPointer | None:
         for pointer in self.execution_pointers:

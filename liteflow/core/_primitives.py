@@ -172,6 +172,9 @@ DIRECT_WAIT_PREFIX = "liteflow.direct."
 """Waits that only a direct result for the step ends (activities, user tasks), never a published
 event: see ``_delivery``."""
 
+ON_PARENT_END = ("terminate", "abandon")
+"""What ``sub_workflow(..., on_parent_end=...)`` accepts (see ``_children``)."""
+
 CHILD_COMPLETED_EVENT = "liteflow.workflow-ended"
 """Event a sub-workflow publishes (keyed by its id) when it completes or is terminated."""
 
@@ -182,6 +185,7 @@ class SubWorkflow(StepBody):
     def __init__(self) -> None:
         self.workflow_id = ""
         self.version: int | None = None
+        self.on_parent_end = "terminate"  # read by the host (_children), not here
         self.data: Any = None
         self.result: Any = None
 

@@ -238,10 +238,19 @@ class QueueProvider(ABC):
 
     Delivery is at least once: an item taken by ``dequeue`` and never acknowledged (its consumer
     died) may be handed out again. Queuing an id that is already waiting may be a no-op.
+
+    Priorities: an item queued with a higher ``priority`` comes out before waiting items of lower
+    priority (first in, first out within one priority). This is best-effort where a backend
+    cannot order by it exactly (see each provider); a queue that ignores it is still correct, only
+    unordered. The host passes ``priority`` only when it is not 0, so a queue written without the
+    argument keeps working for workflows started without one.
     """
 
     @abstractmethod
-    def enqueue(self, queue: QueueType, item_id: str) -> None: ...
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
+        """Queue an id. If it is already waiting, a queue that de-duplicates keeps one entry, moved
+        up to ``priority`` if that is higher (so the default priority of a re-queue by the
+        poller never holds back an instance's own)."""
 
     @abstractmethod
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:

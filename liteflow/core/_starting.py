@@ -43,10 +43,15 @@ class StartingVerbs:
         return self._starting().end_workflow()
 
     def sub_workflow(
-        self, workflow_id: str, data: DataFunction | None = None, *, version: int | None = None
+        self,
+        workflow_id: str,
+        data: DataFunction | None = None,
+        *,
+        version: int | None = None,
+        on_parent_end: str = "terminate",
     ) -> StepBuilder:
         """Begin with :meth:`StepBuilder.sub_workflow`."""
-        return self._starting().sub_workflow(workflow_id, data, version=version)
+        return self._starting().sub_workflow(workflow_id, data, version=version, on_parent_end=on_parent_end)
 
     def for_each(self, collection: DataFunction, run_parallel: bool | DataFunction = True) -> StepBuilder:
         """Begin with :meth:`StepBuilder.for_each`."""

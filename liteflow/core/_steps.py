@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,6 +134,9 @@ class StepExecutionContext:
     persistence_data: Any = None
     item: Any = None
     branch_complete: Callable[[], bool] = field(default=lambda: True, repr=False)
+    cancellation: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set when the step should stop early: its ``timeout`` passed, or its workflow is being
+    terminated or suspended (see the README's "Timeouts that interrupt"). Check it in long loops."""
 
     @property
     def idempotency_key(self) -> str:

@@ -63,12 +63,22 @@ class WorkflowTestHost:
             self.host.register_workflow(workflow)
 
     def start_workflow(
-        self, workflow_id: str, version: int | None = None, data: Any = None, *, reference: str | None = None
+        self,
+        workflow_id: str,
+        version: int | None = None,
+        data: Any = None,
+        *,
+        reference: str | None = None,
+        instance_id: str | None = None,
+        priority: int = 0,
     ) -> str:
-        """Start a workflow and run it until it waits (for time or an event) or ends."""
-        instance_id = self.host.start_workflow(workflow_id, version, data, reference=reference)
+        """Start a workflow and run it until it waits (for time or an event) or ends (the
+        arguments are those of ``WorkflowHost.start_workflow``)."""
+        started = self.host.start_workflow(
+            workflow_id, version, data, reference=reference, instance_id=instance_id, priority=priority
+        )
         self.run_until_idle()
-        return instance_id
+        return started
 
     def publish_event(self, event_name: str, event_key: Any, event_data: Any = None) -> str:
         event_id = self.host.publish_event(event_name, event_key, event_data)

@@ -131,6 +131,37 @@ class PersistenceContract(QuarantineCases, CountingCases):
         assert original.id in persistence.get_runnable_instances(T0)
         assert persistence.query_instances(InstanceQuery(reference="ref-duplicate")) == []
 
+    def test_caller_chosen_id_taken_once_under_concurrent_creates(self, persistence: PersistenceProvider) -> None:
+        # What makes start_workflow(instance_id=...) idempotent: the store's unique key decides.
+        chosen = f"order:{new_id()}"
+        outcomes: list[str] = []
+        barrier = threading.Barrier(self.concurrency_threads)
+
+        def create(n: int) -> None:
+            barrier.wait()
+            try:
+                persistence.create_workflow(make_instance(id=chosen, data={"creator": n}))
+                outcomes.append(f"created-{n}")
+            except ConcurrencyError:
+                outcomes.append("duplicate")
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(self.concurrency_threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        winners = [o for o in outcomes if o.startswith("created-")]
+        assert len(winners) == 1 and outcomes.count("duplicate") == self.concurrency_threads - 1, outcomes
+        assert persistence.get_workflow_instance(chosen).data == {"creator": int(winners[0].split("-")[1])}
+
+    def test_priority_round_trips(self, persistence: PersistenceProvider) -> None:
+        for priority in (7, -2, 0):
+            instance = make_instance(priority=priority)
+            persistence.create_workflow(instance)
+            assert persistence.get_workflow_instance(instance.id).priority == priority
+            persistence.persist_workflow(instance)
+            assert persistence.get_workflow_instance(instance.id).priority == priority
+
     def test_create_with_unserializable_data_stores_nothing(self, persistence: PersistenceProvider) -> None:
         instance = make_instance(data={"callback": lambda: None})
         with pytest.raises(SerializationError):

@@ -38,10 +38,14 @@ class QueueContract:
     ``preserves_order``
         Items of one queue come out in the order they went in (FIFO). When False only the set of
         items delivered is checked.
+    ``honours_priority``
+        Items queued with a higher ``priority`` before a ``dequeue`` come out before lower ones
+        (FIFO within a priority when ``preserves_order``). When False the priority tests skip.
     """
 
     deduplicates: ClassVar[bool] = True
     preserves_order: ClassVar[bool] = True
+    honours_priority: ClassVar[bool] = True
     concurrent_items: ClassVar[int] = 2000
     """Ids pushed through 4 producers and 4 consumers in the no-loss test (lower it for slow
     backends, e.g. emulators over HTTP)."""
@@ -171,3 +175,29 @@ class QueueContract:
         queue.enqueue(QueueType.WORKFLOW, item)
         queue.acknowledge(QueueType.WORKFLOW, item)
         assert drain(queue, QueueType.WORKFLOW) == [item]
+
+    def test_higher_priority_comes_out_first(self, queue: QueueProvider) -> None:
+        if not self.honours_priority:
+            pytest.skip(f"{type(queue).__name__} does not order by priority")
+        queued = [(0, "a"), (5, "b"), (-3, "c"), (5, "d"), (1, "e"), (0, "f")]
+        suffix = new_id()
+        for priority, name in queued:
+            queue.enqueue(QueueType.WORKFLOW, f"{name}-{suffix}", priority=priority)
+        taken = [item.split("-")[0] for item in drain(queue, QueueType.WORKFLOW)]
+        if self.preserves_order:
+            assert taken == ["b", "d", "e", "a", "f", "c"]
+        else:
+            assert sorted(taken) == sorted(name for _, name in queued)
+            ranks = {name: -priority for priority, name in queued}
+            assert [ranks[name] for name in taken] == sorted(ranks[name] for name in taken)
+
+    def test_an_item_queued_again_moves_up_to_a_higher_priority_only(self, queue: QueueProvider) -> None:
+        if not (self.honours_priority and self.deduplicates):
+            pytest.skip(f"{type(queue).__name__} does not order by priority or de-duplicate")
+        first, second, third = (f"{name}-{new_id()}" for name in ("first", "second", "third"))
+        queue.enqueue(QueueType.WORKFLOW, first, priority=3)
+        queue.enqueue(QueueType.WORKFLOW, second, priority=2)
+        queue.enqueue(QueueType.WORKFLOW, third)
+        queue.enqueue(QueueType.WORKFLOW, first)  # lower than it is: it keeps its place
+        queue.enqueue(QueueType.WORKFLOW, third, priority=9)  # higher: it moves up
+        assert drain(queue, QueueType.WORKFLOW) == [third, first, second]

@@ -43,6 +43,7 @@ def prefix() -> str:
 
 
 class TestAzureQueue(QueueContract):
+    honours_priority = False
     deduplicates = False
     preserves_order = False
     concurrent_items = 400  # every operation is an HTTP round trip to the emulator

@@ -105,3 +105,26 @@ def test_messages_are_durable_across_providers(amqp_url: str, prefix: Prefix) ->
         assert consumer.dequeue(QueueType.WORKFLOW, 2.0) == "wf-kept"
     finally:
         consumer.close()
+
+
+def test_priorities_map_to_message_levels() -> None:
+    from liteflow.providers.rabbitmq._queue import priority_level
+
+    assert [priority_level(p) for p in (-1_000, -5, -1, 0, 1, 5, 1_000)] == [0, 0, 4, 5, 6, 10, 10]
+
+
+def test_a_queue_declared_without_priorities_is_still_used(amqp_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection.channel().queue_declare(queue=f"{name}.workflow", durable=True)  # as before priorities
+    connection.close()
+    queue = RabbitMQQueueProvider(amqp_url, prefix=name)
+    try:
+        queue.enqueue(QueueType.WORKFLOW, "low")
+        queue.enqueue(QueueType.WORKFLOW, "high", priority=3)
+        taken = [queue.dequeue(QueueType.WORKFLOW, 2.0), queue.dequeue(QueueType.WORKFLOW, 2.0)]
+        assert sorted(t for t in taken if t is not None) == ["high", "low"]
+        queue.enqueue(QueueType.EVENT, "ev")  # the event queue was declared with priorities
+        assert queue.dequeue(QueueType.EVENT, 2.0) == "ev"
+    finally:
+        queue.close()

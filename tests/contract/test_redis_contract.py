@@ -14,6 +14,7 @@ from liteflow.core._config import _LOCK_URLS, _QUEUE_URLS, _from_url
 from liteflow.core._models import new_id
 from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
 from liteflow.testing import LockContract, QueueContract
+from liteflow.testing._queue_contract import drain
 
 Prefix = Callable[[], str]
 
@@ -117,6 +118,33 @@ def test_item_stranded_in_a_dead_nodes_inbox_comes_back(redis_url: str, prefix: 
         assert queue.dequeue(QueueType.WORKFLOW, 0.2) is None
     finally:
         queue.close()
+
+
+def test_priority_bookkeeping_leaves_no_keys_behind(redis_url: str, prefix: Prefix) -> None:
+    name = prefix()
+    queue = RedisQueueProvider(redis_url, prefix=name)
+    client = redis.Redis.from_url(redis_url)
+    processing = f"{name}:queue:workflow:processing"
+    try:
+        for n, priority in enumerate([0, 3, -2, 3, 0, 7]):
+            queue.enqueue(QueueType.WORKFLOW, f"wf-{n}", priority=priority)
+        assert queue.dequeue(QueueType.WORKFLOW, 1.0) == "wf-5"
+        rest = [queue.dequeue(QueueType.WORKFLOW, 0.2) for _ in range(2)]
+        assert rest == ["wf-1", "wf-3"]
+        for item in rest:
+            queue.acknowledge(QueueType.WORKFLOW, item)
+        queue.enqueue(QueueType.WORKFLOW, "wf-late", priority=1)
+        # wf-5's lease lapses (as if its node died): it comes back ahead of every priority.
+        client.zadd(processing, dict.fromkeys(client.zrange(processing, 0, -1), 0))
+        queue._next_reclaim[QueueType.WORKFLOW] = 0.0
+        assert queue.dequeue(QueueType.WORKFLOW, 1.0) == "wf-5"
+        queue.acknowledge(QueueType.WORKFLOW, "wf-5")
+        assert drain(queue, QueueType.WORKFLOW) == ["wf-late", "wf-0", "wf-4", "wf-2"]
+        left = {k.decode().rsplit(":", 1)[1] for k in client.keys(f"{name}:queue:workflow:*")}
+        assert left - {"inboxes", "processing"} == set()  # no ready, waiting, nor level keys
+    finally:
+        queue.close()
+        client.close()
 
 
 def test_queue_and_lock_from_url(redis_url: str, prefix: Prefix) -> None:

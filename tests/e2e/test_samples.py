@@ -71,6 +71,12 @@ EXPECTED: dict[str, list[str]] = {
         "order-2: terminated",
     ],
     "17-testing.py": ["three days of workflow time took", "ok"],
+    "18-fastapi.py": [
+        "POST /orders/42 twice: order-42 and order-42",
+        "open orders: ['order-42']",
+        "order 42: complete, teapot paid with card",
+        "GET /orders/7: 404",
+    ],
     "19-yaml-definition.py": [
         's1{{"pack: for_each data.lines"}}',
         "validate: 3 lines, total 63.40",

@@ -115,7 +115,7 @@ class AzureQueueProvider(QueueProvider):
         except AzureError as error:
             raise provider_error(f"create queue {client.queue_name}", error) from error
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         client = self._queues[QueueType(queue)]
         try:
             client.send_message(item_id)

@@ -7,7 +7,8 @@ Rows of ``<schema>.queue_item``
 
 Delivery (at least once)
     ``enqueue`` inserts a waiting row, unless one for that id is already waiting (a partial unique
-    index and ``ON CONFLICT DO NOTHING``), and in the same statement sends
+    index and ``ON CONFLICT``: then only a higher priority is written to it), and in the same
+    statement sends
     ``pg_notify('liteflow_queue_<schema>', <queue>)``, delivered when it commits. ``dequeue`` takes
     the first visible row, oldest ``visible_at`` first, with ``FOR UPDATE SKIP LOCKED`` (so consumers
     on any node never block one another or take the same row) and in the same statement marks it
@@ -41,7 +42,8 @@ Durability
     that orders ``NOTIFY``ing commits): little where fsync is cheap (about 5-10 % more workflows/s
     on the 2-core development machine), more on disks with a slow fsync.
 
-Items of one queue come out first in, first out; redelivered items rejoin by their redelivery time.
+Items of one queue come out highest ``priority`` first (a column of the row, exact across nodes),
+then first in, first out; redelivered items rejoin their priority by their redelivery time.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ _ACK_DELAY = 0.01
 
 
 class PostgresQueueProvider(QueueProvider):
-    """Reliable, de-duplicating FIFO queues in PostgreSQL; see the module docstring.
+    """Reliable, de-duplicating priority queues in PostgreSQL (FIFO within a priority); see the
+    module docstring.
 
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. The table lives in
     ``schema`` (created and migrated on start). ``visibility_timeout`` (seconds) is how long a
@@ -108,14 +111,16 @@ class PostgresQueueProvider(QueueProvider):
         s = quoted(schema)
         channel = f"liteflow_queue_{schema}"
         self._enqueue_sql = (
-            f"WITH added AS (INSERT INTO {s}.queue_item (queue, item_id, visible_at) VALUES (%s, %s, now())"
-            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO NOTHING RETURNING queue)"
+            f"WITH added AS (INSERT INTO {s}.queue_item (queue, item_id, visible_at, priority)"
+            " VALUES (%s, %s, now(), %s)"
+            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO UPDATE SET priority = EXCLUDED.priority"
+            f" WHERE {s}.queue_item.priority < EXCLUDED.priority RETURNING queue)"
             f" SELECT pg_notify('{channel}', queue) FROM added"
         )
         self._take_sql = (
             f"UPDATE {s}.queue_item SET taken_by = %s, visible_at = now() + %s * interval '1 second'"
             f" WHERE id = (SELECT id FROM {s}.queue_item WHERE queue = %s AND visible_at <= now()"
-            " ORDER BY visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, item_id"
+            " ORDER BY priority DESC, visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, item_id"
         )
         self._next_visible_sql = (
             f"SELECT extract(epoch FROM min(visible_at) - now()) FROM {s}.queue_item"
@@ -131,7 +136,7 @@ class PostgresQueueProvider(QueueProvider):
             f"WITH acked AS ({acked}) UPDATE {s}.queue_item SET taken_by = %s,"
             " visible_at = now() + %s * interval '1 second'"
             f" WHERE id = (SELECT id FROM {s}.queue_item WHERE queue = %s AND visible_at <= now()"
-            " AND id <> ALL(%s::bigint[]) ORDER BY visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " AND id <> ALL(%s::bigint[]) ORDER BY priority DESC, visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " RETURNING id, item_id"
         )
         self._return_sql = f"UPDATE {s}.queue_item SET visible_at = now() WHERE id = ANY(%s) AND taken_by = ANY(%s)"
@@ -174,9 +179,9 @@ class PostgresQueueProvider(QueueProvider):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(schema={self.schema!r})"
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         with translated("queue an item"), self._pool.connection() as conn:
-            conn.execute(self._enqueue_sql, (QueueType(queue).value, item_id))
+            conn.execute(self._enqueue_sql, (QueueType(queue).value, item_id, priority))
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         name = QueueType(queue).value

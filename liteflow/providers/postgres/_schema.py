@@ -121,7 +121,15 @@ _QUEUE_AND_LOCK = (
     "CREATE SEQUENCE {s}.lock_token",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_PERSISTENCE, _QUEUE_AND_LOCK]
+_QUEUE_PRIORITY = (
+    # Higher priority first, then by visible_at as before; existing rows get the default 0. The
+    # index keeps its name: dequeue reads the first visible row off it, as before.
+    "ALTER TABLE {s}.queue_item ADD COLUMN priority integer NOT NULL DEFAULT 0",
+    "DROP INDEX {s}.queue_item_next",
+    "CREATE INDEX queue_item_next ON {s}.queue_item (queue, priority DESC, visible_at, id)",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_PERSISTENCE, _QUEUE_AND_LOCK, _QUEUE_PRIORITY]
 """Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n``."""
 
 

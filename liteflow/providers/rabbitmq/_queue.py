@@ -1,8 +1,13 @@
 """A :class:`QueueProvider` on RabbitMQ, with pika's ``BlockingConnection``.
 
 Queues
-    One durable queue per queue type, ``{prefix}.workflow`` and ``{prefix}.event``, declared on
-    connect. Messages are persistent (delivery mode 2) and published to the default exchange with
+    One durable priority queue (``x-max-priority`` 10) per queue type, ``{prefix}.workflow`` and
+    ``{prefix}.event``, declared on connect. LiteFlow priorities -5..5 become message priorities
+    0..10 (beyond that they are clamped); RabbitMQ hands out the highest waiting first, and the
+    messages prefetched by a node are taken here in priority order too. Best-effort: a message
+    already prefetched by another node is not overtaken there, and a queue declared by a LiteFlow
+    before priorities keeps working without them (a warning says so).
+    Messages are persistent (delivery mode 2) and published to the default exchange with
     ``mandatory`` set, on a channel in publisher-confirm mode: ``enqueue`` returns only once the
     broker has taken responsibility for the message, and raises :class:`ProviderError` otherwise.
 
@@ -65,8 +70,18 @@ _AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSEr
 _IO_WAIT = 1.0
 """Longest the I/O thread waits for network events before looking at handed-over work again."""
 
-# (connection generation, delivery tag, item id)
-_Delivery = tuple[int, int, str]
+# (connection generation, delivery tag, item id, AMQP priority)
+_Delivery = tuple[int, int, str, int]
+
+MAX_PRIORITY_LEVEL = 10
+"""The queues' ``x-max-priority``: LiteFlow priorities -5..5 map to levels 0..10 (0 to 5), those
+beyond are clamped to the nearest end. RabbitMQ advises few levels: each costs the broker."""
+_DEFAULT_LEVEL = MAX_PRIORITY_LEVEL // 2
+
+
+def priority_level(priority: int) -> int:
+    """The AMQP message priority of a LiteFlow priority."""
+    return max(0, min(MAX_PRIORITY_LEVEL, _DEFAULT_LEVEL + priority))
 
 HEARTBEAT = 10
 """Default seconds between heartbeats: a silent broker is noticed after about two."""
@@ -182,8 +197,8 @@ class RabbitMQQueueProvider(QueueProvider):
 
     # -- the public calls, from any thread ------------------------------------------------------
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
-        self._call(partial(self._publish, queue, item_id), f"queue {queue.value} {item_id}")
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
+        self._call(partial(self._publish, queue, item_id, priority_level(priority)), f"queue {queue.value} {item_id}")
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -201,7 +216,7 @@ class RabbitMQQueueProvider(QueueProvider):
             )
             if self._closing.is_set() or not buffer:
                 return None  # once closing, buffered messages go back to the broker with the connection
-            generation, tag, item_id = buffer.popleft()
+            generation, tag, item_id, _ = buffer.popleft()
             self._unacked.setdefault((queue, item_id), []).append((generation, tag))
             return item_id
 
@@ -262,11 +277,9 @@ class RabbitMQQueueProvider(QueueProvider):
     def _connect(self) -> None:
         try:
             connection = pika.BlockingConnection(self._parameters)
-            channel = connection.channel()
-            channel.confirm_delivery()
-            channel.basic_qos(prefetch_count=self.prefetch)
+            channel = self._open_channel(connection)
             for name in self._names.values():
-                channel.queue_declare(queue=name, durable=True)
+                channel = self._declare(connection, channel, name)
         except _AMQP_ERRORS as error:
             raise _translate(f"connect at {self._parameters.host}:{self._parameters.port}", error) from error
         with self._mutex:
@@ -274,6 +287,28 @@ class RabbitMQQueueProvider(QueueProvider):
             self._connection, self._channel = connection, channel
         for queue in list(self._consuming):
             self._consume(queue, again=True)
+
+    def _open_channel(self, connection: Any) -> Any:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_qos(prefetch_count=self.prefetch)
+        return channel
+
+    def _declare(self, connection: Any, channel: Any, name: str) -> Any:
+        """Declare a priority queue; one that exists without priorities (made by a LiteFlow before
+        them) is used as it is, and the channel its refusal closed is replaced. Returns the channel."""
+        try:
+            channel.queue_declare(queue=name, durable=True, arguments={"x-max-priority": MAX_PRIORITY_LEVEL})
+            return channel
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != 406:
+                raise
+        logger.warning(
+            "RabbitMQ queue %s exists without x-max-priority: priorities are ignored on it until it is deleted", name
+        )
+        channel = self._open_channel(connection)
+        channel.queue_declare(queue=name, durable=True)
+        return channel
 
     def _run(self) -> None:
         backoff, outage = Backoff(initial=0.2, cap=10.0), OutageLog("RabbitMQ connection", logger)
@@ -331,8 +366,10 @@ class RabbitMQQueueProvider(QueueProvider):
             if future.set_running_or_notify_cancel():
                 future.set_exception(reason)
 
-    def _publish(self, queue: QueueType, item_id: str) -> None:
-        properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="text/plain")
+    def _publish(self, queue: QueueType, item_id: str, level: int) -> None:
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type="text/plain", priority=level
+        )
         # With confirms on, this returns once the broker has the message, else raises (nack, unroutable).
         self._channel.basic_publish(
             exchange="", routing_key=self._names[queue], body=item_id.encode(), properties=properties, mandatory=True
@@ -348,7 +385,13 @@ class RabbitMQQueueProvider(QueueProvider):
 
     def _on_message(self, queue: QueueType, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         with self._mutex:
-            self._buffers[queue].append((self._generation, method.delivery_tag, body.decode()))
+            buffer = self._buffers[queue]
+            level = properties.priority if isinstance(properties.priority, int) else 0
+            # Prefetched messages wait here: one of higher priority goes ahead of those already in.
+            position = len(buffer)
+            while position and buffer[position - 1][3] < level:
+                position -= 1
+            buffer.insert(position, (self._generation, method.delivery_tag, body.decode(), level))
             self._arrived[queue].notify()
 
     def _ack(self, generation: int, tag: int) -> None:

@@ -2,11 +2,13 @@
 
 Keys, for each queue type ``q`` (``workflow``, ``event``) under the prefix ``p``:
 
-``p:queue:q:ready``       list of ids waiting, oldest at the right
+``p:queue:q:ready``       list of ids waiting, next out at the right (highest priority, oldest)
 ``p:queue:q:waiting``     set of the ids in ``ready`` or in transit (makes ``enqueue`` idempotent)
 ``p:queue:q:processing``  sorted set of deliveries (``<16-hex token><id>``) scored by deadline (ms)
 ``p:queue:q:inbox:<node>`` list an item passes through between ``BLMOVE`` and its claim
 ``p:queue:q:inboxes``     sorted set of nodes' inboxes scored by expiry (ms)
+``p:queue:q:levels``, ``:count``, ``:newest``, ``:level``   the priorities waiting in ``ready``,
+                          how many of each, the newest id of each, and each id's (when not 0)
 
 Delivery (at least once)
     ``enqueue`` adds the id to ``waiting`` and ``ready`` in one script, unless it is already
@@ -23,7 +25,10 @@ Delivery (at least once)
     check keep such a second delivery harmless. ``close`` puts this node's unacknowledged
     deliveries back at once, as RabbitMQ does when a consumer's connection closes.
 
-Items of one queue come out first in, first out, except that redelivered items go first.
+Items of one queue come out highest priority first, first in, first out within one, except that
+redelivered items go first. An item of priority 0 joins the left end in O(1) when nothing of lower
+priority waits; any other joins its place with one ``LINSERT`` (a scan past the items of lower
+priority waiting). Priorities beyond -1,000,000..1,000,000 are clamped.
 Needs a single Redis server (the scripts touch keys they do not declare, so not Redis Cluster)
 of version 6.2 or later, or a master and its replicas under Sentinel (``redis+sentinel://``): after a
 failover the client finds the new master by itself; what the old master had not yet replicated is
@@ -44,6 +49,7 @@ import redis
 
 from liteflow.core._errors import InvalidArgumentError
 from liteflow.core._providers import QueueProvider, QueueType
+from liteflow.core._starting_workflows import MAX_PRIORITY
 
 from ._common import (
     CONNECT_TIMEOUT,
@@ -66,43 +72,92 @@ _RECLAIM_BATCH = 1000
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
 
-# KEYS: waiting, ready. ARGV: id.
-_ENQUEUE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[2], ARGV[1])
+_FRONT = MAX_PRIORITY + 1
+"""The level of redelivered items: ahead of every priority, as before priorities existed."""
+
+# `ready` is kept sorted: highest level at the right (taken first), each level oldest first. The
+# level keys (ARGV[1] plus ":levels", ":count", ":newest", ":level") say where each level's newest
+# (leftmost) item is, so an item joins in one LINSERT before the newest item of the lowest level
+# at or above its own, or at an end. Level-0 items keep no entry in ":level".
+_LEVELS = """
+local levels_key, count_key, newest_key, level_key = ARGV[1] .. ':levels', ARGV[1] .. ':count',
+  ARGV[1] .. ':newest', ARGV[1] .. ':level'
+local function take_out(id)
+  local level = redis.call('HGET', level_key, id) or '0'
+  redis.call('HDEL', level_key, id)
+  if redis.call('HINCRBY', count_key, level, -1) <= 0 then
+    redis.call('HDEL', count_key, level)
+    redis.call('HDEL', newest_key, level)
+    redis.call('ZREM', levels_key, level)
+  end
+end
+local function put_in(ready, id, level)
+  local name = tostring(level)
+  local above = redis.call('ZRANGEBYSCORE', levels_key, level, '+inf', 'LIMIT', 0, 1)
+  local lowest = redis.call('ZRANGE', levels_key, 0, 0, 'WITHSCORES')
+  if #above == 0 then
+    redis.call('RPUSH', ready, id)
+  elseif tonumber(lowest[2]) >= level then
+    redis.call('LPUSH', ready, id)
+  else
+    local pivot = redis.call('HGET', newest_key, above[1])
+    if not pivot or redis.call('LINSERT', ready, 'BEFORE', pivot, id) < 0 then
+      redis.call('RPUSH', ready, id)  -- the pivot is in transit: it was the last of its level
+    end
+  end
+  if level ~= 0 then redis.call('HSET', level_key, id, name) end
+  redis.call('HINCRBY', count_key, name, 1)
+  redis.call('HSET', newest_key, name, id)
+  redis.call('ZADD', levels_key, level, name)
+end
+"""
+
+# KEYS: waiting, ready. ARGV: level keys' base, id, level. An id already waiting in `ready` and
+# queued again with a higher level moves up (one LREM); one in transit in an inbox stays as it is.
+_ENQUEUE = f"""{_LEVELS}
+local level = tonumber(ARGV[3])
+if redis.call('SADD', KEYS[1], ARGV[2]) == 1 then
+  put_in(KEYS[2], ARGV[2], level)
   return 1
+end
+if tonumber(redis.call('HGET', level_key, ARGV[2]) or '0') < level and redis.call('LREM', KEYS[2], 1, ARGV[2]) == 1 then
+  take_out(ARGV[2])
+  put_in(KEYS[2], ARGV[2], level)
 end
 return 0
 """
 
-# KEYS: inbox, waiting, processing. ARGV: id, delivery, visibility ms.
+# KEYS: inbox, waiting, processing. ARGV: level keys' base, id, delivery, visibility ms.
 # Returns 0 when the inbox was emptied by a reclaim meanwhile: the id is back in `ready`.
-_CLAIM = f"""{_NOW}
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+_CLAIM = f"""{_NOW}{_LEVELS}
+if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+take_out(ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
 return 1
 """
 
-# KEYS: processing, waiting, ready, inboxes. ARGV: node, inbox key prefix, hold ms, batch.
-# An id in an inbox is still in `waiting` (it was never claimed), so it goes back unconditionally.
-_RECLAIM = f"""{_NOW}
-redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[3]), ARGV[1])
+# KEYS: processing, waiting, ready, inboxes. ARGV: level keys' base, node, inbox key prefix,
+# hold ms, batch. An id in an inbox is still in `waiting` and counted in its level (it was never
+# claimed), so it goes back unconditionally, moved to the front level.
+_RECLAIM = f"""{_NOW}{_LEVELS}
+redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[4]), ARGV[2])
 local moved = 0
-for _, delivery in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
+for _, delivery in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
   redis.call('ZREM', KEYS[1], delivery)
   local id = string.sub(delivery, {_TOKEN_CHARS + 1})
   if redis.call('SADD', KEYS[2], id) == 1 then
-    redis.call('RPUSH', KEYS[3], id)
+    put_in(KEYS[3], id, {_FRONT})
     moved = moved + 1
   end
 end
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
-  local inbox = ARGV[2] .. node
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
+  local inbox = ARGV[3] .. node
   local id = redis.call('RPOP', inbox)
   while id do
     redis.call('SADD', KEYS[2], id)
-    redis.call('RPUSH', KEYS[3], id)
+    take_out(id)
+    put_in(KEYS[3], id, {_FRONT})
     moved = moved + 1
     id = redis.call('RPOP', inbox)
   end
@@ -116,22 +171,24 @@ return moved
 # connection an id may sit there that BLMOVE moved but whose reply (or claim) was lost, and this
 # node, being alive, is never reclaimed by the others. Ids still in the inbox are still `waiting`.
 # A claim racing with this finds the id gone and its consumer simply moves on.
-_RESCUE = """
+_RESCUE = f"""{_LEVELS}
 local moved = 0
 local id = redis.call('RPOP', KEYS[1])
 while id do
-  redis.call('RPUSH', KEYS[2], id)
+  take_out(id)
+  put_in(KEYS[2], id, {_FRONT})
   moved = moved + 1
   id = redis.call('RPOP', KEYS[1])
 end
 return moved
 """
 
-_RETURN = f"""
-for _, delivery in ipairs(ARGV) do
+_RETURN = f"""{_LEVELS}
+for index = 2, #ARGV do
+  local delivery = ARGV[index]
   if redis.call('ZREM', KEYS[1], delivery) == 1 then
     local id = string.sub(delivery, {_TOKEN_CHARS + 1})
-    if redis.call('SADD', KEYS[2], id) == 1 then redis.call('RPUSH', KEYS[3], id) end
+    if redis.call('SADD', KEYS[2], id) == 1 then put_in(KEYS[3], id, {_FRONT}) end
   end
 end
 return 0
@@ -140,6 +197,7 @@ return 0
 
 @dataclass(frozen=True)
 class _Keys:
+    base: str
     ready: str
     waiting: str
     processing: str
@@ -204,6 +262,7 @@ class RedisQueueProvider(QueueProvider):
     def _make_keys(self, queue: QueueType) -> _Keys:
         base = f"{self.prefix}:queue:{queue.value}"
         return _Keys(
+            base=base,
             ready=f"{base}:ready",
             waiting=f"{base}:waiting",
             processing=f"{base}:processing",
@@ -212,10 +271,11 @@ class RedisQueueProvider(QueueProvider):
             inbox=f"{base}:inbox:{self._node}",
         )
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         keys = self._keys[queue]
         with translated(f"queue {queue.value} {item_id}"):
-            self._enqueue(keys=[keys.waiting, keys.ready], args=[item_id])
+            level = max(-MAX_PRIORITY, min(MAX_PRIORITY, priority))
+            self._enqueue(keys=[keys.waiting, keys.ready], args=[keys.base, item_id, level])
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._mutex:
@@ -243,7 +303,7 @@ class RedisQueueProvider(QueueProvider):
                 if moved is not None:
                     item_id = text(moved)
                     delivery = secrets.token_hex(_TOKEN_CHARS // 2) + item_id
-                    args: list[Any] = [item_id, delivery, round(self.visibility_timeout * 1000)]
+                    args: list[Any] = [keys.base, item_id, delivery, round(self.visibility_timeout * 1000)]
                     if self._claim(keys=[keys.inbox, keys.waiting, keys.processing], args=args):
                         with self._mutex:
                             self._deliveries.setdefault((queue, item_id), []).append(delivery)
@@ -260,7 +320,7 @@ class RedisQueueProvider(QueueProvider):
     def _rescue_inbox(self, queue: QueueType, keys: _Keys) -> None:
         self._suspect_inbox.discard(queue)
         try:
-            moved = self._rescue(keys=[keys.inbox, keys.ready])
+            moved = self._rescue(keys=[keys.inbox, keys.ready], args=[keys.base])
         except redis.RedisError:
             self._suspect_inbox.add(queue)
             raise
@@ -276,7 +336,7 @@ class RedisQueueProvider(QueueProvider):
         hold = round((self.visibility_timeout + self._reclaim_every + _SLICE) * 1000)
         moved = self._reclaim(
             keys=[keys.processing, keys.waiting, keys.ready, keys.inboxes],
-            args=[self._node, keys.inbox_prefix, hold, _RECLAIM_BATCH],
+            args=[keys.base, self._node, keys.inbox_prefix, hold, _RECLAIM_BATCH],
         )
         if moved:
             logger.info("redelivering %s %s item(s) not acknowledged in time", moved, queue.value)
@@ -318,7 +378,7 @@ class RedisQueueProvider(QueueProvider):
                 deliveries = [d for (q, _), ds in pending.items() if q is queue for d in ds]
                 if deliveries:
                     keys = self._keys[queue]
-                    self._return(keys=[keys.processing, keys.waiting, keys.ready], args=deliveries)
+                    self._return(keys=[keys.processing, keys.waiting, keys.ready], args=[keys.base, *deliveries])
         except redis.RedisError as error:
             logger.warning(
                 "could not hand back unacknowledged items; they return after the visibility timeout: %s", error
