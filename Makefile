@@ -20,6 +20,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet dbos  # the peer the benchmarks compare against
+	$(BIN)/python bench/compare.py $(COMPARE_ARGS)  # this tree against 4af9752, alternating rounds
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_sqlite.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_postgres.py $(PG_BENCH_ARGS)  # skipped when PostgreSQL is not reachable
