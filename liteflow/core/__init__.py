@@ -48,6 +48,7 @@ from ._models import (
 )
 from ._options import HostOptions
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._schedules import Schedule
 from ._serialization import register_module, register_type
 from ._steps import (
     ErrorBehavior,
@@ -98,6 +99,7 @@ __all__ = [
     "QueueType",
     "RetryPolicy",
     "SagaError",
+    "Schedule",
     "SerializationError",
     "SingleNodeQueueProvider",
     "StepBody",

@@ -45,6 +45,7 @@ from ._payload import check_instance_payload, check_payload
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
+from ._schedules import ScheduleMethods, ScheduleWorkflow, running_host
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
@@ -55,7 +56,7 @@ logger = logging.getLogger("liteflow")
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(HostWorkers):
+class WorkflowHost(HostWorkers, ScheduleMethods):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
@@ -72,6 +73,7 @@ class WorkflowHost(HostWorkers):
         self.lock = lock
         self.options = options
         self.registry = WorkflowRegistry()
+        self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned
         self._async = AsyncRunner()
         self._step_middleware: list[StepMiddleware] = []
@@ -497,6 +499,7 @@ class WorkflowHost(HostWorkers):
         return max_items
 
     def _process_workflow(self, workflow_id: str) -> None:
+        running_host.set(self)
         if not self.lock.acquire(workflow_id):
             return  # another worker has it and will schedule its next turn
         yielded = False

@@ -60,8 +60,8 @@ class WorkflowRegistry:
         return None if known is None else known[1]
 
     def definitions(self) -> list[WorkflowDefinition]:
-        """Every registered definition, by id then version."""
-        return [known[1] for _, known in sorted(self._definitions.items())]
+        """Every registered definition, by id then version, except LiteFlow's own (``liteflow.*``)."""
+        return [known[1] for (i, _), known in sorted(self._definitions.items()) if not i.startswith("liteflow.")]
 
     def get(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
         definition = self.find(workflow_id, version)
