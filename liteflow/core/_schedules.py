@@ -53,6 +53,7 @@ ON_TIME = timedelta(minutes=1)
 """A tick started at most this late counts as on time: ``catch_up="none"`` still starts it."""
 MAX_TICKS_PER_PASS = 100
 """``catch_up="all"`` starts at most this many missed ticks per pass, then goes on in the next."""
+_STATE = ("after", "next")  # the schedule's progress, kept in its data beside its spec
 _SCHEDULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 
 running_host: ContextVar[WorkflowHost | None] = ContextVar("liteflow_running_host", default=None)
@@ -73,7 +74,8 @@ class Schedule:
     catch_up: str
     paused: bool
     next_run: datetime | None
-    """When the schedule's next tick is due (UTC); None while paused."""
+    """When the schedule's next tick is due (UTC); None while paused, or before a host has run the
+    schedule for the first time."""
 
 
 def tick_instance_id(schedule_id: str, tick: datetime) -> str:
@@ -146,7 +148,11 @@ class _ScheduleStep(StepBody):
         spec["after"] = after.isoformat()
         if more:
             return ExecutionResult.persist(None)  # the next pass goes on with the missed ticks
-        return ExecutionResult.sleep(next_tick(spec["cron"], spec["timezone"], after) - now)
+        upcoming = next_tick(spec["cron"], spec["timezone"], after)
+        spec["next"] = upcoming.isoformat()
+        # Measured from the pass's start, a hair before ``now``: a wake-up a hair early finds no
+        # tick due and sleeps the rest of the way.
+        return ExecutionResult.sleep(upcoming - now)
 
 
 class ScheduleWorkflow(Workflow):
@@ -192,6 +198,7 @@ def _check_spec(
     zone: Any,
     version: Any,
     catch_up: Any,
+    check_registered: bool,
 ) -> dict[str, Any]:
     call = "schedule_workflow"
     check_schedule_id(call, schedule_id)
@@ -199,7 +206,8 @@ def _check_spec(
         raise InvalidArgumentError(f"{call} needs a workflow id, got {workflow_id!r}")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise InvalidArgumentError(f"{call}: version must be an int or None, got {version!r}")
-    host.registry.get(workflow_id, version)  # WorkflowNotRegisteredError names the typo now
+    if check_registered:
+        host.registry.get(workflow_id, version)  # WorkflowNotRegisteredError names the typo now
     if not isinstance(zone, str) or not zone:
         raise InvalidArgumentError(f"{call}: timezone must be an IANA zone name such as 'Europe/Berlin', got {zone!r}")
     try:
@@ -238,9 +246,11 @@ def schedule_workflow(
     zone: str,
     version: int | None,
     catch_up: str,
+    check_registered: bool = True,
 ) -> None:
-    """Create the schedule, or update it if it exists (see :meth:`WorkflowHost.schedule_workflow`)."""
-    spec = _check_spec(host, schedule_id, workflow_id, cron, data, zone, version, catch_up)
+    """Create the schedule, or update it if it exists (see :meth:`WorkflowHost.schedule_workflow`).
+    ``check_registered=False`` is for the command line, which may not know the definitions."""
+    spec = _check_spec(host, schedule_id, workflow_id, cron, data, zone, version, catch_up, check_registered)
     now = host.options.clock()
     instance = WorkflowInstance(
         id=INSTANCE_PREFIX + schedule_id,
@@ -263,7 +273,7 @@ def _update(host: WorkflowHost, fresh: WorkflowInstance, spec: dict[str, Any]) -
     """An existing schedule: unchanged (every host calls this at start-up) it is left alone;
     changed, it takes the new spec and keeps its place in time; deleted, it starts afresh."""
     stored = host.persistence.get_workflow_instance(fresh.id)
-    old = {k: v for k, v in stored.data.items() if k != "after"} if isinstance(stored.data, dict) else None
+    old = {k: v for k, v in stored.data.items() if k not in _STATE} if isinstance(stored.data, dict) else None
     if old == spec and not stored.is_finished:
         return
     if not host.lock.acquire(fresh.id):
@@ -274,7 +284,7 @@ def _update(host: WorkflowHost, fresh: WorkflowInstance, spec: dict[str, Any]) -
             stored.data, stored.status = fresh.data, WorkflowStatus.RUNNABLE
             stored.execution_pointers, stored.complete_time = fresh.execution_pointers, None
         else:
-            stored.data = {**spec, "after": stored.data["after"]}
+            stored.data = {**spec, "after": stored.data["after"]}  # "next" is planned afresh
         if stored.status is WorkflowStatus.RUNNABLE:
             stored.next_execution = host.options.clock()  # the next tick of the new cron
         host.persistence.persist_workflow(stored)
@@ -322,7 +332,7 @@ def _describe(instance: WorkflowInstance) -> Schedule:
         data=spec["data"],
         catch_up=spec["catch_up"],
         paused=paused,
-        next_run=None if paused else instance.next_execution,
+        next_run=None if paused or "next" not in spec else datetime.fromisoformat(spec["next"]),
     )
 
 
@@ -364,7 +374,13 @@ class ScheduleMethods:
             WorkflowNotRegisteredError: ``workflow_id`` (at ``version``) is not registered here.
         """
         schedule_workflow(
-            _host(self), schedule_id, workflow_id, cron=cron, data=data, zone=timezone, version=version,
+            _host(self),
+            schedule_id,
+            workflow_id,
+            cron=cron,
+            data=data,
+            zone=timezone,
+            version=version,
             catch_up=catch_up,
         )
 
