@@ -80,6 +80,13 @@ EXPECTED: dict[str, list[str]] = {
         "ship: o-1",
         "OrderWorkflow is complete: paid 63.40",
     ],
+    "22-cron-schedule.py": [
+        "report nightly-report@2030-03-30T01:30:00Z ran at Sat 02:30 CET",
+        "report nightly-report@2030-03-31T01:00:00Z ran at Sun 03:00 CEST",
+        "report nightly-report@2030-04-01T00:30:00Z ran at Mon 02:30 CEST",
+        "paused: [('nightly-report', True)]",
+        "schedules left: []",
+    ],
     "20-activities.py": [
         "worker-1 claimed {'order': 'A-1', 'amount': 120} and died",
         "worker-2 claimed {'order': 'A-1', 'amount': 120}",
