@@ -34,6 +34,7 @@ from ._graph import workflow_graph
 from ._health import ComponentHealth, Health
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
+from ._limits import Concurrency
 from ._logcontext import LogContextFilter
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
@@ -66,6 +67,7 @@ __all__ = [
     "BuilderError",
     "ChildWorkflowError",
     "ComponentHealth",
+    "Concurrency",
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",

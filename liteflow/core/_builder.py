@@ -59,6 +59,11 @@ class Workflow:
     def build(self, builder: WorkflowBuilder) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement build(builder)")
 
+    def concurrency(self) -> Any:
+        """Override to return a :class:`~liteflow.core.Concurrency`: at most ``limit`` instances
+        (per ``key(data)``, if given) run at once; the others wait. None (the default): no limit."""
+        return None
+
 
 def _positional_arity(function: Callable[..., Any]) -> int | None:
     """How many positional arguments ``function`` takes, or None if it takes any number."""

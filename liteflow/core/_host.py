@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _limits as limits
 from . import _repair
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
@@ -444,6 +445,8 @@ class WorkflowHost(HostWorkers, ScheduleMethods):
         )
         for event in events:
             self._announce(QueueType.EVENT, event.id)
+        if before is WorkflowStatus.RUNNABLE and instance.status is not WorkflowStatus.RUNNABLE:
+            limits.release(self, instance)
         self._lifecycle.after_save(instance, before, now, step_events, errors)
         if ended:
             with self._waiters_lock:
@@ -510,7 +513,7 @@ class WorkflowHost(HostWorkers, ScheduleMethods):
                 self._recheck_waits(instance)
             for _ in range(self.options.max_passes_per_turn):
                 now = self._clock()
-                if not self._is_due(instance, now):
+                if not self._is_due(instance, now) and not limits.may_take_slot(instance):
                     break
                 definition = self.registry.find(instance.workflow_definition_id, instance.version)
                 if definition is None:
@@ -529,6 +532,11 @@ class WorkflowHost(HostWorkers, ScheduleMethods):
                 with self._blocked_lock:
                     if self._blocked.get(workflow_id):
                         yielded = True  # an event delivery or control request waits for the lock
+                        break
+                if definition.concurrency is not None:
+                    waiting = limits.try_admit(self, instance, definition, now)
+                    if waiting is not None:
+                        instance = waiting  # queued for a slot (or suspended): saved
                         break
                 before = instance.status
                 result = self._executor.execute(instance, definition, now)

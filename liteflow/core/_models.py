@@ -108,6 +108,9 @@ class WorkflowInstance:
     trace_context: dict[str, str] | None = None
     """The W3C trace context of the call that started it (set by :mod:`liteflow.tracing`), so its
     steps join the caller's trace on whichever node runs them."""
+    queued: bool = False
+    """True while it waits for a slot of its definition's :class:`Concurrency` limit (it runs no
+    step meanwhile, and holds no worker)."""
 
     def pointer(self, pointer_id: str) -> ExecutionPointer | None:
         for pointer in self.execution_pointers:

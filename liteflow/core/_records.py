@@ -126,6 +126,8 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     ]
     if instance.trace_context:  # absent rather than null: most instances carry none
         record["trace_context"] = instance.trace_context
+    if instance.queued:
+        record["queued"] = True
     return record
 
 
@@ -147,6 +149,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
         execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
         trace_context=record.get("trace_context"),
+        queued=bool(record.get("queued", False)),
     )
 
 

@@ -12,6 +12,7 @@ from ._errors import (
     LiteFlowError,
     WorkflowNotRegisteredError,
 )
+from ._limits import concurrency_of
 from ._steps import WorkflowDefinition
 
 
@@ -38,6 +39,7 @@ class WorkflowRegistry:
             name = type(workflow).__qualname__
             raise BuilderError(f"{name}.build() raised {type(error).__name__}: {error}") from error
         definition = builder.build(workflow_id, version)
+        definition.concurrency = concurrency_of(workflow)
         with self._lock:
             known = self._definitions.get((workflow_id, version))
             if known is not None:

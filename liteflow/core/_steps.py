@@ -230,6 +230,8 @@ class WorkflowDefinition:
     start_step: int = 0
     default_error_behavior: ErrorHandling | None = None
     default_retry_interval: timedelta | None = None
+    concurrency: Any = None
+    """The workflow's :class:`~liteflow.core.Concurrency` limit, if it has one."""
 
     def __post_init__(self) -> None:
         # Most workflows have no cancel conditions or timeouts: then a pass need not look for them.
