@@ -95,7 +95,7 @@ def _slot(host: WorkflowHost, slot_id: str, now: datetime) -> WorkflowInstance:
 
 def _holds(host: WorkflowHost, slot: WorkflowInstance) -> bool:
     """Whether the slot's holder is still running (the slot's lease)."""
-    holder = slot.data.get("holder") if isinstance(slot.data, dict) else None
+    holder = _holder(slot)
     if holder is None:
         return False
     try:
@@ -111,12 +111,21 @@ def _order(instance: WorkflowInstance) -> tuple[int, datetime, str]:
     return (-priority if isinstance(priority, int) else 0, instance.create_time, instance.id)
 
 
-def _waiters(host: WorkflowHost, definition: WorkflowDefinition, key: str) -> list[WorkflowInstance]:
-    """Queued instances of this definition and key, in the order they get slots."""
+def _holder(slot: WorkflowInstance) -> str | None:
+    holder = slot.data.get("holder") if isinstance(slot.data, dict) else None
+    return holder if isinstance(holder, str) else None
+
+
+def _waiters(
+    host: WorkflowHost, definition: WorkflowDefinition, key: str, slots: list[WorkflowInstance]
+) -> list[WorkflowInstance]:
+    """Queued instances of this definition and key, in the order they get slots; not those that
+    have just taken one of ``slots`` (their pass, which clears ``queued``, is under way)."""
+    holders = {_holder(slot) for slot in slots}
     query = InstanceQuery(status=WorkflowStatus.RUNNABLE, workflow_definition_id=definition.id, limit=_WAITERS_PAGE)
     found = []
     for instance in host.persistence.query_instances(query):
-        if instance.queued:
+        if instance.queued and instance.id not in holders:
             try:
                 if key_of(definition.concurrency, instance) == key:
                     found.append(instance)
@@ -132,7 +141,7 @@ def admit(
     slots = [_slot(host, slot_id, now) for slot_id in _slot_ids(definition, key)]
     free = []
     for slot in slots:
-        if isinstance(slot.data, dict) and slot.data.get("holder") == instance.id:
+        if _holder(slot) == instance.id:
             return True
         if not _holds(host, slot):
             free.append(slot)
@@ -142,12 +151,11 @@ def admit(
     # A newcomer queues behind every waiter; a waiter behind those that come before it.
     ahead = [
         w.id
-        for w in _waiters(host, definition, key)
+        for w in _waiters(host, definition, key, slots)
         if w.id != instance.id and (not instance.queued or _order(w) < mine)
     ]
     if len(ahead) >= len(free):
-        _wake(host, ahead[: len(free)])  # theirs to take: make sure they look now
-        return False
+        return False  # theirs to take: the release that freed the slot woke the first of them
     for slot in free:
         slot.data = {"holder": instance.id}
         try:
@@ -192,17 +200,17 @@ def release(host: WorkflowHost, instance: WorkflowInstance) -> None:
         key = key_of(definition.concurrency, instance)
     except Exception:
         return  # it never took a slot
+    slots = []
     for slot_id in _slot_ids(definition, key):
-        try:
-            slot = host.persistence.get_workflow_instance(slot_id)
-        except WorkflowNotFoundError:
-            continue
-        if isinstance(slot.data, dict) and slot.data.get("holder") == instance.id:
+        with contextlib.suppress(WorkflowNotFoundError):
+            slots.append(host.persistence.get_workflow_instance(slot_id))
+    for slot in slots:
+        if _holder(slot) == instance.id:
             slot.data = {"holder": None}
             with contextlib.suppress(ConcurrencyError):  # taken over already
                 host.persistence.persist_workflow(slot)
             break
-    _wake(host, [w.id for w in _waiters(host, definition, key)[:1]])
+    _wake(host, [w.id for w in _waiters(host, definition, key, slots)[:1]])
 
 
 def _wake(host: WorkflowHost, instance_ids: list[str]) -> None:
