@@ -87,6 +87,12 @@ EXPECTED: dict[str, list[str]] = {
         "paused: [('nightly-report', True)]",
         "schedules left: []",
     ],
+    "23-concurrency-limits.py": [
+        "{'A-1': 'runnable', 'A-2': 'queued', 'B-1': 'runnable', 'A-3': 'queued'}",
+        "settled A-1\npaying A-2 for customer alice",
+        "settled A-2\npaying A-3 for customer alice",
+        "{'A-1': 'complete', 'A-2': 'complete', 'B-1': 'complete', 'A-3': 'complete'}",
+    ],
     "20-activities.py": [
         "worker-1 claimed {'order': 'A-1', 'amount': 120} and died",
         "worker-2 claimed {'order': 'A-1', 'amount': 120}",
