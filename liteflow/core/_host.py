@@ -47,6 +47,7 @@ from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
 from ._schedules import ScheduleMethods, ScheduleWorkflow, running_host
+from ._step_limits import step_limits
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
@@ -77,7 +78,7 @@ class WorkflowHost(HostWorkers, ScheduleMethods):
         self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned
         self._async = AsyncRunner()
-        self._step_middleware: list[StepMiddleware] = []
+        self._step_middleware: list[StepMiddleware] = [step_limits(self)]  # limits first: see _step_limits
         self._pass_middleware: list[PassMiddleware] = []
         self._lifecycle = Lifecycle()
         self._executor = WorkflowExecutor(
