@@ -17,8 +17,9 @@ waiter is woken at once; the validity rule only matters after a crash.
 
 An instance over the limit is *queued*: ``queued`` is set on it, it runs no step, and it sleeps
 until a slot is released (it is then announced) or until its recheck time, without holding a
-worker. Free slots go to waiters in priority-then-start order: a waiter takes one only if fewer
-waiters come before it than slots are free.
+worker. Free slots go to waiters in priority-then-start order: a released slot is handed to the
+first waiter, and a free slot found otherwise (its holder ended without releasing it) is taken
+only by an instance that fewer waiters come before than slots are free.
 """
 
 from __future__ import annotations
@@ -204,13 +205,16 @@ def release(host: WorkflowHost, instance: WorkflowInstance) -> None:
     for slot_id in _slot_ids(definition, key):
         with contextlib.suppress(WorkflowNotFoundError):
             slots.append(host.persistence.get_workflow_instance(slot_id))
+    waiters = _waiters(host, definition, key, slots)[:1]
     for slot in slots:
         if _holder(slot) == instance.id:
-            slot.data = {"holder": None}
+            # Handed straight to the next waiter: it finds the slot its own, without looking
+            # at the others, and a newcomer finds no free slot to take before it.
+            slot.data = {"holder": waiters[0].id if waiters else None}
             with contextlib.suppress(ConcurrencyError):  # taken over already
                 host.persistence.persist_workflow(slot)
             break
-    _wake(host, [w.id for w in _waiters(host, definition, key, slots)[:1]])
+    _wake(host, [w.id for w in waiters])
 
 
 def _wake(host: WorkflowHost, instance_ids: list[str]) -> None:
