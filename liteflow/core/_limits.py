@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ._steps import WorkflowDefinition
 
 SLOT_WORKFLOW = "liteflow.slot"
-RECHECK = timedelta(seconds=2)
+RECHECK = timedelta(seconds=10)
 """A queued instance looks for a free slot at least this often (releases wake it sooner)."""
 _WAITERS_PAGE = 1000
 
@@ -189,13 +189,25 @@ def try_admit(
     if not instance.queued or instance.next_execution != now + RECHECK:
         instance.queued, instance.next_execution = True, now + RECHECK
         host._save(instance, instance.status)
+    if _handed_over(host, instance, definition, key):
+        # A release handed it a slot while this pass looked (its wake-up found the lock taken).
+        instance.queued = False
+        return None
     return instance
+
+
+def _handed_over(host: WorkflowHost, instance: WorkflowInstance, definition: WorkflowDefinition, key: str) -> bool:
+    for slot_id in _slot_ids(definition, key):
+        with contextlib.suppress(WorkflowNotFoundError):
+            if _holder(host.persistence.get_workflow_instance(slot_id)) == instance.id:
+                return True
+    return False
 
 
 def release(host: WorkflowHost, instance: WorkflowInstance) -> None:
     """Free the slot of an instance that stopped being runnable, and wake the next waiter."""
     definition = host.registry.find(instance.workflow_definition_id, instance.version)
-    if definition is None or definition.concurrency is None or instance.queued:
+    if definition is None or definition.concurrency is None:
         return
     try:
         key = key_of(definition.concurrency, instance)
