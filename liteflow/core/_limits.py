@@ -25,6 +25,7 @@ only by an instance that fewer waiters come before than slots are free.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,8 +41,10 @@ if TYPE_CHECKING:
     from ._steps import WorkflowDefinition
 
 SLOT_WORKFLOW = "liteflow.slot"
-RECHECK = timedelta(seconds=10)
-"""A queued instance looks for a free slot at least this often (releases wake it sooner)."""
+RECHECK = timedelta(seconds=60)
+"""A queued instance looks for a free slot again after between half of this and this (spread so
+that waiters do not all look at once). Releases hand slots over and wake waiters at once: the
+recheck only matters after a holder ended without releasing its slot (a crash at that moment)."""
 _WAITERS_PAGE = 1000
 
 
@@ -186,8 +189,8 @@ def try_admit(
     if admit(host, instance, definition, key, now):
         instance.queued = False  # saved with the pass
         return None
-    if not instance.queued or instance.next_execution != now + RECHECK:
-        instance.queued, instance.next_execution = True, now + RECHECK
+    if not instance.queued or instance.next_execution is None or instance.next_execution <= now:
+        instance.queued, instance.next_execution = True, now + RECHECK * random.uniform(0.5, 1.0)
         host._save(instance, instance.status)
     if _handed_over(host, instance, definition, key):
         # A release handed it a slot while this pass looked (its wake-up found the lock taken).
