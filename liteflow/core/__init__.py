@@ -34,6 +34,7 @@ from ._graph import workflow_graph
 from ._health import ComponentHealth, Health
 from ._host import WorkflowHost
 from ._lifecycle import LifecycleEvent, LifecycleEventType, WorkflowMiddleware
+from ._limits import Concurrency
 from ._logcontext import LogContextFilter
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
@@ -48,6 +49,7 @@ from ._models import (
 )
 from ._options import HostOptions
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._schedules import Schedule
 from ._serialization import register_module, register_type
 from ._steps import (
     ErrorBehavior,
@@ -65,6 +67,7 @@ __all__ = [
     "BuilderError",
     "ChildWorkflowError",
     "ComponentHealth",
+    "Concurrency",
     "ConcurrencyError",
     "ConfigurationError",
     "DefinitionError",
@@ -98,6 +101,7 @@ __all__ = [
     "QueueType",
     "RetryPolicy",
     "SagaError",
+    "Schedule",
     "SerializationError",
     "SingleNodeQueueProvider",
     "StepBody",

@@ -29,6 +29,7 @@ from ._primitives import (
 )
 from ._settings import BUILT_IN_INPUT, REJECTED, SET_ONCE, retry_interval_for
 from ._starting import StartingVerbs
+from ._step_limits import check_step_limit
 from ._steps import (
     _ANY,
     DataFunction,
@@ -59,6 +60,11 @@ class Workflow:
 
     def build(self, builder: WorkflowBuilder) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement build(builder)")
+
+    def concurrency(self) -> Any:
+        """Override to return a :class:`~liteflow.core.Concurrency`: at most ``limit`` instances
+        (per ``key(data)``, if given) run at once; the others wait. None (the default): no limit."""
+        return None
 
 
 def _positional_arity(function: Callable[..., Any]) -> int | None:
@@ -383,6 +389,29 @@ class StepBuilder:
         self.step.timeout = duration
         self.step.timeout_outcome = outcome
         return self
+
+    def concurrency(self, name: str, limit: int) -> StepBuilder:
+        """At most ``limit`` steps sharing ``name`` (in any workflow) run at once in the whole
+        cluster; a step finding none free sleeps briefly and tries again, holding no worker."""
+        check_step_limit(self._label(), "concurrency", name, limit)
+        self._step_limit_allowed("concurrency")
+        self.step.concurrency_limit = (name, limit)
+        return self
+
+    def rate_limit(self, name: str, limit: int, *, per: timedelta) -> StepBuilder:
+        """At most ``limit`` runs of steps sharing ``name`` start per ``per`` (a fixed window) in
+        the whole cluster; a step over the rate sleeps until the next window, holding no worker."""
+        check_step_limit(self._label(), "rate_limit", name, limit)
+        if not isinstance(per, timedelta) or per <= timedelta(0):
+            raise BuilderError(f"{self._label()}: rate_limit needs a positive timedelta per, got {per!r}")
+        self._step_limit_allowed("rate_limit")
+        self.step.rate_limit = (name, limit, per)
+        return self
+
+    def _step_limit_allowed(self, setting: str) -> None:
+        if self._verb not in ("step", "inline step"):
+            raise BuilderError(f"{self._label()}: {setting} is supported on steps that run a body, not on {self._verb}")
+        self._setting(setting)
 
     def wait_for(
         self,

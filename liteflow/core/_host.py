@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _limits as limits
 from . import _repair, _starting_workflows
 from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
@@ -48,6 +49,8 @@ from ._payload import check_instance_payload, check_payload
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
+from ._schedules import ScheduleMethods, ScheduleWorkflow, running_host
+from ._step_limits import step_limits
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
@@ -58,7 +61,7 @@ logger = logging.getLogger("liteflow")
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(AsyncCalls, HostWorkers):
+class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
@@ -75,9 +78,10 @@ class WorkflowHost(AsyncCalls, HostWorkers):
         self.lock = lock
         self.options = options
         self.registry = WorkflowRegistry()
+        self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned
         self._async = AsyncRunner()
-        self._step_middleware: list[StepMiddleware] = []
+        self._step_middleware: list[StepMiddleware] = [step_limits(self)]  # limits first: see _step_limits
         self._pass_middleware: list[PassMiddleware] = []
         self._lifecycle = Lifecycle()
         self._cancellations = Cancellations()
@@ -454,6 +458,8 @@ class WorkflowHost(AsyncCalls, HostWorkers):
         )
         for event in events:
             self._announce(QueueType.EVENT, event.id)
+        if before is WorkflowStatus.RUNNABLE and instance.status is not WorkflowStatus.RUNNABLE:
+            limits.release(self, instance)
         self._lifecycle.after_save(instance, before, now, step_events, errors)
         if ended:
             with self._waiters_lock:
@@ -509,6 +515,7 @@ class WorkflowHost(AsyncCalls, HostWorkers):
         return max_items
 
     def _process_workflow(self, workflow_id: str) -> None:
+        running_host.set(self)
         if not self.lock.acquire(workflow_id):
             return  # another worker has it and will schedule its next turn
         yielded = False
@@ -520,7 +527,7 @@ class WorkflowHost(AsyncCalls, HostWorkers):
                 self._recheck_waits(instance)
             for _ in range(self.options.max_passes_per_turn):
                 now = self._clock()
-                if not self._is_due(instance, now):
+                if not self._is_due(instance, now) and not limits.may_take_slot(instance):
                     break
                 definition = self.registry.find(instance.workflow_definition_id, instance.version)
                 if definition is None:
@@ -539,6 +546,11 @@ class WorkflowHost(AsyncCalls, HostWorkers):
                 with self._blocked_lock:
                     if self._blocked.get(workflow_id):
                         yielded = True  # an event delivery or control request waits for the lock
+                        break
+                if definition.concurrency is not None:
+                    waiting = limits.try_admit(self, instance, definition, now)
+                    if waiting is not None:
+                        instance = waiting  # queued for a slot (or suspended): saved
                         break
                 before, waits = instance.status, child_waits(instance)
                 result = self._executor.execute(instance, definition, now)

@@ -120,6 +120,9 @@ class WorkflowInstance:
     steps join the caller's trace on whichever node runs them."""
     priority: int = 0
     """Queue priority of its turns (higher first) while workers are saturated; set at start."""
+    queued: bool = False
+    """True while it waits for a slot of its definition's :class:`Concurrency` limit (it runs no
+    step meanwhile, and holds no worker)."""
 
     def pointer(self, pointer_id: str) -> ExecutionPointer | None:
         for pointer in self.execution_pointers:

@@ -128,6 +128,8 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         record["trace_context"] = instance.trace_context
     if instance.priority:  # absent when 0, as nearly always
         record["priority"] = instance.priority
+    if instance.queued:
+        record["queued"] = True
     return record
 
 
@@ -150,6 +152,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
         trace_context=record.get("trace_context"),
         priority=0 if quarantined else record.get("priority", 0),
+        queued=bool(record.get("queued", False)),
     )
 
 

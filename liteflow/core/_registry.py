@@ -12,6 +12,7 @@ from ._errors import (
     LiteFlowError,
     WorkflowNotRegisteredError,
 )
+from ._limits import concurrency_of
 from ._steps import WorkflowDefinition
 
 
@@ -38,6 +39,7 @@ class WorkflowRegistry:
             name = type(workflow).__qualname__
             raise BuilderError(f"{name}.build() raised {type(error).__name__}: {error}") from error
         definition = builder.build(workflow_id, version)
+        definition.concurrency = concurrency_of(workflow)
         with self._lock:
             known = self._definitions.get((workflow_id, version))
             if known is not None:
@@ -60,8 +62,8 @@ class WorkflowRegistry:
         return None if known is None else known[1]
 
     def definitions(self) -> list[WorkflowDefinition]:
-        """Every registered definition, by id then version."""
-        return [known[1] for _, known in sorted(self._definitions.items())]
+        """Every registered definition, by id then version, except LiteFlow's own (``liteflow.*``)."""
+        return [known[1] for (i, _), known in sorted(self._definitions.items()) if not i.startswith("liteflow.")]
 
     def get(self, workflow_id: str, version: int | None = None) -> WorkflowDefinition:
         definition = self.find(workflow_id, version)

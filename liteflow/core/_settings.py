@@ -36,4 +36,14 @@ REJECTED: dict[str, dict[str, str]] = {
 }
 """Settings a kind of step cannot honour: setting one raises BuilderError when the workflow is
 registered, instead of being accepted and ignored. Built-in verbs also reject ``input``."""
-SET_ONCE = ("id", "name", "on_error", "compensate_with", "timeout", "cancel_condition", "with_escalation")
+SET_ONCE = (
+    "id",
+    "name",
+    "on_error",
+    "compensate_with",
+    "timeout",
+    "cancel_condition",
+    "with_escalation",
+    "concurrency",
+    "rate_limit",
+)

@@ -221,6 +221,10 @@ class WorkflowStep:
     timeout: timedelta | None = None
     timeout_outcome: Any = _ANY
     """Outcome the step completes with when it times out; unset means it fails with StepTimeoutError."""
+    concurrency_limit: tuple[str, int] | None = None
+    """(name, limit): at most ``limit`` steps sharing the name run at once in the cluster."""
+    rate_limit: tuple[str, int, timedelta] | None = None
+    """(name, limit, per): at most ``limit`` runs of steps sharing the name start per ``per``."""
 
     def __repr__(self) -> str:
         return f"WorkflowStep(id={self.id}, body={self.body_name})"
@@ -234,6 +238,8 @@ class WorkflowDefinition:
     start_step: int = 0
     default_error_behavior: ErrorHandling | None = None
     default_retry_interval: timedelta | None = None
+    concurrency: Any = None
+    """The workflow's :class:`~liteflow.core.Concurrency` limit, if it has one."""
 
     def __post_init__(self) -> None:
         # Most workflows have no cancel conditions or timeouts: then a pass need not look for them.

@@ -86,6 +86,19 @@ EXPECTED: dict[str, list[str]] = {
         "ship: o-1",
         "OrderWorkflow is complete: paid 63.40",
     ],
+    "22-cron-schedule.py": [
+        "report nightly-report@2030-03-30T01:30:00Z ran at Sat 02:30 CET",
+        "report nightly-report@2030-03-31T01:00:00Z ran at Sun 03:00 CEST",
+        "report nightly-report@2030-04-01T00:30:00Z ran at Mon 02:30 CEST",
+        "paused: [('nightly-report', True)]",
+        "schedules left: []",
+    ],
+    "23-concurrency-limits.py": [
+        "{'A-1': 'runnable', 'A-2': 'queued', 'B-1': 'runnable', 'A-3': 'queued'}",
+        "settled A-1\npaying A-2 for customer alice",
+        "settled A-2\npaying A-3 for customer alice",
+        "{'A-1': 'complete', 'A-2': 'complete', 'B-1': 'complete', 'A-3': 'complete'}",
+    ],
     "20-activities.py": [
         "worker-1 claimed {'order': 'A-1', 'amount': 120} and died",
         "worker-2 claimed {'order': 'A-1', 'amount': 120}",
