@@ -29,10 +29,14 @@ from liteflow.core import ExecutionPointer, PointerStatus, WorkflowInstance, Wor
 from liteflow.dashboard import create_app
 from liteflow.providers.sqlite import SqlitePersistenceProvider
 
-STATUSES = [WorkflowStatus.COMPLETE] * 16 + [WorkflowStatus.RUNNABLE] * 2 + [
-    WorkflowStatus.SUSPENDED,
-    WorkflowStatus.TERMINATED,
-]
+STATUSES = (
+    [WorkflowStatus.COMPLETE] * 16
+    + [WorkflowStatus.RUNNABLE] * 2
+    + [
+        WorkflowStatus.SUSPENDED,
+        WorkflowStatus.TERMINATED,
+    ]
+)
 
 
 def fill(path: Path, count: int) -> tuple[float, str]:
@@ -46,14 +50,23 @@ def fill(path: Path, count: int) -> tuple[float, str]:
         created = now - timedelta(hours=2) + timedelta(seconds=7200 * i / count)
         finished = status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
         pointers = [
-            ExecutionPointer(step_id=step, active=False, status=PointerStatus.COMPLETE, start_time=created,
-                             end_time=created + timedelta(seconds=1))
+            ExecutionPointer(
+                step_id=step,
+                active=False,
+                status=PointerStatus.COMPLETE,
+                start_time=created,
+                end_time=created + timedelta(seconds=1),
+            )
             for step in range(2)
         ]
         pointers.append(
-            ExecutionPointer(step_id=2, active=not finished, start_time=created,
-                             end_time=created + timedelta(seconds=2) if finished else None,
-                             status=PointerStatus.COMPLETE if finished else PointerStatus.PENDING)
+            ExecutionPointer(
+                step_id=2,
+                active=not finished,
+                start_time=created,
+                end_time=created + timedelta(seconds=2) if finished else None,
+                status=PointerStatus.COMPLETE if finished else PointerStatus.PENDING,
+            )
         )
         instance = WorkflowInstance(
             workflow_definition_id=f"definition-{i % 5}",
@@ -93,8 +106,10 @@ def main() -> None:
         path = Path(folder) / "dashboard-bench.db"
         seconds, some_id = fill(path, args.instances)
         size = path.stat().st_size
-        print(f"filled {args.instances:,} instances in {seconds:.1f} s ({args.instances / seconds:,.0f}/s), "
-              f"{size / 1e6:.0f} MB")
+        print(
+            f"filled {args.instances:,} instances in {seconds:.1f} s ({args.instances / seconds:,.0f}/s), "
+            f"{size / 1e6:.0f} MB"
+        )
         host = configure_workflow_host(f"sqlite:///{path}")
         app = create_app(host=host)
         last_page = -(-args.instances // 50)

@@ -24,11 +24,9 @@ def ship(context: StepExecutionContext) -> None:
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder):
-        builder\
-            .start_with(reserve_stock)\
-            .wait_for("payment", lambda data, context: context.workflow.id)\
-                .output("payment", lambda step: step.event_data)\
-            .then(ship)
+        builder.start_with(reserve_stock).wait_for("payment", lambda data, context: context.workflow.id).output(
+            "payment", lambda step: step.event_data
+        ).then(ship)
 
 
 host = configure_workflow_host()  # memory here; a store URL ("postgresql://...") in production

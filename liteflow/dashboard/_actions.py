@@ -31,9 +31,7 @@ from liteflow.core import (
 from ._app import Dashboard, dashboard_of, root_path, set_session_cookie
 from ._security import COOKIE, csrf_matches
 
-_READ_ONLY = (
-    "the dashboard is read-only: start it with a token (--token or LITEFLOW_DASHBOARD_TOKEN) to allow actions"
-)
+_READ_ONLY = "the dashboard is read-only: start it with a token (--token or LITEFLOW_DASHBOARD_TOKEN) to allow actions"
 _MAX_FIELD = 100_000  # characters of one form field (an event's data is the largest)
 
 

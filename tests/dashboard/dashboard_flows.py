@@ -45,7 +45,6 @@ class FailingWorkflow(Workflow):
         builder.start_with(Explode).on_error(ErrorBehavior.SUSPEND)
 
 
-
 class QuickWorkflow(Workflow):
     """Two steps that finish at once: fills the overview's chart with completed workflows."""
 
@@ -54,7 +53,6 @@ class QuickWorkflow(Workflow):
 
     def build(self, builder: WorkflowBuilder) -> None:
         builder.start_with(Prepare).then(Ship)
-
 
 
 class NestedWorkflow(Workflow):
@@ -66,9 +64,11 @@ class NestedWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
         loop = builder.start_with(Prepare).while_(lambda data, context: data["again"])
         after = loop.do(
-            lambda body: body.start_with(Prepare)
-            .for_each(lambda data, context: [1, 2])
-            .do(lambda each: each.start_with(Ship).then(Prepare))
+            lambda body: (
+                body.start_with(Prepare)
+                .for_each(lambda data, context: [1, 2])
+                .do(lambda each: each.start_with(Ship).then(Prepare))
+            )
         )
         branches = after.parallel().do(lambda one: one.start_with(Ship)).do(lambda two: two.start_with(Prepare))
         branches.join().then(Ship)

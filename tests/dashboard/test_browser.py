@@ -87,9 +87,7 @@ def test_overview_counts_and_chart(visit: Visit, server: Server, stack: Stack, s
     screenshots.take(page, "overview")
 
 
-def test_list_filter_and_open_an_instance(
-    visit: Visit, server: Server, stack: Stack, screenshots: Screenshots
-) -> None:
+def test_list_filter_and_open_an_instance(visit: Visit, server: Server, stack: Stack, screenshots: Screenshots) -> None:
     page = visit.page
     page.goto(server.url + "/")
     page.click("header >> text=Instances")
@@ -161,9 +159,7 @@ def test_suspend_and_resume_with_the_token(
     assert stack.status(stack.waiting) is WorkflowStatus.RUNNABLE
 
 
-def test_actions_refused_without_the_token(
-    visit: Visit, server: Server, readonly_server: Server, stack: Stack
-) -> None:
+def test_actions_refused_without_the_token(visit: Visit, server: Server, readonly_server: Server, stack: Stack) -> None:
     page = visit.page
     # Not signed in: the buttons are disabled, and a POST anyway (with this session's own CSRF
     # token) is refused.

@@ -68,10 +68,9 @@ def flow(body: type[StepBody], name: str) -> Workflow:
             return name
 
         def build(self, builder: WorkflowBuilder) -> None:
-            builder.start_with(body).output("result", lambda step: getattr(step, "output", None))\
-                .timeout(DEADLINE, outcome="late")\
-                .when("late").do(lambda then: then.start_with(late))\
-                .when(None).do(lambda then: then.start_with(on_time))
+            builder.start_with(body).output("result", lambda step: getattr(step, "output", None)).timeout(
+                DEADLINE, outcome="late"
+            ).when("late").do(lambda then: then.start_with(late)).when(None).do(lambda then: then.start_with(on_time))
 
     return Built()
 

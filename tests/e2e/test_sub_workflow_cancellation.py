@@ -84,15 +84,19 @@ def test_a_bad_on_parent_end_is_refused() -> None:
 def test_a_cancel_condition_on_the_step_terminates_the_child() -> None:
     parent = workflow(
         "Parent",
-        lambda b: b.start_with(noop)
-        .parallel()
-        .do(
-            lambda p: p.start_with(noop)
-            .sub_workflow("Child", lambda d, c: {})
-            .cancel_condition(lambda d, c: d.get("stop", False), proceed_after_cancel=True)
-        )
-        .do(lambda p: p.start_with(noop).delay(lambda d, c: timedelta(minutes=1)).then(set_stop))
-        .join(),
+        lambda b: (
+            b.start_with(noop)
+            .parallel()
+            .do(
+                lambda p: (
+                    p.start_with(noop)
+                    .sub_workflow("Child", lambda d, c: {})
+                    .cancel_condition(lambda d, c: d.get("stop", False), proceed_after_cancel=True)
+                )
+            )
+            .do(lambda p: p.start_with(noop).delay(lambda d, c: timedelta(minutes=1)).then(set_stop))
+            .join()
+        ),
     )
     test = WorkflowTestHost(parent, CHILD, GRANDCHILD)
     parent_id = test.start_workflow("Parent", data={})
@@ -103,15 +107,19 @@ def test_a_cancel_condition_on_the_step_terminates_the_child() -> None:
 def test_a_failed_saga_terminates_the_child_it_was_waiting_for() -> None:
     parent = workflow(
         "Parent",
-        lambda b: b.start_with(noop)
-        .saga(
-            lambda s: s.start_with(noop)
-            .parallel()
-            .do(lambda p: p.start_with(noop).sub_workflow("Child", lambda d, c: {}))
-            .do(lambda p: p.start_with(noop).delay(lambda d, c: timedelta(minutes=1)).then(fail))
-            .join()
-        )
-        .then(noop),
+        lambda b: (
+            b.start_with(noop)
+            .saga(
+                lambda s: (
+                    s.start_with(noop)
+                    .parallel()
+                    .do(lambda p: p.start_with(noop).sub_workflow("Child", lambda d, c: {}))
+                    .do(lambda p: p.start_with(noop).delay(lambda d, c: timedelta(minutes=1)).then(fail))
+                    .join()
+                )
+            )
+            .then(noop)
+        ),
     )
     test = WorkflowTestHost(parent, CHILD, GRANDCHILD)
     parent_id = test.start_workflow("Parent", data={})
@@ -123,10 +131,12 @@ def test_a_failed_saga_terminates_the_child_it_was_waiting_for() -> None:
 def test_a_timeout_of_the_step_terminates_the_child() -> None:
     parent = workflow(
         "Parent",
-        lambda b: b.start_with(noop)
-        .sub_workflow("Grandchild", lambda d, c: {})
-        .timeout(timedelta(minutes=5), outcome="late")
-        .then(noop),
+        lambda b: (
+            b.start_with(noop)
+            .sub_workflow("Grandchild", lambda d, c: {})
+            .timeout(timedelta(minutes=5), outcome="late")
+            .then(noop)
+        ),
     )
     test = WorkflowTestHost(parent, GRANDCHILD)
     parent_id = test.start_workflow("Parent", data={})
@@ -138,11 +148,13 @@ def test_a_timeout_of_the_step_terminates_the_child() -> None:
 def test_a_parent_ending_through_end_workflow_terminates_its_child() -> None:
     parent = workflow(
         "Parent",
-        lambda b: b.start_with(noop)
-        .parallel()
-        .do(lambda p: p.start_with(noop).sub_workflow("Grandchild", lambda d, c: {}))
-        .do(lambda p: p.start_with(noop).wait_for("done", lambda d, c: "k").end_workflow())
-        .join(),
+        lambda b: (
+            b.start_with(noop)
+            .parallel()
+            .do(lambda p: p.start_with(noop).sub_workflow("Grandchild", lambda d, c: {}))
+            .do(lambda p: p.start_with(noop).wait_for("done", lambda d, c: "k").end_workflow())
+            .join()
+        ),
     )
     test = WorkflowTestHost(parent, GRANDCHILD)
     parent_id = test.start_workflow("Parent", data={})

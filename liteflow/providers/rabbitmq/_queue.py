@@ -83,6 +83,7 @@ def priority_level(priority: int) -> int:
     """The AMQP message priority of a LiteFlow priority."""
     return max(0, min(MAX_PRIORITY_LEVEL, _DEFAULT_LEVEL + priority))
 
+
 HEARTBEAT = 10
 """Default seconds between heartbeats: a silent broker is noticed after about two."""
 CONNECT_TIMEOUT = 5.0
