@@ -10,8 +10,29 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# The slower tiers, by path: `make test-fast` deselects them (see pyproject's markers and CONTRIBUTING).
+# A folder ends with "/"; anything else names one file.
+SLOW_TIERS: dict[str, tuple[str, ...]] = {
+    "tests/cluster/": ("slow", "cluster"),
+    "tests/faults/": ("slow", "faults"),
+    "tests/e2e/test_crash_recovery.py": ("slow",),
+    "tests/e2e/test_shared_sqlite.py": ("slow",),
+    "tests/cli/test_worker.py": ("slow",),
+}
+
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 Schema = Callable[[], str]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every test under a path of ``SLOW_TIERS`` with that path's markers."""
+    root = config.rootpath
+    for item in items:
+        path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        for prefix, names in SLOW_TIERS.items():
+            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+                for name in names:
+                    item.add_marker(name)
 
 
 def require_service(name: str, host: str, port: int) -> None:

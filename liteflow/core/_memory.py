@@ -79,7 +79,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         text = json.dumps(instance_to_record(instance))
         with self._lock:
             if instance.id in self._instances:
-                raise ConcurrencyError(f"workflow {instance.id} already exists")
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id)
             self._revisions[instance.id] = instance.revision
             self._store(instance, text)
 
@@ -98,11 +98,12 @@ class MemoryPersistenceProvider(PersistenceProvider):
         with self._lock:
             stored = self._revisions.get(instance.id)
             if stored is None:
-                raise WorkflowNotFoundError(f"no workflow instance with id {instance.id}")
+                raise WorkflowNotFoundError(f"no workflow instance with id {instance.id}", workflow_id=instance.id)
             if stored != instance.revision:
                 raise ConcurrencyError(
                     f"workflow {instance.id} was saved by someone else (revision {stored}, "
-                    f"this copy is {instance.revision})"
+                    f"this copy is {instance.revision})",
+                    workflow_id=instance.id,
                 )
             self._revisions[instance.id] = revision
             self._store(instance, text)
@@ -131,7 +132,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         # No lock, as before: meta and revision only matter if the text cannot be decoded.
         text, meta = self._instances.get(workflow_id), self._meta.get(workflow_id)
         if text is None or meta is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(workflow_id, text, meta, self._revisions.get(workflow_id, 0))
 
     @staticmethod
