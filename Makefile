@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 
 # The documentation site (mkdocs.yml, docs/) into site/; any warning fails the build.
 docs: $(BIN)/.installed
-	$(BIN)/python -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 # The sdist and wheel users install, built into dist/ and checked: twine's metadata check, then
 # tests/packaging/check_dist.py (the wheel holds every file of liteflow/, the sdist the tests and docs).

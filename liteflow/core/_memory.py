@@ -43,6 +43,9 @@ def _matches(meta: _Meta, query: InstanceQuery) -> bool:
 
 
 class MemoryPersistenceProvider(PersistenceProvider):
+    """The default store: everything in this process's memory, kept as JSON text like a real store
+    (so data that could not be stored elsewhere fails here too). Lost when the process ends."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}

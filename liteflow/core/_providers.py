@@ -151,6 +151,8 @@ class PersistenceProvider(ABC):
 
 
 class QueueType(str, Enum):
+    """The two queues a host reads: workflow ids to run, and event ids to deliver."""
+
     WORKFLOW = "workflow"
     EVENT = "event"
 
