@@ -10,14 +10,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-# The slower tiers, by path: `make test-fast` deselects them (see pyproject's markers and CONTRIBUTING).
-# A folder ends with "/"; anything else names one file.
+# The slower tiers: `make test-fast` deselects them (see pyproject's markers and CONTRIBUTING).
+# Each key is the start of a test id: a folder ("tests/cluster/"), a file, or "file::test".
 SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/cluster/": ("slow", "cluster"),
     "tests/faults/": ("slow", "faults"),
     "tests/e2e/test_crash_recovery.py": ("slow",),
     "tests/e2e/test_shared_sqlite.py": ("slow",),
+    "tests/e2e/test_activities.py::test_a_sigkilled": ("slow",),
     "tests/cli/test_worker.py": ("slow",),
+    "tests/cli/test_cli.py": ("slow",),  # each runs the console script and workers as processes
+    "tests/cli/test_graph.py": ("slow",),
+    "tests/cli/test_usage.py": ("slow",),
+    "tests/contract/test_azure_contract.py": ("slow",),  # installs and starts its test server
+    "tests/contract/test_mongo_contract.py": ("slow",),
 }
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -25,12 +31,10 @@ Schema = Callable[[], str]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks every test under a path of ``SLOW_TIERS`` with that path's markers."""
-    root = config.rootpath
+    """Marks every test whose id starts with a key of ``SLOW_TIERS`` with that key's markers."""
     for item in items:
-        path = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         for prefix, names in SLOW_TIERS.items():
-            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+            if item.nodeid.startswith(prefix):
                 for name in names:
                     item.add_marker(name)
 
