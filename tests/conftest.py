@@ -24,6 +24,11 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/cli/test_usage.py": ("slow",),
     "tests/contract/test_azure_contract.py": ("slow",),  # installs and starts its test server
     "tests/contract/test_mongo_contract.py": ("slow",),
+    "tests/contract/test_rabbitmq_contract.py::TestRabbitMQQueue::test_no_loss": ("slow",),  # thousands of items
+    "tests/contract/test_redis_contract.py::TestRedisQueue::test_no_loss": ("slow",),
+    "tests/unit/test_sqlite_errors.py::test_processes_opening": ("slow",),
+    "tests/e2e/test_activities.py::test_leases_and_results_on_a_durable_store[mongo]": ("slow",),
+    "tests/e2e/test_samples.py": ("slow",),  # each sample runs as a process
 }
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
