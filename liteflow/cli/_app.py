@@ -39,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Shell completion (bash): eval \"$(_LITEFLOW_COMPLETE=bash_source liteflow)\"; "
+    epilog='Shell completion (bash): eval "$(_LITEFLOW_COMPLETE=bash_source liteflow)"; '
     "zsh and fish: zsh_source, fish_source.",
 )
 @click.version_option(version=__version__, prog_name="liteflow")

@@ -92,8 +92,7 @@ def _interpret(value: Any, spec: str, *, call: bool) -> Target:
     if call and callable(value):
         return _interpret(value(), spec, call=False)
     raise click.BadParameter(
-        f"{spec} is {type(value).__name__}, not a WorkflowHost, a Workflow, a list of them or a function "
-        "returning one",
+        f"{spec} is {type(value).__name__}, not a WorkflowHost, a Workflow, a list of them or a function returning one",
         param_hint="MODULE[:ATTR]",
     )
 

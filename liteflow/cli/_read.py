@@ -74,9 +74,7 @@ def select(
 
 @cli.command("list", short_help="List workflows.")
 @filter_options
-@click.option(
-    "--limit", type=click.IntRange(1, MAX_QUERY_LIMIT), default=50, show_default=True, help="Show at most N."
-)
+@click.option("--limit", type=click.IntRange(1, MAX_QUERY_LIMIT), default=50, show_default=True, help="Show at most N.")
 @json_option
 @backend_options
 def list_(
@@ -90,9 +88,7 @@ def list_(
 ) -> None:
     """List workflow instances, oldest first: id, definition, status, current step, times."""
     host = backends.host()
-    instances = list(
-        select(host, status=status, definition=definition, reference=reference, since=since, limit=limit)
-    )
+    instances = list(select(host, status=status, definition=definition, reference=reference, since=since, limit=limit))
     steps = Steps(host)
     if as_json:
         print_json([summary(instance, steps) for instance in instances])
@@ -134,9 +130,7 @@ def show(workflow_id: str, as_json: bool, backends: Backends) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N errors.")
 @json_option
 @backend_options
-def errors(
-    workflow_id: str | None, since: timedelta | None, limit: int, as_json: bool, backends: Backends
-) -> None:
+def errors(workflow_id: str | None, since: timedelta | None, limit: int, as_json: bool, backends: Backends) -> None:
     """Show recent step errors, newest first: of one workflow, or of all (use --since to look at
     fewer workflows in a large store)."""
     host = backends.host()

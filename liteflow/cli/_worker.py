@@ -43,9 +43,7 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
     default=None,
     help="Serve Prometheus metrics at http://ADDR:PORT/metrics (needs the prometheus extra).",
 )
-@click.option(
-    "--metrics-addr", default="127.0.0.1", show_default=True, help="Address the metrics server listens on."
-)
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Address the metrics server listens on.")
 @backend_options
 def worker(
     target: str,

@@ -470,9 +470,7 @@ class StepBuilder:
         task._constant("options", task._options)
         return task._needs_do()
 
-    def with_option(
-        self, value: Any, label: str, build: Callable[[WorkflowBuilder], Any] | None = None
-    ) -> StepBuilder:
+    def with_option(self, value: Any, label: str, build: Callable[[WorkflowBuilder], Any] | None = None) -> StepBuilder:
         """An answer to the user task: ``value`` becomes its outcome, ``label`` is what people see,
         and ``build`` (optional) is a block that runs when it is chosen, like ``when(value).do(build)``."""
         if self._options is None:

@@ -364,9 +364,7 @@ class WorkflowHost(HostWorkers):
 
     # -- user tasks (see _user_tasks) ---------------------------------------------------------
 
-    def get_open_user_actions(
-        self, instance_id: str | None = None, assigned_to: str | None = None
-    ) -> list[UserAction]:
+    def get_open_user_actions(self, instance_id: str | None = None, assigned_to: str | None = None) -> list[UserAction]:
         """User tasks waiting for an answer: all of them, those of one instance, or those assigned
         to one user."""
         return open_user_actions(self, instance_id, assigned_to)
@@ -394,9 +392,7 @@ class WorkflowHost(HostWorkers):
 
     # -- repair (liteflow/core/_repair.py) -----------------------------------------------------
 
-    def retry_workflow(
-        self, workflow_id: str, from_step: int | str | None = None, *, compensate: bool = False
-    ) -> None:
+    def retry_workflow(self, workflow_id: str, from_step: int | str | None = None, *, compensate: bool = False) -> None:
         """Run a suspended or terminated workflow again.
 
         Args:

@@ -19,7 +19,6 @@ class StartingVerbs:
     def _starting(self) -> StepBuilder:
         raise NotImplementedError
 
-
     def wait_for(
         self,
         event_name: str,

@@ -138,5 +138,3 @@ class Worker:
 
     def wait(self) -> int:
         return self.process.wait(timeout=DEADLINE)
-
-

@@ -25,9 +25,7 @@ def row_of(output: str, workflow_id: str) -> str:
     return rows[0]
 
 
-def test_a_failed_step_shows_in_list_show_and_errors_and_retry_runs_it_again(
-    backend: Backend, worker: Worker
-) -> None:
+def test_a_failed_step_shows_in_list_show_and_errors_and_retry_runs_it_again(backend: Backend, worker: Worker) -> None:
     ref = unique()
     (backend.dir / f"broken-{ref}").touch()
     workflow_id = backend.start("Order", {"ref": ref}, reference=ref)

@@ -344,10 +344,12 @@ def check_on_error(verb: Verb) -> None:
 def check_compensate_with(verb: Verb) -> None:
     apply = verb.apply
     instance = run(
-        lambda b: apply(b.start_with(log("start")))
-        .compensate_with(log("undone"))
-        .then(fail)
-        .on_error(WorkflowStep.COMPENSATE),
+        lambda b: (
+            apply(b.start_with(log("start")))
+            .compensate_with(log("undone"))
+            .then(fail)
+            .on_error(WorkflowStep.COMPENSATE)
+        ),
         event=verb.event,
     )
     assert instance.status is WorkflowStatus.TERMINATED
@@ -370,10 +372,12 @@ def check_cancel_condition(verb: Verb) -> None:
     assert verb.long is not None
     long = verb.long
     instance = run(
-        lambda b: long(b.start_with(log("start")))
-        .cancel_condition(lambda d, x: True, proceed_after_cancel=True)
-        .output("ran", lambda s: True)
-        .then(log("after"))
+        lambda b: (
+            long(b.start_with(log("start")))
+            .cancel_condition(lambda d, x: True, proceed_after_cancel=True)
+            .output("ran", lambda s: True)
+            .then(log("after"))
+        )
     )
     assert instance.status is WorkflowStatus.COMPLETE
     assert instance.data["log"] == ["start", "after"]
@@ -388,10 +392,12 @@ def check_name(verb: Verb) -> None:
     assert [s.name for s in definition.steps].count("the-step") == 1
     # attach resolves names: jumping to the named step again is honoured too.
     loops = host_for(
-        lambda b: apply(b.start_with(log("start")))
-        .name("the-step")
-        .if_(lambda d, x: not d.get("again"))
-        .do(lambda i: i.start_with(set_flag("again")).attach("the-step"))
+        lambda b: (
+            apply(b.start_with(log("start")))
+            .name("the-step")
+            .if_(lambda d, x: not d.get("again"))
+            .do(lambda i: i.start_with(set_flag("again")).attach("the-step"))
+        )
     )
     workflow_id = loops.start_workflow("Flow", data={"log": []})
     if verb.event:

@@ -161,17 +161,23 @@ def test_a_steps_own_on_error_wins_over_its_containers(runner: Runner) -> None:
 def test_compensate_on_an_inner_saga_passes_the_failure_to_the_outer_saga() -> None:
     test = WorkflowTestHost(
         workflow(
-            lambda b: b.start_with(log("start"))
-            .saga(
-                lambda outer: outer.start_with(log("reserve"))
-                .compensate_with(log("release"))
+            lambda b: (
+                b.start_with(log("start"))
                 .saga(
-                    lambda inner: inner.start_with(log("book")).compensate_with(log("cancel")).then(fail_first("pay"))
+                    lambda outer: (
+                        outer.start_with(log("reserve"))
+                        .compensate_with(log("release"))
+                        .saga(
+                            lambda inner: (
+                                inner.start_with(log("book")).compensate_with(log("cancel")).then(fail_first("pay"))
+                            )
+                        )
+                        .on_error(WorkflowStep.COMPENSATE)
+                        .then(log("unreached"))
+                    )
                 )
-                .on_error(WorkflowStep.COMPENSATE)
-                .then(log("unreached"))
+                .then(log("after"))
             )
-            .then(log("after"))
         )
     )
     instance = test.run_to_completion(test.start_workflow("Flow", data={"log": []}))
@@ -285,13 +291,15 @@ def test_blocks_nested_in_a_for_each_see_its_item() -> None:
     test = WorkflowTestHost(
         workflow(
             lambda b: b.for_each(lambda d, c: ["a", "b"]).do(
-                lambda x: x.if_(lambda d, c: True)
-                .do(lambda y: y.start_with(log("if")))
-                .schedule(lambda d, c: SHORT)
-                .do(lambda y: y.start_with(log("later")))
-                .then(outcome(1))
-                .when(1)
-                .do(lambda y: y.start_with(log("when")))
+                lambda x: (
+                    x.if_(lambda d, c: True)
+                    .do(lambda y: y.start_with(log("if")))
+                    .schedule(lambda d, c: SHORT)
+                    .do(lambda y: y.start_with(log("later")))
+                    .then(outcome(1))
+                    .when(1)
+                    .do(lambda y: y.start_with(log("when")))
+                )
             )
         )
     )

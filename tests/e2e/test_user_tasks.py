@@ -123,10 +123,12 @@ def test_an_option_without_a_block_is_the_outcome_and_anyone_may_answer_an_unass
             "with_escalation needs a positive timedelta",
         ),
         (
-            lambda b: b.user_task("Q?")
-            .with_option("a", "A")
-            .with_escalation(timedelta(hours=1), "x")
-            .with_escalation(timedelta(hours=2), "y"),
+            lambda b: (
+                b.user_task("Q?")
+                .with_option("a", "A")
+                .with_escalation(timedelta(hours=1), "x")
+                .with_escalation(timedelta(hours=2), "y")
+            ),
             "with_escalation is already set",
         ),
         (lambda b: b.delay(lambda d, c: timedelta(1)).with_option("a", "A"), r"with_option\(\) follows user_task"),

@@ -146,8 +146,10 @@ def test_an_idle_host_notices_a_store_outage_and_its_end(postgres_url: str, sche
             assert failed_in < TIMEOUT  # a refused connection fails fast, not after a timeout
             proxy.restore()
             recovered = wait_until(lambda: host.health().ok, 20)
-            print(f"store cut: noticed in {noticed:.1f} s, calls failed in {failed_in:.2f} s each, "
-                  f"health ok {recovered:.1f} s after the store returned")
+            print(
+                f"store cut: noticed in {noticed:.1f} s, calls failed in {failed_in:.2f} s each, "
+                f"health ok {recovered:.1f} s after the store returned"
+            )
             assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE  # not suspended
             assert all(thread.is_alive() for thread in host._threads)
             workflow_id = host.start_workflow("Waiting", data={"key": "k2", "got": None})

@@ -56,14 +56,7 @@ class Order(Workflow):
     behavior: Any = ErrorBehavior.SUSPEND
 
     def build(self, builder: WorkflowBuilder) -> None:
-        (
-            builder.start_with(Reserve)
-            .name("reserve")
-            .then(Charge)
-            .on_error(self.behavior)
-            .then(Ship)
-            .name("ship")
-        )
+        (builder.start_with(Reserve).name("reserve").then(Charge).on_error(self.behavior).then(Ship).name("ship"))
 
 
 class StrictOrder(Order):
