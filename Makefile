@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint dist test-wheel clean
+.PHONY: demo test test-fast bench lint docs dist test-wheel clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The tier a contributor runs between edits: everything but the slow, cluster, fault and browser tests.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m "not slow and not cluster and not faults and not browser" $(PYTEST_ARGS)
+
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet dbos  # the peer the benchmarks compare against
 	$(BIN)/python bench/compare.py $(COMPARE_ARGS)  # this tree against 4af9752, alternating rounds
@@ -26,8 +30,14 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_postgres.py $(PG_BENCH_ARGS)  # skipped when PostgreSQL is not reachable
 
 lint: $(BIN)/.installed
+	$(BIN)/python -m ruff check liteflow tests samples bench
+	$(BIN)/python -m ruff format --check liteflow tests samples bench
 	$(BIN)/python -m mypy
-	$(BIN)/python -m ruff check liteflow tests
+	$(BIN)/python -m mypy --config-file mypy-tests.ini tests samples
+
+# The documentation site (mkdocs.yml, docs/) into site/; any warning fails the build.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 # The sdist and wheel users install, built into dist/ and checked: twine's metadata check, then
 # tests/packaging/check_dist.py (the wheel holds every file of liteflow/, the sdist the tests and docs).
@@ -43,4 +53,4 @@ test-wheel: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging/installed_wheel.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache liteflow-demo.db* dist
+	rm -rf $(VENV) .pytest_cache liteflow-demo.db* dist site

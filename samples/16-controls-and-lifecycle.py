@@ -57,6 +57,6 @@ print(f"order-1 is still {host.get_workflow_instance(first).status.value}")
 host.resume_workflow(first)
 host.wait_for_workflow(first, timeout=5)
 
-for instance in host.query_workflows(workflow_id="OrderWorkflow"):
+for instance in host.query_workflows(definition_id="OrderWorkflow"):
     print(f"{instance.reference}: {instance.status.value}")
 host.stop()

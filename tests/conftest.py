@@ -10,8 +10,38 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# The slower tiers: `make test-fast` deselects them (see pyproject's markers and CONTRIBUTING).
+# Each key is the start of a test id: a folder ("tests/cluster/"), a file, or "file::test".
+SLOW_TIERS: dict[str, tuple[str, ...]] = {
+    "tests/cluster/": ("slow", "cluster"),
+    "tests/faults/": ("slow", "faults"),
+    "tests/e2e/test_crash_recovery.py": ("slow",),
+    "tests/e2e/test_shared_sqlite.py": ("slow",),
+    "tests/e2e/test_activities.py::test_a_sigkilled": ("slow",),
+    "tests/cli/test_worker.py": ("slow",),
+    "tests/cli/test_cli.py": ("slow",),  # each runs the console script and workers as processes
+    "tests/cli/test_graph.py": ("slow",),
+    "tests/cli/test_usage.py": ("slow",),
+    "tests/contract/test_azure_contract.py": ("slow",),  # installs and starts its test server
+    "tests/contract/test_mongo_contract.py": ("slow",),
+    "tests/contract/test_rabbitmq_contract.py::TestRabbitMQQueue::test_no_loss": ("slow",),  # thousands of items
+    "tests/contract/test_redis_contract.py::TestRedisQueue::test_no_loss": ("slow",),
+    "tests/unit/test_sqlite_errors.py::test_processes_opening": ("slow",),
+    "tests/e2e/test_activities.py::test_leases_and_results_on_a_durable_store[mongo]": ("slow",),
+    "tests/e2e/test_samples.py": ("slow",),  # each sample runs as a process
+}
+
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 Schema = Callable[[], str]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every test whose id starts with a key of ``SLOW_TIERS`` with that key's markers."""
+    for item in items:
+        for prefix, names in SLOW_TIERS.items():
+            if item.nodeid.startswith(prefix):
+                for name in names:
+                    item.add_marker(name)
 
 
 def require_service(name: str, host: str, port: int) -> None:

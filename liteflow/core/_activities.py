@@ -66,7 +66,11 @@ class Activity(StepBody):
         # A result of an earlier attempt (before a retry) does not count: this attempt waits afresh.
         if isinstance(answer, dict) and answer.get("attempt") == pointer.retry_count:
             if not answer["ok"]:
-                raise ActivityError(f"activity {self.activity_name!r} failed: {answer['error']}")
+                raise ActivityError(
+                    f"activity {self.activity_name!r} failed: {answer['error']}",
+                    workflow_id=context.workflow.id,
+                    step=context.step.id,
+                )
             self.result = answer["result"]
             return ExecutionResult.next()
         state = {"parameters": self.parameters, "attempt": pointer.retry_count, "claims": 0}

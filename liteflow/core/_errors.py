@@ -10,7 +10,9 @@ LiteFlowError
 ├── SerializationError           data that cannot be stored or read back safely
 │   └── PayloadTooLargeError     data over HostOptions.max_payload_bytes
 ├── InvalidOperationError        a call that makes no sense in the current state
+│   └── NotIdleError             WorkflowTestHost.run_until_idle found work still due (also a RuntimeError)
 ├── InvalidArgumentError         a bad argument to a public call (also a ValueError)
+│   └── InvalidArgumentTypeError an argument of the wrong type (also a TypeError)
 ├── ConfigurationError           an unknown or invalid host option or provider
 │   └── ProviderError            a backend misconfigured or not installed
 │       └── ProviderUnavailableError  the backend did not answer, or the connection broke
@@ -21,41 +23,61 @@ LiteFlowError
 ├── SagaError                    a saga was compensated and has an on_error of its own (raised in the saga's step)
 ├── ActivityError                a worker submitted an activity's failure (raised in the activity's step)
 └── UserActionError              an answer to a user task by the wrong user or with an unknown option
+
+Errors about one workflow instance or one step carry them as fields, not only in the message:
+``error.workflow_id`` (the instance's id) and ``error.step`` (the step's id), ``None`` where the
+raising code does not know them.
 """
 
 from __future__ import annotations
 
 
 class LiteFlowError(Exception):
-    """Base class of every error raised by LiteFlow."""
+    """Base class of every error raised by LiteFlow.
+
+    Args:
+        *args: The message (and any further arguments), as for any exception.
+        workflow_id: The workflow instance the error is about, where the raising code knows it.
+        step: The id of the step the error is about, where the raising code knows it.
+
+    Attributes:
+        workflow_id: The instance's id, or ``None``.
+        step: The step's id, or ``None``.
+    """
+
+    def __init__(self, *args: object, workflow_id: str | None = None, step: int | None = None) -> None:
+        super().__init__(*args)
+        self.workflow_id = workflow_id
+        self.step = step
 
 
 class WorkflowNotRegisteredError(LiteFlowError):
-    pass
+    """No definition registered under that workflow id (and version)."""
 
 
 class DuplicateWorkflowError(LiteFlowError):
-    pass
+    """Two different definitions registered under one id and version."""
 
 
 class BuilderError(LiteFlowError):
-    pass
+    """The workflow builder was used in a way that cannot make a definition."""
 
 
 class WorkflowNotFoundError(LiteFlowError):
-    pass
+    """No workflow instance with that id in the store (``error.workflow_id``)."""
 
 
 class EventNotFoundError(LiteFlowError):
-    pass
+    """No event with that id in the store."""
 
 
 class ConcurrencyError(LiteFlowError):
-    pass
+    """A save lost against a newer revision of the instance (``error.workflow_id``):
+    someone else saved it first."""
 
 
 class SerializationError(LiteFlowError):
-    pass
+    """Data that cannot be stored as JSON, or read back safely."""
 
 
 class PayloadTooLargeError(SerializationError):
@@ -75,19 +97,29 @@ class PayloadTooLargeError(SerializationError):
 
 
 class InvalidOperationError(LiteFlowError):
-    pass
+    """A call that makes no sense in the current state (a control on a finished workflow, ...)."""
+
+
+class NotIdleError(InvalidOperationError, RuntimeError):
+    """``WorkflowTestHost.run_until_idle`` still found work due after its last round: a workflow
+    that never settles. Also a ``RuntimeError``, as raised before 1.0."""
 
 
 class InvalidArgumentError(LiteFlowError, ValueError):
-    pass
+    """A bad argument to a public call; also a ``ValueError``."""
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type (``register_type`` given no class, ``ExecutionResult.sleep``
+    given no timedelta); also a ``TypeError``, so ``except TypeError`` keeps working."""
 
 
 class ConfigurationError(LiteFlowError):
-    pass
+    """An unknown or invalid host option or provider."""
 
 
 class ProviderError(ConfigurationError):
-    pass
+    """A backend misconfigured, or its driver not installed (the message names the extra)."""
 
 
 class ProviderUnavailableError(ProviderError):
@@ -100,15 +132,17 @@ class DefinitionError(LiteFlowError):
 
 
 class WorkflowTimeoutError(LiteFlowError, TimeoutError):
-    pass
+    """Waiting for a workflow took longer than allowed; also a ``TimeoutError``."""
 
 
 class StepTimeoutError(LiteFlowError):
-    pass
+    """A step ran past its timeout (``error.workflow_id``, ``error.step``); it goes through
+    the step's error behaviour."""
 
 
 class ChildWorkflowError(LiteFlowError):
-    pass
+    """A sub-workflow ended terminated; raised in the parent's step (``error.workflow_id``
+    is the parent, ``error.step`` the step that started the sub-workflow)."""
 
 
 class SagaError(LiteFlowError):

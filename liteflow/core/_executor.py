@@ -403,7 +403,9 @@ class WorkflowExecutor:
         pointer.persistence_data = None
         pointer.event_published = False
         pointer.active = True
-        error = StepTimeoutError(f"step {step.name or step.body_name} timed out after {step.timeout}")
+        error = StepTimeoutError(
+            f"step {step.name or step.body_name} timed out after {step.timeout}", workflow_id=instance.id, step=step.id
+        )
         self._handle_error(instance, definition, step, pointer, now, error, result)
 
     # -- errors --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The workflow host: registers definitions, starts workflows, delivers events, runs the workers.
 
-Order of work for one workflow (the part that keeps the engine correct, see DESIGN-NOTES):
+Order of work for one workflow (the part that keeps the engine correct, see docs/architecture.md):
 lock it, load it, run a pass, create any sub-workflows, save it with its new subscriptions, errors
 and outgoing events in one write, look for events already published for the new subscriptions,
 release the lock, then schedule the next turn. Event delivery and control requests live in
@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -262,19 +263,34 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         self,
         *,
         status: WorkflowStatus | None = None,
-        workflow_id: str | None = None,
+        definition_id: str | None = None,
         reference: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        workflow_id: str | None = None,
     ) -> list[WorkflowInstance]:
         """Instances matching every given filter, oldest first, one page of ``limit`` at ``offset``.
-        ``workflow_id`` is the definition id; the creation range includes ``created_from`` and
-        excludes ``created_to``."""
+
+        Args:
+            status: Only instances in this status.
+            definition_id: Only instances of this workflow definition (the id given to
+                ``start_workflow``).
+            reference: Only instances started with this reference.
+            created_from: Only instances created at or after this time.
+            created_to: Only instances created before this time.
+            limit: At most this many instances.
+            offset: Skip this many matching instances first.
+            workflow_id: The former name of ``definition_id``; deprecated.
+        """
         call = "query_workflows"
         status = check.status(call, "status", status)
-        check.optional_text(call, "workflow_id", workflow_id)
+        if workflow_id is not None:
+            warnings.warn("query_workflows(workflow_id=...) is deprecated: use definition_id=", DeprecationWarning, 2)
+            check.optional_text(call, "workflow_id", workflow_id)
+            definition_id = definition_id or workflow_id
+        check.optional_text(call, "definition_id", definition_id)
         check.optional_text(call, "reference", reference)
         check.aware_datetime(call, "created_from", created_from)
         check.aware_datetime(call, "created_to", created_to)
@@ -283,7 +299,7 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         return self.persistence.query_instances(
             InstanceQuery(
                 status=status,
-                workflow_definition_id=workflow_id,
+                workflow_definition_id=definition_id,
                 reference=reference,
                 created_from=created_from,
                 created_to=created_to,

@@ -15,6 +15,9 @@ logger = logging.getLogger("liteflow")
 
 
 class LifecycleEventType(str, enum.Enum):
+    """What a :class:`LifecycleEvent` reports: a workflow started, completed, terminated, suspended,
+    resumed or failed, or a step started or completed."""
+
     WORKFLOW_STARTED = "workflow_started"
     WORKFLOW_COMPLETED = "workflow_completed"
     WORKFLOW_TERMINATED = "workflow_terminated"

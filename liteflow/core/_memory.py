@@ -51,6 +51,9 @@ def _matches(meta: _Meta, query: InstanceQuery) -> bool:
 
 
 class MemoryPersistenceProvider(PersistenceProvider):
+    """The default store: everything in this process's memory, kept as JSON text like a real store
+    (so data that could not be stored elsewhere fails here too). Lost when the process ends."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
@@ -87,7 +90,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         text = json.dumps(instance_to_record(instance))
         with self._lock:
             if instance.id in self._instances:
-                raise ConcurrencyError(f"workflow {instance.id} already exists")
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id)
             self._revisions[instance.id] = instance.revision
             self._store(instance, text)
 
@@ -106,11 +109,12 @@ class MemoryPersistenceProvider(PersistenceProvider):
         with self._lock:
             stored = self._revisions.get(instance.id)
             if stored is None:
-                raise WorkflowNotFoundError(f"no workflow instance with id {instance.id}")
+                raise WorkflowNotFoundError(f"no workflow instance with id {instance.id}", workflow_id=instance.id)
             if stored != instance.revision:
                 raise ConcurrencyError(
                     f"workflow {instance.id} was saved by someone else (revision {stored}, "
-                    f"this copy is {instance.revision})"
+                    f"this copy is {instance.revision})",
+                    workflow_id=instance.id,
                 )
             self._revisions[instance.id] = revision
             self._store(instance, text)
@@ -139,7 +143,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         # No lock, as before: meta and revision only matter if the text cannot be decoded.
         text, meta = self._instances.get(workflow_id), self._meta.get(workflow_id)
         if text is None or meta is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(workflow_id, text, meta, self._revisions.get(workflow_id, 0))
 
     @staticmethod

@@ -33,6 +33,8 @@ def new_id() -> str:
 
 
 class WorkflowStatus(str, Enum):
+    """The status of a workflow instance: runnable, suspended, complete or terminated."""
+
     RUNNABLE = "runnable"
     SUSPENDED = "suspended"
     COMPLETE = "complete"
@@ -40,6 +42,8 @@ class WorkflowStatus(str, Enum):
 
 
 class PointerStatus(str, Enum):
+    """The status of an execution pointer (one activation of one step)."""
+
     PENDING = "pending"
     RUNNING = "running"
     SLEEPING = "sleeping"

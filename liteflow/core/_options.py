@@ -14,6 +14,9 @@ from ._steps import ErrorBehavior, ErrorHandling, RetryPolicy
 
 @dataclass(frozen=True)
 class HostOptions:
+    """The host's options, given as keywords to ``configure_workflow_host`` (or ``WorkflowHost``);
+    each attribute below is one option, with its default."""
+
     poll_interval: timedelta = timedelta(seconds=5)
     """How often the store is polled for work that no queue item or timer announced (the safety
     net after a crash, or for work another node scheduled). Wake-ups do not wait for it."""

@@ -82,7 +82,11 @@ class Saga(Sequence):
     def round_over(self, context: StepExecutionContext) -> ExecutionResult:
         failure = context.persistence_data.get("failed")
         if failure is not None and context.step.error_behavior is not None:
-            raise SagaError(f"saga {context.step.name or context.step.id} was compensated after: {failure}")
+            raise SagaError(
+                f"saga {context.step.name or context.step.id} was compensated after: {failure}",
+                workflow_id=context.workflow.id,
+                step=context.step.id,
+            )
         return ExecutionResult.next()
 
 
@@ -194,7 +198,11 @@ class SubWorkflow(StepBody):
         if pointer.event_published:
             ended = pointer.event_data
             if ended["status"] != "complete":
-                raise ChildWorkflowError(f"sub-workflow {self.workflow_id} ({pointer.event_key}) was {ended['status']}")
+                raise ChildWorkflowError(
+                    f"sub-workflow {self.workflow_id} ({pointer.event_key}) was {ended['status']}",
+                    workflow_id=context.workflow.id,
+                    step=context.step.id,
+                )
             self.result = ended["data"]
             return ExecutionResult.next()
         # The child's id derives from this pointer and attempt, so a re-run after a crash finds

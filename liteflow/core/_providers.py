@@ -229,6 +229,8 @@ class ActivityCounter:
 
 
 class QueueType(str, Enum):
+    """The two queues a host reads: workflow ids to run, and event ids to deliver."""
+
     WORKFLOW = "workflow"
     EVENT = "event"
 

@@ -76,7 +76,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar, overload
 
-from ._errors import InvalidArgumentError, SerializationError
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError, SerializationError
 
 __all__ = ["MAX_DEPTH", "dumps", "from_jsonable", "loads", "register_module", "register_type", "to_jsonable"]
 
@@ -175,7 +175,7 @@ def register_type(cls: type[T] | None = None, *, name: str | None = None) -> typ
 
     def register(c: type[T]) -> type[T]:
         if not isinstance(c, type):
-            raise TypeError(f"register_type expects a class, got {c!r}")
+            raise InvalidArgumentTypeError(f"register_type expects a class, got {c!r}")
         if _kind_of(c) is None:
             raise SerializationError(f"cannot register {_qualified(c)}: its instances cannot be stored")
         key = name or f"{c.__module__}:{c.__qualname__}"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
 
 if TYPE_CHECKING:
     from ._models import ExecutionPointer, WorkflowInstance
@@ -44,11 +47,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError("RetryPolicy.max_attempts must be at least 1")
+            raise InvalidArgumentError("RetryPolicy.max_attempts must be at least 1")
         if self.backoff < 1 or not 0 <= self.jitter < 1:
-            raise ValueError("RetryPolicy needs backoff >= 1 and 0 <= jitter < 1")
+            raise InvalidArgumentError("RetryPolicy needs backoff >= 1 and 0 <= jitter < 1")
         if ErrorBehavior(self.then) is ErrorBehavior.RETRY:
-            raise ValueError("RetryPolicy.then must be TERMINATE, SUSPEND or COMPENSATE")
+            raise InvalidArgumentError("RetryPolicy.then must be TERMINATE, SUSPEND or COMPENSATE")
 
     def interval(self, attempt: int, random_fraction: float) -> timedelta:
         """The wait after failed attempt ``attempt``; ``random_fraction`` in [0, 1) drives jitter."""
@@ -107,16 +110,29 @@ class ExecutionResult:
     def sleep(duration: timedelta, data: Any = None) -> ExecutionResult:
         """Run this step again after ``duration``, with ``data`` as its persistence data."""
         if not isinstance(duration, timedelta):
-            raise TypeError(f"sleep() needs a timedelta, got {type(duration).__name__}")
+            raise InvalidArgumentTypeError(f"sleep() needs a timedelta, got {type(duration).__name__}")
         return ExecutionResult(sleep_for=duration, persistence_data=data)
 
     @staticmethod
-    def wait_for_event(name: str, key: str, as_of: datetime | None = None) -> ExecutionResult:
-        """Wait until an event (name, key) published at or after ``as_of`` arrives.
+    def wait_for_event(
+        name: str, key: str, effective_date: datetime | None = None, *, as_of: datetime | None = None
+    ) -> ExecutionResult:
+        """Wait until an event (name, key) published at or after ``effective_date`` arrives.
 
-        ``as_of`` defaults to the workflow's creation time, so an event published after the
-        workflow started but before it reached this step is still delivered."""
-        return ExecutionResult(event_name=name, event_key=str(key), event_as_of=as_of)
+        Args:
+            name: The event's name.
+            key: The event's key (converted to ``str``).
+            effective_date: Events published at or after this time count. Defaults to the
+                workflow's creation time, so an event published after the workflow started but
+                before it reached this step is still delivered.
+            as_of: The former name of ``effective_date``; deprecated.
+        """
+        if as_of is not None:
+            warnings.warn(
+                "wait_for_event(as_of=...) is deprecated: use effective_date=", DeprecationWarning, stacklevel=2
+            )
+            effective_date = effective_date or as_of
+        return ExecutionResult(event_name=name, event_key=str(key), event_as_of=effective_date)
 
     @staticmethod
     def branch(values: Sequence[Any], data: Any = None) -> ExecutionResult:
@@ -153,7 +169,16 @@ class StepBody:
     attributes after it. ``run`` may be ``async def``; returning None means "go on".
     """
 
-    def run(self, context: StepExecutionContext) -> ExecutionResult | None:
+    def run(self, context: StepExecutionContext) -> ExecutionResult | Awaitable[ExecutionResult | None] | None:
+        """Do the step's work.
+
+        Args:
+            context: The running workflow, step and execution pointer.
+
+        Returns:
+            What to do next (an :class:`ExecutionResult`), or ``None`` to go on to the next step.
+            An ``async def run`` returns the same through its coroutine.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement run(context)")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from liteflow.core import (
     ExecutionError,
     LocalLockProvider,
+    NotIdleError,
     PersistenceProvider,
     QueueType,
     Workflow,
@@ -49,15 +51,30 @@ class WorkflowTestHost:
     def __init__(
         self,
         *workflows: Workflow,
-        persistence: PersistenceProvider | str | None = None,
+        persistence_service: PersistenceProvider | str | None = None,
         start: datetime | None = None,
+        persistence: PersistenceProvider | str | None = None,
         **options: Any,
     ) -> None:
+        """Registers ``workflows`` on a host whose clock starts at ``start``.
+
+        Args:
+            *workflows: The workflows to register.
+            persistence_service: The store, as for ``configure_workflow_host`` (memory by default).
+            start: The clock's first time (2030-01-01 UTC by default).
+            persistence: The former name of ``persistence_service``; deprecated.
+            **options: Further host options, as for ``configure_workflow_host``.
+        """
+        if persistence is not None:
+            warnings.warn(
+                "WorkflowTestHost(persistence=...) is deprecated: use persistence_service=", DeprecationWarning, 2
+            )
+            persistence_service = persistence_service or persistence
         self.clock = ManualClock(start)
         # One process, every pass run by the caller: the in-process lock, even on a SQLite file
         # (whose default lock would start a renewal thread that nothing here ever stops).
         self.host: WorkflowHost = configure_workflow_host(
-            persistence_service=persistence, lock_service=LocalLockProvider(), clock=self.clock, **options
+            persistence_service=persistence_service, lock_service=LocalLockProvider(), clock=self.clock, **options
         )
         for workflow in workflows:
             self.host.register_workflow(workflow)
@@ -101,7 +118,7 @@ class WorkflowTestHost:
                 queue.enqueue(QueueType.EVENT, event_id)
             if self.host.run_until_idle() == 0:
                 return
-        raise RuntimeError(f"work was still due after {max_rounds} rounds: a workflow that never settles?")
+        raise NotIdleError(f"work was still due after {max_rounds} rounds: a workflow that never settles?")
 
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward by ``delta`` in one jump, then run what became due."""

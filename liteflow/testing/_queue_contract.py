@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,20 @@ from liteflow.core._models import new_id
 
 EMPTY_TIMEOUT = 0.2
 """The dequeue timeout used on empty queues: short, so the suite stays fast."""
+
+
+def wait_until_inside(thread: threading.Thread, function_name: str, timeout: float = 5.0) -> None:
+    """Return once ``thread`` is running ``function_name`` (a frame of that name is on its stack),
+    e.g. a consumer inside its blocking ``dequeue``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code.co_name == function_name:
+                return
+            frame = frame.f_back
+        time.sleep(0.001)  # polling a condition, with the deadline above
+    raise AssertionError(f"{thread.name} did not enter {function_name} within {timeout} s")
 
 
 def drain(queue: QueueProvider, queue_type: QueueType, *, timeout: float = EMPTY_TIMEOUT) -> list[str]:
@@ -89,7 +104,7 @@ class QueueContract:
 
         consumer = threading.Thread(target=consume)
         consumer.start()
-        time.sleep(0.1)  # let the consumer block first
+        wait_until_inside(consumer, "dequeue")  # the consumer waits in dequeue before the item arrives
         enqueued = time.monotonic()
         queue.enqueue(QueueType.WORKFLOW, item)
         consumer.join(timeout=5)
@@ -103,7 +118,7 @@ class QueueContract:
         result: list[str | None] = []
         consumer = threading.Thread(target=lambda: result.append(queue.dequeue(QueueType.EVENT, 10.0)))
         consumer.start()
-        time.sleep(0.1)
+        wait_until_inside(consumer, "dequeue")
         closed = time.monotonic()
         queue.close()
         consumer.join(timeout=5)

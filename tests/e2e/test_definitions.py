@@ -838,7 +838,7 @@ class PrintItem(StepBody):
 
 
 def readme_example() -> str:
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Definitions as data", 1)[1]
+    section = (ROOT / "docs" / "definitions-as-data.md").read_text(encoding="utf-8")  # the README's section, moved
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 

@@ -16,6 +16,7 @@ from liteflow.core import (
     InvalidArgumentError,
     InvalidOperationError,
     LiteFlowError,
+    PointerStatus,
     SerializationError,
     StepBody,
     StepExecutionContext,
@@ -140,9 +141,12 @@ def test_retry_honours_the_interval_and_records_every_error() -> None:
 
 class AlwaysFails(StepBody):
     calls = 0
+    fifth_call = threading.Event()
 
     def run(self, context: StepExecutionContext) -> None:
         AlwaysFails.calls += 1
+        if AlwaysFails.calls == 5:
+            AlwaysFails.fifth_call.set()
         raise RuntimeError("nope")
 
 
@@ -153,14 +157,17 @@ class Hopeless(Workflow):
 
 def test_a_step_that_keeps_failing_does_not_spin() -> None:
     AlwaysFails.calls = 0
+    AlwaysFails.fifth_call.clear()
     with configure_workflow_host() as host:
         host.register_workflow(Hopeless())
+        cpu_before, started = time.process_time(), time.monotonic()
         host.start_workflow("Hopeless")
-        cpu_before = time.process_time()
-        time.sleep(1.0)
-        cpu = time.process_time() - cpu_before
-    assert 3 <= AlwaysFails.calls <= 7
-    assert cpu < 0.5, f"a failing workflow used {cpu:.2f} s of CPU in 1 s"
+        assert AlwaysFails.fifth_call.wait(timeout=10), "the step was not retried"
+        elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_before
+    # Five attempts 200 ms apart take at least 0.8 s (retries honour the interval, no spinning),
+    # and the host sleeps between them.
+    assert elapsed >= 0.8, f"five attempts in {elapsed:.2f} s"
+    assert cpu < 0.5 * max(elapsed, 1.0), f"a failing workflow used {cpu:.2f} s of CPU in {elapsed:.2f} s"
 
 
 def test_an_idle_host_uses_almost_no_cpu() -> None:
@@ -221,11 +228,12 @@ def test_events_wake_promptly_and_each_waiting_workflow_gets_its_event_once() ->
 
 
 def test_stop_waits_for_a_running_step() -> None:
-    finished = threading.Event()
+    running, finished = threading.Event(), threading.Event()
 
     class Slow(StepBody):
         def run(self, context: StepExecutionContext) -> None:
-            time.sleep(0.3)
+            running.set()
+            time.sleep(0.3)  # the step's own work, under way when stop() is called
             finished.set()
 
     class SlowFlow(Workflow):
@@ -236,7 +244,7 @@ def test_stop_waits_for_a_running_step() -> None:
     host.register_workflow(SlowFlow())
     host.start()
     host.start_workflow("SlowFlow")
-    time.sleep(0.1)
+    assert running.wait(timeout=10), "the step never started"
     host.stop()
     assert finished.is_set()
 
@@ -302,6 +310,17 @@ def test_an_instance_consumes_each_event_once_even_with_two_waits_for_it() -> No
         host.register_workflow(TwoWaits())
         workflow_id = host.start_workflow("TwoWaits", 1, {})
         host.publish_event("go", "k", "one")
+        deadline = time.monotonic() + 10
+        while host.get_workflow_instance(workflow_id).data != {"first": "one"}:  # polled, with a deadline
+            assert time.monotonic() < deadline, "the first wait never got the event"
+            time.sleep(0.01)
+        while not any(
+            p.status is PointerStatus.WAITING_FOR_EVENT
+            for p in host.get_workflow_instance(workflow_id).execution_pointers
+        ):
+            assert time.monotonic() < deadline, "the second wait was never reached"
+            time.sleep(0.01)
+        # Now at the second wait, with "one" consumed: it must not take "one" again.
         with pytest.raises(WorkflowTimeoutError):
             host.wait_for_workflow(workflow_id, 0.3)
         assert host.get_workflow_instance(workflow_id).data == {"first": "one"}

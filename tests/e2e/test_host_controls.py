@@ -74,7 +74,7 @@ def test_controls_succeed_while_a_step_runs_and_apply_when_it_returns(action: st
 
 
 class AsyncNap(StepBody):
-    async def run(self, context: StepExecutionContext) -> ExecutionResult:  # type: ignore[override]
+    async def run(self, context: StepExecutionContext) -> ExecutionResult:
         await asyncio.sleep(0.2)
         return ExecutionResult.outcome("napped")
 

@@ -28,7 +28,7 @@ NOT_WOKEN = 0.3  # how long a workflow must stay asleep to count as "not woken"
 
 
 class Hello(StepBody):
-    def run(self, context: StepExecutionContext) -> ExecutionResult:  # type: ignore[return]
+    def run(self, context: StepExecutionContext) -> None:
         print("Hello world")  # returns nothing, as in the README: that means "go on"
 
 

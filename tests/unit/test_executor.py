@@ -296,7 +296,7 @@ def test_an_output_mapping_that_raises_is_a_step_error_and_data_is_untouched() -
 
 
 class AsyncStep(StepBody):
-    async def run(self, context: StepExecutionContext) -> ExecutionResult:  # type: ignore[override]
+    async def run(self, context: StepExecutionContext) -> ExecutionResult:
         await asyncio.sleep(0)
         context.workflow.data["async"] = True
         return ExecutionResult.outcome("done")

@@ -213,7 +213,9 @@ class MongoPersistenceProvider(PersistenceProvider):
                 self._workflows.insert_one(document)
         except ProviderError as error:
             if isinstance(error.__cause__, DuplicateKeyError):
-                raise ConcurrencyError(f"workflow {instance.id} already exists") from error.__cause__
+                raise ConcurrencyError(
+                    f"workflow {instance.id} already exists", workflow_id=instance.id
+                ) from error.__cause__
             raise
 
     def persist_workflow(
@@ -284,9 +286,11 @@ class MongoPersistenceProvider(PersistenceProvider):
         with _translated(f"read workflow {workflow_id}"):
             stored = self._workflows.find_one({"_id": workflow_id}, {"revision": 1})
         if stored is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         raise ConcurrencyError(
-            f"workflow {workflow_id} was saved by someone else (revision {stored['revision']}, this copy is {revision})"
+            f"workflow {workflow_id} was saved by someone else (revision {stored['revision']}, "
+            f"this copy is {revision})",
+            workflow_id=workflow_id,
         )
 
     # -- the outbox ----------------------------------------------------------------------------
@@ -343,7 +347,7 @@ class MongoPersistenceProvider(PersistenceProvider):
         with _translated(f"read workflow {workflow_id}"):
             stored = self._workflows.find_one({"_id": workflow_id}, {"outbox": 0})
         if stored is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return docs.instance_from_document(stored)
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:

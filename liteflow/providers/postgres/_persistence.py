@@ -243,7 +243,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 else:
                     conn.execute(self._sql.insert_workflow, row)
             except pg_errors.UniqueViolation as error:
-                raise ConcurrencyError(f"workflow {instance.id} already exists") from error
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
     def persist_workflow(
         self,
@@ -290,9 +290,10 @@ class PostgresPersistenceProvider(PersistenceProvider):
     def _raise_lost_update(self, conn: psycopg.Connection[Any], workflow_id: str, revision: int) -> None:
         row = conn.execute(self._sql.workflow_revision, (workflow_id,)).fetchone()
         if row is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         raise ConcurrencyError(
-            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})"
+            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})",
+            workflow_id=workflow_id,
         )
 
     def _fetchall(self, what: str, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -320,7 +321,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         rows = self._fetchall("load a workflow", self._sql.select_workflow, (workflow_id,))
         if not rows:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(rows[0])
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:

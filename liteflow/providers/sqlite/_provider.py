@@ -300,7 +300,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
             try:
                 self._writer.execute(_INSERT_WORKFLOW, row)
             except sqlite3.IntegrityError as error:
-                raise ConcurrencyError(f"workflow {instance.id} already exists") from error
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
     def persist_workflow(
         self,
@@ -342,9 +342,10 @@ class SqlitePersistenceProvider(PersistenceProvider):
         """Called with the writer lock held, after an update that matched no row."""
         row = self._writer.execute(_WORKFLOW_REVISION, (workflow_id,)).fetchone()
         if row is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         raise ConcurrencyError(
-            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})"
+            f"workflow {workflow_id} was saved by someone else (revision {row[0]}, this copy is {revision})",
+            workflow_id=workflow_id,
         )
 
     @staticmethod
@@ -370,7 +371,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         row = self._fetchone(_SELECT_WORKFLOW, (workflow_id,))
         if row is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(row)
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
