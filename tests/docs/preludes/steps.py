@@ -61,6 +61,6 @@ for _name in (
     "Accept Apologise BookFlight BookHotel CallApi CallPaymentApi CancelFlight CancelHotel ChargeCard CheckJob Close "
     "Escalate Fatal HoldForReview Notify NotifyCancelled PlaceOrder PollJob PrintItem Refund RequestApproval "
     "RequestRefund ReserveStock Retrying Risky SendInvoice SendReceipt SendReminder SendSurvey Ship ShipByCourier "
-    "ShipByPost SubmitJob TakePayment Upload"
+    "ShipByPost SubmitJob TakeOrder TakePayment Upload"
 ).split():
     globals()[_name] = type(_name, (StepBody,), {"run": _go_on})
