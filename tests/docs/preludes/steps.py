@@ -58,7 +58,7 @@ def _go_on(self: StepBody, context: StepExecutionContext) -> None:
 
 
 for _name in (
-    "Accept Apologise BookFlight BookHotel CallApi CallPaymentApi CancelFlight CancelHotel ChargeCard CheckJob Close "
+    "Accept Apologise BookFlight BookHotel CallApi CallPaymentApi CancelFlight CancelHotel Charge ChargeCard CheckJob Close "
     "Escalate Fatal HoldForReview Notify NotifyCancelled PlaceOrder PollJob PrintItem Refund RequestApproval "
     "RequestRefund ReserveStock Retrying Risky SendInvoice SendReceipt SendReminder SendSurvey Ship ShipByCourier "
     "ShipByPost SubmitJob TakeOrder TakePayment Upload"
