@@ -366,7 +366,8 @@ def compare(args: argparse.Namespace, engines: dict[str, Path]) -> None:
     spec = {"workload": "main", "workflows": args.workflows, "waiting": args.waiting_events, "samples": args.samples}
     table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     print(
-        f"compare: {BASELINE if args.baseline == BASELINE else args.baseline} (old) against the working tree (new); {args.rounds} rounds; {load()}",
+        f"compare: {BASELINE if args.baseline == BASELINE else args.baseline} (old) against the working tree (new); "
+        f"{args.rounds} rounds; {load()}",
         flush=True,
     )
     for provider in providers:
@@ -403,7 +404,8 @@ def print_table(
             cpu_old, cpu_new = median(provider, "old", key + "_cpu"), median(provider, "new", key + "_cpu")
             versus = f"{dbos['rate']:,.0f} | {new / dbos['rate']:.1f}x" if dbos and key == "a" else " | "
             print(
-                f"| {provider} | {label} | {old:,.0f} | {new:,.0f} | **{new / old:.2f}x** | {cpu_old:,.0f} | {cpu_new:,.0f} | {versus} |"
+                f"| {provider} | {label} | {old:,.0f} | {new:,.0f} | **{new / old:.2f}x** "
+                f"| {cpu_old:,.0f} | {cpu_new:,.0f} | {versus} |"
             )
         old, new = median(provider, "old", "d_cpu"), median(provider, "new", "d_cpu")
         print(f"| {provider} | (d) CPU only: run_until_idle | | | {new / old:.2f}x | {old:,.0f} | {new:,.0f} | | |")
@@ -415,7 +417,8 @@ def print_table(
                 else " | "
             )
             print(
-                f"| {provider} | (c) publish-to-resume {key} ms | {old:.2f} | {new:.2f} | {new / old:.2f}x | | | {versus} |"
+                f"| {provider} | (c) publish-to-resume {key} ms | {old:.2f} | {new:.2f} | {new / old:.2f}x "
+                f"| | | {versus} |"
             )
 
 

@@ -71,7 +71,7 @@ async def order_status(number: int) -> dict:
     try:
         instance = await host.get_workflow_instance_async(f"order-{number}")
     except WorkflowNotFoundError:
-        raise HTTPException(status_code=404, detail=f"no order {number}")
+        raise HTTPException(status_code=404, detail=f"no order {number}") from None
     return {"status": instance.status.value, "data": instance.data}
 
 

@@ -58,8 +58,8 @@ def _go_on(self: StepBody, context: StepExecutionContext) -> None:
 
 
 for _name in (
-    "Accept Apologise BookFlight BookHotel CallApi CallPaymentApi CancelFlight CancelHotel Charge ChargeCard CheckJob Close "
-    "Escalate Fatal HoldForReview Notify NotifyCancelled PlaceOrder PollJob PrintItem Refund RequestApproval "
+    "Accept Apologise BookFlight BookHotel CallApi CallPaymentApi CancelFlight CancelHotel Charge ChargeCard CheckJob "
+    "Close Escalate Fatal HoldForReview Notify NotifyCancelled PlaceOrder PollJob PrintItem Refund RequestApproval "
     "RequestRefund ReserveStock Retrying Risky SendInvoice SendReceipt SendReminder SendSurvey Ship ShipByCourier "
     "ShipByPost SubmitJob TakeOrder TakePayment Upload"
 ).split():
