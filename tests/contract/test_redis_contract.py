@@ -132,6 +132,7 @@ def test_priority_bookkeeping_leaves_no_keys_behind(redis_url: str, prefix: Pref
         rest = [queue.dequeue(QueueType.WORKFLOW, 0.2) for _ in range(2)]
         assert rest == ["wf-1", "wf-3"]
         for item in rest:
+            assert item is not None
             queue.acknowledge(QueueType.WORKFLOW, item)
         queue.enqueue(QueueType.WORKFLOW, "wf-late", priority=1)
         # wf-5's lease lapses (as if its node died): it comes back ahead of every priority.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from liteflow.testing._persistence_data import make_instance
 
 redis_servers, redlock_masters = servers.redis_servers, servers.redlock_masters  # fixtures
 
-TIMEOUTS = {"socket_timeout": 1.0, "connect_timeout": 1.0}
+TIMEOUTS: dict[str, Any] = {"socket_timeout": 1.0, "connect_timeout": 1.0}
 
 
 def urls(masters: list[RedisServer]) -> list[str]:
@@ -165,7 +166,7 @@ def test_host_health_shows_each_master(redlock_masters: list[RedisServer]) -> No
     try:
         b.kill()
         deadline = time.monotonic() + 10
-        while host.health().components["lock"].details["servers"][b.address]["ok"]:
+        while (host.health().components["lock"].details or {})["servers"][b.address]["ok"]:
             assert host.lock.acquire(f"r-{new_id()}") is True  # two of three: still a majority
             assert time.monotonic() < deadline, "the dead master never showed as not ok"
         health = host.health()

@@ -21,7 +21,7 @@ from liteflow.testing import LockContract, QueueContract
 
 redis_servers, sentinel_setup = servers.redis_servers, servers.sentinel_setup  # fixtures
 
-TIMEOUTS = {"socket_timeout": 1.0, "connect_timeout": 1.0}
+TIMEOUTS: dict[str, Any] = {"socket_timeout": 1.0, "connect_timeout": 1.0}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ accepts connections at once), and helpers to poll and to keep screenshots."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -102,7 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for workflow_id in quick:
             host.wait_for_workflow(workflow_id, timeout=DEADLINE)
         for workflow_id in (waiting, hostile):
-            wait_until(lambda w=workflow_id: _waiting_for_event(host, w), f"{workflow_id} to wait for its event")
+            wait_until(functools.partial(_waiting_for_event, host, workflow_id), f"{workflow_id} to wait for its event")
         wait_until(lambda: host.get_workflow_instance(failed).status is WorkflowStatus.SUSPENDED, "the failure")
         yield Stack(store, host, waiting, hostile, failed)
     finally:

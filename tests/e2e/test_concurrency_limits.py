@@ -32,7 +32,7 @@ class Limited(Workflow):
         return Concurrency(limit=2)
 
     def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(lambda context: None).wait_for("go", lambda data: data["name"]).output(
+        builder.start_with(lambda context: None).wait_for("go", lambda data, context: data["name"]).output(
             "answer", lambda step: step.event_data
         ).then(_finish).on_error(ErrorBehavior.TERMINATE)
 
@@ -141,7 +141,7 @@ def test_a_queued_instance_holds_no_worker() -> None:
         free = host.start_workflow("Free")
         assert host.wait_for_workflow(free, timeout=10).status is WorkflowStatus.COMPLETE
         done = threading.Event()
-        host.on_lifecycle_event(lambda event: done.set() if event.workflow_instance_id == ids[0] else None)
+        host.on_lifecycle_event(lambda event: done.set() if event.workflow_id == ids[0] else None)
         host.publish_event("go", "q0", "ok")
         assert host.wait_for_workflow(ids[0], timeout=10).status is WorkflowStatus.COMPLETE
 

@@ -249,7 +249,7 @@ class BrokenStore(MemoryPersistenceProvider):
 
 
 class CutQueue(SingleNodeQueueProvider):
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         raise ProviderUnavailableError("connection refused")
 
 
@@ -310,9 +310,9 @@ class FlakyQueue(SingleNodeQueueProvider):
         if self.down.is_set():
             raise ProviderUnavailableError("connection refused")
 
-    def enqueue(self, queue: QueueType, item_id: str) -> None:
+    def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         self._check()
-        super().enqueue(queue, item_id)
+        super().enqueue(queue, item_id, priority)
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         self._check()
