@@ -6,7 +6,7 @@ errors), ``_graph`` (graph), ``_control`` (publish, suspend, resume, terminate, 
 ``_schedules`` (schedules list, add, pause, resume, delete).
 """
 
-from . import _control, _dashboard, _graph, _read, _schedules, _worker  # noqa: F401 - importing them adds their commands to ``cli``
+from . import _control, _dashboard, _graph, _read, _schedules, _tasks, _worker  # noqa: F401 - importing them adds their commands to ``cli``
 from ._app import cli, main
 
 __all__ = ["cli", "main"]

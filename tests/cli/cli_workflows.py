@@ -108,3 +108,14 @@ class Slow(Workflow):
 
     def build(self, builder: WorkflowBuilder) -> None:
         builder.start_with(SlowStep).then(After)
+
+
+class Refund(Workflow):
+    """asks data["manager"] whether to refund; "yes" records refunded, "no" records kept"""
+
+    def build(self, builder: WorkflowBuilder) -> None:
+        (
+            builder.user_task("Refund order?", assigned_to=lambda data, context: data["manager"])
+            .with_option("yes", "Refund it", lambda then: then.start_with(lambda c: record(c, "refunded")))
+            .with_option("no", "Keep it", lambda then: then.start_with(lambda c: record(c, "kept")))
+        )
