@@ -20,7 +20,7 @@ def test_sigterm_lets_the_running_step_finish_and_a_restarted_worker_completes_t
     backend: Backend, start_worker: Callable[..., Worker]
 ) -> None:
     worker = start_worker("--concurrency", "2")
-    assert "Greeting v1, Order v1, Slow v1; 2 threads" in worker.ready
+    assert "Greeting v1, Order v1, Refund v1, Slow v1; 2 threads" in worker.ready
     workflow_id = start_slow(backend)
     worker.process.send_signal(signal.SIGTERM)
     worker.expect("liteflow worker stopping")
