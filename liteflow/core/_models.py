@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 
 def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
     return datetime.now(timezone.utc)
 
 

@@ -157,6 +157,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
 
 
 def event_to_record(event: Event) -> dict[str, Any]:
+    """The event as JSON types; a quarantined event keeps its original record. Raises SerializationError."""
     record: dict[str, Any] = {
         "id": event.id,
         "event_name": event.event_name,
@@ -230,6 +231,7 @@ def read_event(raw: Any, decode: Callable[[Any], dict[str, Any]], columns: Calla
 
 
 def subscription_to_record(subscription: EventSubscription) -> dict[str, Any]:
+    """The subscription as JSON types (its time as an ISO-8601 string)."""
     return {
         "id": subscription.id,
         "workflow_id": subscription.workflow_id,
@@ -242,6 +244,7 @@ def subscription_to_record(subscription: EventSubscription) -> dict[str, Any]:
 
 
 def subscription_from_record(record: dict[str, Any]) -> EventSubscription:
+    """The subscription back from what :func:`subscription_to_record` made."""
     as_of = _parse_time(record["subscribe_as_of"])
     assert as_of is not None
     return EventSubscription(
@@ -256,6 +259,7 @@ def subscription_from_record(record: dict[str, Any]) -> EventSubscription:
 
 
 def error_to_record(error: ExecutionError) -> dict[str, Any]:
+    """The execution error as JSON types (its time as an ISO-8601 string)."""
     return {
         "id": error.id,
         "workflow_id": error.workflow_id,
@@ -270,6 +274,7 @@ def error_to_record(error: ExecutionError) -> dict[str, Any]:
 
 
 def error_from_record(record: dict[str, Any]) -> ExecutionError:
+    """The execution error back from what :func:`error_to_record` made."""
     error_time = _parse_time(record["error_time"])
     assert error_time is not None
     return ExecutionError(**{**record, "error_time": error_time})
@@ -299,6 +304,8 @@ class SaveRows:
 
 
 def event_row(event: Event, *, time: Column, dumps: Callable[[Any], str], flag: Column) -> tuple[Any, ...]:
+    """One row of a SQL events table: id, event_name, event_key, event_time, is_processed, record;
+    ``time`` and ``flag`` turn the datetime and the boolean into column values."""
     record = dumps(event_to_record(event))
     return (event.id, event.event_name, event.event_key, time(event.event_time), flag(event.is_processed), record)
 

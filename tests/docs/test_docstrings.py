@@ -9,7 +9,7 @@ import pytest
 
 griffe = pytest.importorskip("griffe")  # comes with the docs extra (mkdocstrings[python])
 
-MODULES = ["liteflow.core", "liteflow.testing", "liteflow.metrics", "liteflow.tracing"]
+MODULES = ["liteflow.core", "liteflow.testing", "liteflow.metrics", "liteflow.tracing", "liteflow.providers.spi"]
 
 
 @pytest.mark.parametrize("module_name", MODULES)

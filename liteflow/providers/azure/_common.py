@@ -6,7 +6,7 @@ import re
 
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
-from liteflow.core._errors import InvalidArgumentError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import InvalidArgumentError, ProviderError, ProviderUnavailableError
 
 # HTTP statuses meaning "not now": request timeout, throttled (server busy), server errors.
 _UNAVAILABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -28,9 +28,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, LinearRetry
 
-from liteflow.core._backoff import OutageLog
-from liteflow.core._errors import InvalidArgumentError, ProviderError
-from liteflow.core._providers import LockProvider
+from liteflow.providers.spi import InvalidArgumentError, LockProvider, OutageLog, ProviderError
 
 from ._common import check_name, provider_error
 

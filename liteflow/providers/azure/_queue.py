@@ -34,8 +34,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import ExponentialRetry, QueueClient, QueueMessage, QueueServiceClient
 
-from liteflow.core._errors import InvalidArgumentError, ProviderError
-from liteflow.core._providers import QueueProvider, QueueType
+from liteflow.providers.spi import InvalidArgumentError, ProviderError, QueueProvider, QueueType
 
 from ._common import check_name, provider_error
 

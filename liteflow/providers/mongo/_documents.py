@@ -3,9 +3,9 @@
 Every document keeps the fields that queries filter or sort on at its top level, with times as
 integer microseconds since the Unix epoch (UTC): BSON dates have millisecond precision, so they
 would neither compare exactly nor read back exactly. The full model is under ``record``, as
-produced by :mod:`liteflow.core._records`, with its times as ISO-8601 strings (exact, offset
-kept) and every *user* value (workflow data, step persistence data, event data, ``for_each``
-items, outcomes) as JSON text.
+produced by the record functions of :mod:`liteflow.providers.spi`, with its times as ISO-8601
+strings (exact, offset kept) and every *user* value (workflow data, step persistence data, event
+data, ``for_each`` items, outcomes) as JSON text.
 
 User values are text rather than nested BSON on purpose: LiteFlow's JSON tags objects with a
 ``"$t"`` key, and MongoDB accepts ``$``-prefixed field names only with restrictions (not before
@@ -23,8 +23,12 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._records import (
+from liteflow.providers.spi import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    WorkflowInstance,
+    WorkflowStatus,
     error_from_record,
     error_to_record,
     event_to_record,

@@ -72,16 +72,23 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from liteflow.core._errors import (
+from liteflow.providers.spi import (
+    ActivityCount,
+    ActivityCounter,
     ConcurrencyError,
+    Event,
     EventNotFoundError,
+    EventSubscription,
+    ExecutionError,
+    InstanceQuery,
+    PersistenceProvider,
     ProviderError,
     ProviderUnavailableError,
     SerializationError,
+    WorkflowInstance,
     WorkflowNotFoundError,
+    WorkflowStatus,
 )
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import ActivityCount, ActivityCounter, InstanceQuery, PersistenceProvider
 
 from . import _documents as docs
 

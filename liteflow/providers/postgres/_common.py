@@ -21,8 +21,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from liteflow.core._backoff import Backoff, OutageLog
-from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import Backoff, ConfigurationError, OutageLog, ProviderError, ProviderUnavailableError
 
 logger = logging.getLogger("liteflow.providers.postgres")
 

@@ -36,9 +36,7 @@ import logging
 import secrets
 import threading
 
-from liteflow.core._backoff import OutageLog
-from liteflow.core._errors import InvalidArgumentError, ProviderError
-from liteflow.core._providers import LockProvider
+from liteflow.providers.spi import InvalidArgumentError, LockProvider, OutageLog, ProviderError
 
 from ._common import CONNECT_TIMEOUT, POOL_OPTIONS, STATEMENT_TIMEOUT, check_schema, open_pool, split_url, translated
 from ._schema import migrate, quoted

@@ -32,10 +32,19 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from liteflow.core._errors import ConcurrencyError, EventNotFoundError, WorkflowNotFoundError
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus, utcnow
-from liteflow.core._providers import ActivityCount, ActivityCounter, InstanceQuery, PersistenceProvider
-from liteflow.core._records import (
+from liteflow.providers.spi import (
+    ActivityCount,
+    ActivityCounter,
+    ConcurrencyError,
+    Event,
+    EventNotFoundError,
+    EventSubscription,
+    ExecutionError,
+    InstanceQuery,
+    PersistenceProvider,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
     error_from_record,
     event_row,
     instance_to_record,
@@ -43,6 +52,7 @@ from liteflow.core._records import (
     read_instance,
     save_rows,
     subscription_from_record,
+    utcnow,
 )
 
 from ._common import (

@@ -55,9 +55,7 @@ import threading
 import time
 from collections import defaultdict
 
-from liteflow.core._backoff import Backoff, OutageLog
-from liteflow.core._errors import InvalidArgumentError, ProviderError
-from liteflow.core._providers import QueueProvider, QueueType
+from liteflow.providers.spi import Backoff, InvalidArgumentError, OutageLog, ProviderError, QueueProvider, QueueType
 
 from ._common import (
     CONNECT_TIMEOUT,

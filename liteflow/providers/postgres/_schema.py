@@ -9,7 +9,7 @@ database apply each migration exactly once and the others wait, then find nothin
 migration is never edited once released: change the schema by appending one.
 
 Times are ``timestamptz`` (microsecond precision, like Python's datetime); the ``record`` column
-keeps the whole model as JSON text (see :mod:`liteflow.core._records`) and is what is read back.
+keeps the whole model as JSON text (see :mod:`liteflow.providers.spi`) and is what is read back.
 It is ``text``, not ``jsonb``: jsonb rejects the ``NaN``/``Infinity`` that LiteFlow's serializer
 writes for non-finite floats, rejects ``\\u0000`` in strings, and turns a float such as ``1e20``
 into the integer ``100000000000000000000``, so data would not always come back as it was saved.
@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from liteflow.core._errors import ProviderError
+from liteflow.providers.spi import ProviderError
 
 _LOCK_CLASS = 0x4C46  # "LF": first key of the migration advisory lock, the schema's hash the second
 

@@ -60,9 +60,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
 
-from liteflow.core._backoff import Backoff, OutageLog
-from liteflow.core._errors import ConfigurationError, InvalidArgumentError, ProviderError, ProviderUnavailableError
-from liteflow.core._providers import QueueProvider, QueueType
+from liteflow.providers.spi import (
+    Backoff,
+    ConfigurationError,
+    InvalidArgumentError,
+    OutageLog,
+    ProviderError,
+    ProviderUnavailableError,
+    QueueProvider,
+    QueueType,
+)
 
 logger = logging.getLogger("liteflow.providers.rabbitmq")
 

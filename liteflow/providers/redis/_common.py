@@ -13,7 +13,7 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError
 
 SENTINEL_SCHEME = "redis+sentinel"
 SOCKET_TIMEOUT = 5.0

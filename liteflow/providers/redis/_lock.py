@@ -53,9 +53,7 @@ from typing import Any
 
 import redis
 
-from liteflow.core._backoff import OutageLog
-from liteflow.core._errors import ConfigurationError, InvalidArgumentError
-from liteflow.core._providers import LockProvider
+from liteflow.providers.spi import ConfigurationError, InvalidArgumentError, LockProvider, OutageLog
 
 from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts, split_url
 from ._servers import LockServer, NotSent, Outcome, gather

@@ -47,9 +47,7 @@ from typing import Any
 
 import redis
 
-from liteflow.core._errors import InvalidArgumentError
-from liteflow.core._providers import QueueProvider, QueueType
-from liteflow.core._starting_workflows import MAX_PRIORITY
+from liteflow.providers.spi import MAX_PRIORITY, InvalidArgumentError, QueueProvider, QueueType
 
 from ._common import (
     CONNECT_TIMEOUT,

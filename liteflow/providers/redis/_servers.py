@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from liteflow.core._models import utcnow
+from liteflow.providers.spi import utcnow
 
 from ._common import SentinelMaster, client_from
 

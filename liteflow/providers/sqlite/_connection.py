@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from liteflow.core._errors import ConfigurationError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError
 
 MEMORY = ":memory:"
 T = TypeVar("T")

@@ -69,15 +69,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from liteflow.core._errors import (
+from liteflow.providers.spi import (
     ConfigurationError,
     InvalidArgumentError,
     InvalidOperationError,
     LiteFlowError,
+    LockProvider,
     ProviderError,
     ProviderUnavailableError,
 )
-from liteflow.core._providers import LockProvider
 
 from ._connection import MEMORY, Connection, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
 from ._owners import owner_id, owner_is_dead

@@ -29,22 +29,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from liteflow.core._errors import (
-    ConcurrencyError,
-    EventNotFoundError,
-    InvalidArgumentError,
-    InvalidOperationError,
-    WorkflowNotFoundError,
-)
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
-from liteflow.core._providers import (
+from liteflow.providers.spi import (
     ActivityCount,
     ActivityCounter,
+    ConcurrencyError,
+    Event,
+    EventNotFoundError,
+    EventSubscription,
+    ExecutionError,
     InstanceQuery,
+    InvalidArgumentError,
+    InvalidOperationError,
     LockProvider,
     PersistenceProvider,
-)
-from liteflow.core._records import (
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
     error_from_record,
     event_row,
     instance_to_record,

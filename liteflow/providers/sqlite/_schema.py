@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from liteflow.core._errors import ProviderError
+from liteflow.providers.spi import ProviderError
 
 _V1 = (
     """

@@ -1,0 +1,101 @@
+"""The provider SPI: everything needed to write a persistence, queue or lock provider.
+
+This module is the stable, public surface for provider authors, third-party ones included. The
+built-in providers (:mod:`liteflow.providers.sqlite`, ``postgres``, ``redis``, ``rabbitmq``,
+``mongo``, ``azure``) import from here and from nothing private in :mod:`liteflow.core`, so a
+provider written against this module uses exactly what they do. It re-exports, unchanged:
+
+- the contracts: :class:`PersistenceProvider`, :class:`QueueProvider` (with :class:`QueueType`),
+  :class:`LockProvider`, and the helpers of the persistence contract (:class:`InstanceQuery`,
+  :class:`ActivityCount`, :class:`ActivityCounter`);
+- the models a provider stores (:class:`WorkflowInstance`, :class:`Event`,
+  :class:`EventSubscription`, :class:`ExecutionError`, :class:`WorkflowStatus`) and
+  :func:`utcnow`;
+- the mapping between those models and plain JSON records (``*_to_record``, ``*_from_record``),
+  :func:`read_instance` / :func:`read_event`, which quarantine what cannot be decoded, and
+  :func:`save_rows` / :func:`event_row` for providers that keep rows in SQL tables;
+- the errors a provider raises (:class:`ProviderError`, :class:`ProviderUnavailableError`, ...);
+- :class:`Backoff` and :class:`OutageLog` for background loops that must survive outages;
+- :data:`MAX_PRIORITY`, the range of queue priorities.
+
+The contract test suites in :mod:`liteflow.testing` say what an implementation must do; subclass
+them to test a new provider.
+"""
+
+from __future__ import annotations
+
+from liteflow.core._backoff import Backoff, OutageLog
+from liteflow.core._errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    EventNotFoundError,
+    InvalidArgumentError,
+    InvalidOperationError,
+    LiteFlowError,
+    ProviderError,
+    ProviderUnavailableError,
+    SerializationError,
+    WorkflowNotFoundError,
+)
+from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus, utcnow
+from liteflow.core._providers import (
+    ActivityCount,
+    ActivityCounter,
+    InstanceQuery,
+    LockProvider,
+    PersistenceProvider,
+    QueueProvider,
+    QueueType,
+)
+from liteflow.core._records import (
+    error_from_record,
+    error_to_record,
+    event_row,
+    event_to_record,
+    instance_to_record,
+    read_event,
+    read_instance,
+    save_rows,
+    subscription_from_record,
+    subscription_to_record,
+)
+from liteflow.core._starting_workflows import MAX_PRIORITY
+
+__all__ = [
+    "MAX_PRIORITY",
+    "ActivityCount",
+    "ActivityCounter",
+    "Backoff",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "Event",
+    "EventNotFoundError",
+    "EventSubscription",
+    "ExecutionError",
+    "InstanceQuery",
+    "InvalidArgumentError",
+    "InvalidOperationError",
+    "LiteFlowError",
+    "LockProvider",
+    "OutageLog",
+    "PersistenceProvider",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "QueueProvider",
+    "QueueType",
+    "SerializationError",
+    "WorkflowInstance",
+    "WorkflowNotFoundError",
+    "WorkflowStatus",
+    "error_from_record",
+    "error_to_record",
+    "event_row",
+    "event_to_record",
+    "instance_to_record",
+    "read_event",
+    "read_instance",
+    "save_rows",
+    "subscription_from_record",
+    "subscription_to_record",
+    "utcnow",
+]
