@@ -1,9 +1,24 @@
-"""``configure_workflow_host`` and the resolution of providers given as instances or URLs."""
+"""``configure_workflow_host`` and the resolution of providers given as instances or URLs.
+
+A URL's scheme names its provider through the entry-point group ``liteflow.providers``: an entry
+named ``<kind>.<scheme>`` (``queue.redis``, ``lock.postgresql``; kind is ``persistence``, ``queue`` or
+``lock``) points at the provider class or factory, and its extra, if any, is the one to install for
+its driver (``liteflow.providers.redis:RedisQueueProvider.from_url [redis]``). So a third-party
+package adds ``foo://`` just by being installed with an entry point ``queue.foo``. The scheme looked
+up is the part before any ``+`` (``redis+sentinel://`` is ``redis``).
+
+The built-in schemes are declared there too (pyproject.toml), but are resolved from the tables below
+first, so they work from a source tree without installed metadata and no other package can take
+them over; a test keeps the tables and pyproject.toml the same. Entry points are read once, and a
+module is imported only when its scheme is used, so a missing driver only matters to those who use it.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -15,8 +30,7 @@ from ._providers import LockProvider, PersistenceProvider, QueueProvider
 
 Entry = tuple[str, str, str | None]
 
-# scheme -> (module, factory attribute, pip extra). Modules are imported only when asked for, so a
-# missing driver only matters to those who use it.
+# scheme -> (module, factory attribute, pip extra): the built-in schemes, as declared in pyproject.toml.
 _PERSISTENCE_URLS: dict[str, Entry] = {
     "memory": ("liteflow.core._memory", "MemoryPersistenceProvider", None),
     "sqlite": ("liteflow.providers.sqlite", "SqlitePersistenceProvider.from_url", None),
@@ -64,12 +78,35 @@ def with_provider_timeout(url: str, seconds: float) -> str:
     return urlunsplit(parts._replace(query=urlencode(query + added))) if added else url
 
 
+@functools.cache
+def _registered() -> dict[tuple[str, str], Entry]:
+    """(kind, scheme) -> entry, for every ``liteflow.providers`` entry point of the installed packages."""
+    found: dict[tuple[str, str], Entry] = {}
+    for point in entry_points(group="liteflow.providers"):
+        kind, _, scheme = point.name.partition(".")
+        # An extra only makes a `pip install "liteflow-engine[...]"` hint for our own distribution.
+        ours = point.dist is not None and point.dist.name == "liteflow-engine"
+        extra = point.extras[0] if ours and point.extras else None
+        found.setdefault((kind, scheme), (point.module, point.attr, extra))
+    return found
+
+
+def _schemes(kind: str, table: dict[str, Entry]) -> dict[str, Entry]:
+    """The built-in ``table``, then the schemes installed packages register for ``kind``."""
+    schemes = dict(table)
+    for (registered_kind, scheme), entry in _registered().items():
+        if registered_kind == kind:
+            schemes.setdefault(scheme, entry)
+    return schemes
+
+
 def _from_url(kind: str, url: str, table: dict[str, Entry]) -> Any:
     scheme = urlsplit(url).scheme.split("+")[0]
-    if scheme not in table:
-        known = ", ".join(f"{s}://" for s in table)
+    schemes = table if scheme in table else _schemes(kind, table)
+    if scheme not in schemes:
+        known = ", ".join(f"{s}://" for s in schemes)
         raise ConfigurationError(f"no {kind} provider for URL {url!r}; supported: {known}")
-    module_name, attribute, extra = table[scheme]
+    module_name, attribute, extra = schemes[scheme]
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
