@@ -74,6 +74,10 @@ class EventDelivery:
         # Events whose delivery found their workflow busy: retried as soon as it is released here.
         self._blocked: defaultdict[str, set[str]] = defaultdict(set)
         self._blocked_retries: dict[str, int] = {}
+        # Workflows with a control request recorded on this node while a step ran: the worker that
+        # holds the lock applies it itself before its next step (it may take the workflow back
+        # before the event worker does, so yielding to the delivery alone can miss the request).
+        self._controls_here: set[str] = set()
         self._blocked_lock = threading.Lock()
 
     def _clock(self) -> datetime:
@@ -119,6 +123,7 @@ class EventDelivery:
             self.persistence.create_event(event)
             with self._blocked_lock:
                 self._blocked[workflow_id].add(event.id)
+                self._controls_here.add(workflow_id)
             if action != "resume":  # only now: a step that stops at once must find the request
                 self._cancellations.cancel(workflow_id)
             self._announce(QueueType.EVENT, event.id)
@@ -196,13 +201,20 @@ class EventDelivery:
 
     def _pending_control(self, workflow_id: str, instance: WorkflowInstance, now: datetime) -> Event | None:
         """A suspend/resume/terminate request recorded while this workflow's last step ran (on any
-        node). Only asked of the store after a slow step: a request can only have been recorded
-        while the lock was held, and a turn of quick steps releases it soon enough."""
+        node). Asked of the store after a slow step (a request can only have been recorded while
+        the lock was held, and a turn of quick steps releases it soon enough), and whenever one was
+        recorded on this node."""
         last_run = max((p.start_time for p in instance.execution_pointers if p.start_time), default=now)
-        if now - last_run < _SLOW_STEP:
+        with self._blocked_lock:
+            recorded_here = workflow_id in self._controls_here
+        if not recorded_here and now - last_run < _SLOW_STEP:
             return None
         pending = self.persistence.get_events(CONTROL_EVENT, workflow_id, last_run)
-        return next((event for event in pending if not (event.is_processed or event.quarantined)), None)
+        found = next((event for event in pending if not (event.is_processed or event.quarantined)), None)
+        if found is None and recorded_here:
+            with self._blocked_lock:
+                self._controls_here.discard(workflow_id)
+        return found
 
     def _apply_control_event(self, instance: WorkflowInstance, event: Event) -> None:
         """Apply a recorded control request to a locked instance and mark it handled."""
@@ -211,6 +223,8 @@ class EventDelivery:
         else:
             logger.info("%s of workflow %s dropped: it is %s", event.event_data, instance.id, instance.status.value)
         self.persistence.mark_event_processed(event.id)
+        with self._blocked_lock:
+            self._controls_here.discard(instance.id)
 
     def _deliver_published(self, instance: WorkflowInstance, subscription: EventSubscription) -> bool:
         """Give a waiting step the oldest event (at or after its subscription's as-of time) that its
