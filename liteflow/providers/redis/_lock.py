@@ -186,9 +186,14 @@ class RedisLockProvider(LockProvider):
         keys, args = [self._key(resource), self._fence_key], [owner, self._lease_ms]
 
         def decided(outcomes: list[Outcome]) -> bool:
+            # Won, or lost for sure and known which way: refused by a majority (False), or out of
+            # reach of one (unavailable). A failed server alone decides neither while others are out.
             won = sum(1 for outcome in outcomes if _granted(outcome))
-            refused = sum(1 for outcome in outcomes if outcome is not None and not _granted(outcome))
-            return won >= self.quorum or len(outcomes) - refused < self.quorum
+            unanswered = sum(1 for outcome in outcomes if outcome is None)
+            answered = sum(1 for outcome in outcomes if _answered(outcome))
+            if won >= self.quorum:
+                return True
+            return won + unanswered < self.quorum and (answered >= self.quorum or answered + unanswered < self.quorum)
 
         outcomes = gather(self._servers, "acquire", keys, args, enough=decided, timeout=self._answer_bound)
         granted = [(server, int(outcome)) for server, outcome in zip(self._servers, outcomes) if _granted(outcome)]
