@@ -25,14 +25,13 @@ from rich.progress import (
 )
 
 from liteflow.core import (
-    Event,
     InvalidOperationError,
     LiteFlowError,
     QueueType,
     WorkflowHost,
     WorkflowStatus,
 )
-from liteflow.core._delivery import CONTROL_EVENT
+from liteflow.core._controls import ControlAction, check_transition, control_request
 
 from ._app import Backends, Duration, backend_options, cli, shares_lock
 from ._read import STATUSES, filter_options, select
@@ -70,8 +69,8 @@ def apply_control(host: WorkflowHost, action: str, workflow_id: str) -> bool:
     for the worker running it."""
     instance = host.get_workflow_instance(workflow_id)
     if action != "resume" and instance.status is WorkflowStatus.RUNNABLE and not shares_lock(host):
-        WorkflowHost._check_transition(instance, action)
-        event = Event(CONTROL_EVENT, workflow_id, action, event_time=host.options.clock())
+        check_transition(instance, ControlAction(action))
+        event = control_request(workflow_id, ControlAction(action), host.options.clock())
         host.persistence.create_event(event)
         host.queue.enqueue(QueueType.EVENT, event.id)
         return False

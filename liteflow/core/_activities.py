@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ActivityError, ConcurrencyError, InvalidArgumentError, WorkflowNotFoundError
 from ._executor import type_name
 from ._models import EventSubscription, PointerStatus, WorkflowStatus
-from ._primitives import DIRECT_WAIT_PREFIX
+from ._primitives import DIRECT_WAIT_PREFIX, awaits_result
 from ._steps import ExecutionResult, StepBody, StepExecutionContext
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def _claim(
     except (WorkflowNotFoundError, ConcurrencyError):
         return None
     finally:
-        host._release(workflow_id)
+        host._waiting.release(workflow_id)
     return PendingActivity(
         token=_token(workflow_id, pointer.id, state["attempt"], claim),
         activity_name=subscription.event_key,
@@ -170,12 +170,12 @@ def submit_activity_result(host: WorkflowHost, token: str, payload: dict[str, An
     pointer = instance.pointer(pointer_id)
     if pointer is None:
         raise InvalidArgumentError(f"token {token!r} names no step of workflow {workflow_id}")
-    if instance.is_finished or not host._awaits(pointer, ACTIVITY_WAIT, attempt):
+    if instance.is_finished or not awaits_result(pointer, ACTIVITY_WAIT, attempt):
         return False
     state = pointer.persistence_data
     if not isinstance(state, dict) or not 1 <= claim <= state.get("claims", 0):
         raise InvalidArgumentError(f"token {token!r} was never handed out")
-    host._submit_direct(workflow_id, pointer_id, ACTIVITY_WAIT, attempt, {**payload, "attempt": attempt})
+    host._delivery.submit_direct(workflow_id, pointer_id, ACTIVITY_WAIT, attempt, {**payload, "attempt": attempt})
     return True
 
 

@@ -5,24 +5,15 @@ A ``sub_workflow`` step waits for its child. When the wait ends without the chil
 or a timeout cancels the step), the child is terminated too, and its own children in turn, unless
 the step says ``on_parent_end="abandon"``. The host compares a parent's child waits before and
 after each change it saves, and terminates the children whose wait went away, after the save
-(best effort: a node that dies in between leaves those children running).
+(``Controls.end_children``; best effort: a node that dies in between leaves those children running).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 from ._builder import Constant
-from ._errors import InvalidOperationError, WorkflowNotFoundError
 from ._models import PointerStatus, WorkflowInstance
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._steps import WorkflowDefinition, WorkflowStep
-
-if TYPE_CHECKING:
-    from ._delivery import EventDelivery
-
-logger = logging.getLogger("liteflow")
 
 
 def child_waits(instance: WorkflowInstance) -> dict[str, str]:
@@ -60,16 +51,3 @@ def children_to_end(
         if not (known and definition is not None and abandons(definition.steps[pointer.step_id])):
             ended.append(before[pointer.id])
     return ended
-
-
-def end_children(host: EventDelivery, child_ids: list[str]) -> None:
-    """Terminate each child that is still runnable or suspended (its own children follow)."""
-    for child_id in child_ids:
-        try:
-            host._control(child_id, "terminate")
-        except (InvalidOperationError, WorkflowNotFoundError):
-            continue  # it ended meanwhile, or was purged
-        except Exception:  # one child's failure must not stop the others, nor the caller's turn
-            logger.exception("could not terminate sub-workflow %s after its parent's step ended", child_id)
-        else:
-            logger.info("terminated sub-workflow %s: its parent's step ended first", child_id)

@@ -1,10 +1,10 @@
-"""The workflow host: registers definitions, starts workflows, delivers events, runs the workers.
+"""The workflow host: registers definitions, starts workflows, runs the workers, saves instances.
 
-Order of work for one workflow (the part that keeps the engine correct, see docs/architecture.md):
-lock it, load it, run a pass, create any sub-workflows, save it with its new subscriptions, errors
-and outgoing events in one write, look for events already published for the new subscriptions,
-release the lock, then schedule the next turn. Event delivery and control requests live in
-``_delivery`` (the host's base class).
+How the engine works, for whoever changes it, is in docs/architecture.md: the threads, one turn of
+a workflow (``_turn``), event delivery and controls, locks and revisions, what is saved when. The
+host owns its parts and they call it back through small interfaces: ``_turn.WorkflowTurn`` (one
+turn), ``_delivery.EventDelivery`` and ``WaitingDeliveries`` (events and direct results, and the
+deliveries waiting for a lock), ``_controls.Controls`` (suspend, resume, terminate).
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ from . import _validation as check
 from ._activities import PendingActivity, failure_payload, get_pending_activity, submit_activity_result
 from ._async_calls import AsyncCalls
 from ._builder import Workflow
-from ._children import child_waits, children_to_end, end_children
+from ._controls import ControlAction, Controls
+from ._delivery import EventDelivery, WaitingDeliveries
 from ._errors import (
-    ConcurrencyError,
     InvalidArgumentError,
     InvalidOperationError,
-    SerializationError,
     WorkflowTimeoutError,
 )
 from ._executor import PassMiddleware, WorkflowExecutor
 from ._health import HealthMonitor
 from ._interrupts import Cancellations
-from ._lifecycle import Lifecycle, LifecycleCallback, LifecycleEventType, WorkflowMiddleware
+from ._lifecycle import Lifecycle, LifecycleCallback, WorkflowMiddleware
 from ._models import (
     Event,
     EventSubscription,
@@ -46,14 +45,15 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
-from ._payload import check_instance_payload, check_payload
+from ._payload import check_payload
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
-from ._schedules import ScheduleMethods, ScheduleWorkflow, running_host
+from ._schedules import ScheduleMethods, ScheduleWorkflow
 from ._step_limits import step_limits
 from ._steps import StepMiddleware
 from ._timers import AsyncRunner, TimerQueue
+from ._turn import WorkflowTurn
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
 from ._workers import HostWorkers
 
@@ -73,7 +73,6 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         options: HostOptions,
         owned: tuple[Any, ...] = (),
     ) -> None:
-        super().__init__()
         self.persistence = persistence
         self.queue = queue
         self.lock = lock
@@ -108,7 +107,9 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         self._stopping = threading.Event()
         self._waiters: dict[str, list[threading.Event]] = {}
         self._waiters_lock = threading.Lock()
-        # Events whose delivery found their workflow busy: retried as soon as it is released here.
+        self._waiting = WaitingDeliveries(self, self._timers)
+        self._controls = Controls(self, self._waiting, self._cancellations)
+        self._delivery = EventDelivery(self, self._waiting, self._controls)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -396,15 +397,15 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
     def suspend_workflow(self, workflow_id: str) -> None:
         """Suspend a runnable workflow. While one of its steps runs, the request is recorded and
         applied when the step returns."""
-        self._control(workflow_id, "suspend")
+        self._controls.request(workflow_id, ControlAction.SUSPEND)
 
     def resume_workflow(self, workflow_id: str) -> None:
         """Resume a suspended workflow (its definition must be registered on this host)."""
-        self._control(workflow_id, "resume")
+        self._controls.request(workflow_id, ControlAction.RESUME)
 
     def terminate_workflow(self, workflow_id: str) -> None:
         """End a runnable or suspended workflow as terminated (applied after a running step)."""
-        self._control(workflow_id, "terminate")
+        self._controls.request(workflow_id, ControlAction.TERMINATE)
 
     # -- repair (liteflow/core/_repair.py) -----------------------------------------------------
 
@@ -442,7 +443,22 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         """
         return _repair.fork_workflow(self, workflow_id, from_step)
 
-    # -- saving --------------------------------------------------------------------------------
+    # -- saving and queueing -------------------------------------------------------------------
+
+    def _clock(self) -> datetime:
+        return self.options.clock()
+
+    def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
+        """Queue an item whose state the store already holds. If the queue fails, nothing is lost
+        (the poll finds the item in the store), so the call that saved it happened and must not
+        raise: the queue is reported degraded instead."""
+        try:
+            _starting_workflows.enqueue(self.queue, queue, item_id, priority)
+        except Exception as error:
+            self._health.failed("queue", error)
+            logger.debug("could not queue %s %s; the poll will: %s", queue.value, item_id, error)
+        else:
+            self._health.succeeded("queue")
 
     def _save(
         self,
@@ -517,7 +533,10 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         if self._running:
             raise InvalidOperationError("run_until_idle is for a host that is not started")
         for count in range(max_items):
-            for queue, handle in ((QueueType.WORKFLOW, self._process_workflow), (QueueType.EVENT, self._process_event)):
+            for queue, handle in (
+                (QueueType.WORKFLOW, self._process_workflow),
+                (QueueType.EVENT, self._delivery.process),
+            ):
                 item_id = self.queue.dequeue(queue, 0)
                 if item_id is not None:
                     self._handle(queue, item_id, handle)
@@ -527,88 +546,5 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         return max_items
 
     def _process_workflow(self, workflow_id: str) -> None:
-        running_host.set(self)
-        if not self.lock.acquire(workflow_id):
-            return  # another worker has it and will schedule its next turn
-        yielded = False
-        orphans: list[str] = []
-        try:
-            instance = self.persistence.get_workflow_instance(workflow_id)
-            self._quarantine_if_unreadable(instance)
-            if self._is_due(instance):
-                self._recheck_waits(instance)
-            for _ in range(self.options.max_passes_per_turn):
-                now = self._clock()
-                if not self._is_due(instance, now) and not limits.may_take_slot(instance):
-                    break
-                definition = self.registry.find(instance.workflow_definition_id, instance.version)
-                if definition is None:
-                    message = (
-                        f"its definition {instance.workflow_definition_id!r} version {instance.version} "
-                        "is not registered on this host"
-                    )
-                    instance = self._suspend_with_error(
-                        workflow_id, message, "liteflow.core.WorkflowNotRegisteredError"
-                    )
-                    break
-                control = self._pending_control(workflow_id, instance, now)
-                if control is not None:
-                    self._apply_control_event(instance, control)
-                    continue
-                with self._blocked_lock:
-                    if self._blocked.get(workflow_id):
-                        yielded = True  # an event delivery or control request waits for the lock
-                        break
-                if definition.concurrency is not None:
-                    waiting = limits.try_admit(self, instance, definition, now)
-                    if waiting is not None:
-                        instance = waiting  # queued for a slot (or suspended): saved
-                        break
-                before, waits = instance.status, child_waits(instance)
-                result = self._executor.execute(instance, definition, now)
-                for child in result.children:
-                    self._create_child(child)
-                if result.subscriptions and instance.status is WorkflowStatus.RUNNABLE:
-                    # Saved as due until the events already published are looked up below: if
-                    # this node dies in between, whoever runs it next looks (_recheck_waits).
-                    instance.next_execution = now
-                try:
-                    check_instance_payload(instance, self.options.max_payload_bytes)
-                    self._save(
-                        instance,
-                        before,
-                        subscriptions=result.subscriptions,
-                        errors=result.errors,
-                        step_events=result.step_events,
-                    )
-                except SerializationError as error:
-                    message = f"the data left by its steps cannot be saved: {error}"
-                    error_type = f"liteflow.core.{type(error).__name__}"
-                    instance = self._suspend_with_error(workflow_id, message, error_type)
-                    break
-                for subscription in result.subscriptions:
-                    self._deliver_published(instance, subscription)
-                orphans += children_to_end(instance, waits, definition)
-        finally:
-            self._release(workflow_id)
-        end_children(self, orphans)
-        if yielded:  # the waiting delivery goes first; come back just after it
-            retry = (QueueType.WORKFLOW, workflow_id, instance.priority)
-            self._timers.call_later(self.options.lock_retry_delay.total_seconds(), retry)
-        else:
-            self._schedule(instance)
-
-    def _is_due(self, instance: WorkflowInstance, now: datetime | None = None) -> bool:
-        return (
-            instance.status is WorkflowStatus.RUNNABLE
-            and instance.next_execution is not None
-            and instance.next_execution <= (now or self._clock())
-        )
-
-    def _create_child(self, child: WorkflowInstance) -> None:
-        try:
-            self.persistence.create_workflow(child)
-        except ConcurrencyError:
-            return  # created by an earlier run of the same step attempt
-        self._lifecycle.publish(child, LifecycleEventType.WORKFLOW_STARTED, child.create_time)
-        self._announce(QueueType.WORKFLOW, child.id, child.priority)
+        """One turn of a workflow (see ``_turn`` and docs/architecture.md)."""
+        WorkflowTurn(self, workflow_id).run()

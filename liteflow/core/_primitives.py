@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ._errors import ChildWorkflowError, InvalidArgumentError, SagaError
+from ._models import ExecutionPointer, PointerStatus
 from ._steps import ChildWorkflow, ExecutionResult, StepBody, StepExecutionContext
 
 _CHILDREN_ACTIVE = {"children_active": True}
@@ -175,6 +176,17 @@ class EndWorkflow(StepBody):
 DIRECT_WAIT_PREFIX = "liteflow.direct."
 """Waits that only a direct result for the step ends (activities, user tasks), never a published
 event: see ``_delivery``."""
+
+
+def awaits_result(pointer: ExecutionPointer | None, wait: str, attempt: int) -> bool:
+    """Whether a pointer still waits for a direct result of this kind and attempt."""
+    return (
+        pointer is not None
+        and pointer.status is PointerStatus.WAITING_FOR_EVENT
+        and pointer.event_name == wait
+        and pointer.retry_count == attempt
+    )
+
 
 ON_PARENT_END = ("terminate", "abandon")
 """What ``sub_workflow(..., on_parent_end=...)`` accepts (see ``_children``)."""

@@ -107,7 +107,7 @@ def retry_workflow(
                 if attempt == _SAVE_ATTEMPTS - 1:
                     raise
     finally:
-        host._release(workflow_id)
+        host._waiting.release(workflow_id)
     logger.info("workflow %s retried%s", workflow_id, "" if from_step is None else f" from step {from_step}")
     host._schedule(instance)
 

@@ -289,7 +289,7 @@ def _update(host: WorkflowHost, fresh: WorkflowInstance, spec: dict[str, Any]) -
             stored.next_execution = host.options.clock()  # the next tick of the new cron
         host.persistence.persist_workflow(stored)
     finally:
-        host._release(fresh.id)
+        host._waiting.release(fresh.id)
     host._announce(QueueType.WORKFLOW, fresh.id)
 
 

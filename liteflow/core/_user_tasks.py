@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidArgumentError, UserActionError
 from ._models import ExecutionPointer, PointerStatus, WorkflowInstance
-from ._primitives import DIRECT_WAIT_PREFIX
+from ._primitives import DIRECT_WAIT_PREFIX, awaits_result
 from ._steps import ExecutionResult, StepBody, StepExecutionContext
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def publish_user_action(host: WorkflowHost, key: str, user: str, value: Any) -> 
     pointer = instance.pointer(pointer_id)
     if pointer is None:
         raise InvalidArgumentError(f"key {key!r} names no step of workflow {workflow_id}")
-    if instance.is_finished or not _open(pointer) or not host._awaits(pointer, USER_TASK_WAIT, attempt):
+    if instance.is_finished or not _open(pointer) or not awaits_result(pointer, USER_TASK_WAIT, attempt):
         return False
     action = _action(instance, pointer)
     if action.assigned_to is not None and user != action.assigned_to:
@@ -145,5 +145,5 @@ def publish_user_action(host: WorkflowHost, key: str, user: str, value: Any) -> 
     if value not in action.options:
         raise UserActionError(f"user task {key} has no option {value!r}; its options are {list(action.options)}")
     answer = {"value": value, "user": user, "attempt": attempt}
-    host._submit_direct(workflow_id, pointer_id, USER_TASK_WAIT, attempt, answer)
+    host._delivery.submit_direct(workflow_id, pointer_id, USER_TASK_WAIT, attempt, answer)
     return True

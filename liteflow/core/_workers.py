@@ -13,11 +13,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from ._backoff import Backoff
 from ._delivery import EventDelivery
-from ._health import WORKER_GROUPS, Health, provider_failure
-from ._providers import QueueType
+from ._health import WORKER_GROUPS, Health, HealthMonitor, provider_failure
+from ._options import HostOptions
+from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._timers import TimerQueue
 
 logger = logging.getLogger("liteflow")
 
@@ -37,9 +40,16 @@ def _group_of(thread_name: str) -> str:
     return "poller"
 
 
-class HostWorkers(EventDelivery):
+class HostWorkers:
     """Base of :class:`WorkflowHost` holding its threads; the host provides the rest."""
 
+    persistence: PersistenceProvider
+    queue: QueueProvider
+    lock: LockProvider
+    options: HostOptions
+    _health: HealthMonitor
+    _timers: TimerQueue[tuple[QueueType, str, int]]
+    _delivery: EventDelivery
     _running: bool
     _stopping: threading.Event
     _threads: list[threading.Thread]
@@ -49,6 +59,9 @@ class HostWorkers(EventDelivery):
     _supervisor: threading.Thread | None
 
     def _process_workflow(self, workflow_id: str) -> None:
+        raise NotImplementedError
+
+    def _clock(self) -> datetime:
         raise NotImplementedError
 
     # -- health --------------------------------------------------------------------------------
@@ -144,7 +157,7 @@ class HostWorkers(EventDelivery):
         self._consume(QueueType.WORKFLOW, self._process_workflow)
 
     def _event_worker(self) -> None:
-        self._consume(QueueType.EVENT, self._process_event)
+        self._consume(QueueType.EVENT, self._delivery.process)
 
     def _consume(self, queue: QueueType, handle: Callable[[str], None]) -> None:
         idle = self.options.idle_timeout.total_seconds()

@@ -345,12 +345,12 @@ def test_an_event_is_not_lost_when_a_node_dies_between_saving_a_wait_and_looking
     node1.register_workflow(OneWait())
     workflow_id = node1.start_workflow("OneWait", 1, {})
     event_id = node1.publish_event("go", "k", "first")
-    node1._process_event(event_id)  # fanned out before anyone waits: marked processed
+    node1._delivery.process(event_id)  # fanned out before anyone waits: marked processed
 
     def die(*args: object) -> None:
         raise NodeDied
 
-    node1._deliver_published = die  # type: ignore[method-assign]
+    node1._delivery.deliver_published = die  # type: ignore[method-assign]
     with pytest.raises(NodeDied):
         node1.run_until_idle()  # saves the subscription, then "dies"
 
