@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from ._controls import CONTROL_EVENT, Controls
 from ._errors import WorkflowNotFoundError
+from ._lifecycle import StepEvent
 from ._models import (
     Event,
     EventSubscription,
@@ -63,7 +64,7 @@ class DeliveryHost(Protocol):
         subscriptions: Sequence[EventSubscription] = (),
         terminated_subscriptions: Sequence[str] = (),
         errors: Sequence[ExecutionError] = (),
-        step_events: Sequence[tuple[str, ExecutionPointer]] = (),
+        step_events: Sequence[tuple[StepEvent, ExecutionPointer]] = (),
     ) -> None:
         """Persist a locked instance and tell everyone who cares what changed."""
 

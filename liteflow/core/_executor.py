@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
+from ._lifecycle import StepEvent
 from ._logcontext import bind_log_context
 from ._models import (
     EventSubscription,
@@ -58,8 +59,8 @@ class PassResult:
     errors: list[ExecutionError] = field(default_factory=list)
     children: list[WorkflowInstance] = field(default_factory=list)
     """Sub-workflows to create before the instance is saved."""
-    step_events: list[tuple[str, ExecutionPointer]] = field(default_factory=list)
-    """("started" | "completed", pointer) in the order they happened."""
+    step_events: list[tuple[StepEvent, ExecutionPointer]] = field(default_factory=list)
+    """What happened to which step, in order."""
     steps_run: int = 0
 
 
@@ -190,7 +191,7 @@ class WorkflowExecutor:
     ) -> None:
         if pointer.start_time is None or pointer.status is PointerStatus.FAILED:
             pointer.start_time = pointer.start_time or now
-            result.step_events.append(("started", pointer))  # each attempt
+            result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
         context = self._context(instance, step, pointer, open_children)
@@ -244,7 +245,7 @@ class WorkflowExecutor:
     def _child_instance(self, parent: WorkflowInstance, outcome: ExecutionResult, now: datetime) -> WorkflowInstance:
         child = outcome.start_child
         assert child is not None
-        version = None if child.version < 0 else child.version
+        version = child.version
         definition = self._find_definition(child.workflow_id, version)
         if definition is None:
             wanted = "" if version is None else f" version {version}"
@@ -321,7 +322,7 @@ class WorkflowExecutor:
         """End a pointer successfully and start the steps that follow its outcome."""
         _end(pointer, PointerStatus.COMPLETE, now)
         pointer.outcome = outcome_value
-        result.step_events.append(("completed", pointer))
+        result.step_events.append((StepEvent.COMPLETED, pointer))
         for next_step in step.outcomes:
             if next_step.matches(outcome_value):
                 instance.execution_pointers.append(

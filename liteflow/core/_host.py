@@ -35,7 +35,7 @@ from ._errors import (
 from ._executor import PassMiddleware, WorkflowExecutor
 from ._health import HealthMonitor
 from ._interrupts import Cancellations
-from ._lifecycle import Lifecycle, LifecycleCallback, WorkflowMiddleware
+from ._lifecycle import Lifecycle, LifecycleCallback, StepEvent, WorkflowMiddleware
 from ._models import (
     Event,
     EventSubscription,
@@ -468,7 +468,7 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         subscriptions: Sequence[EventSubscription] = (),
         terminated_subscriptions: Sequence[str] = (),
         errors: Sequence[ExecutionError] = (),
-        step_events: Sequence[tuple[str, ExecutionPointer]] = (),
+        step_events: Sequence[tuple[StepEvent, ExecutionPointer]] = (),
     ) -> None:
         """Persist an instance (lock held) and tell everyone who cares what changed."""
         now = self._clock()

@@ -28,6 +28,16 @@ class LifecycleEventType(str, enum.Enum):
     STEP_COMPLETED = "step_completed"
 
 
+class StepEvent(enum.Enum):
+    """What the executor reports of a step in a pass; published after the save as a
+    :class:`LifecycleEvent` of the matching type."""
+
+    STARTED = LifecycleEventType.STEP_STARTED
+    """An attempt of the step started."""
+    COMPLETED = LifecycleEventType.STEP_COMPLETED
+    """The step completed."""
+
+
 @dataclass(frozen=True)
 class LifecycleEvent:
     """Something that happened to a workflow, delivered after it was saved."""
@@ -113,18 +123,12 @@ class Lifecycle:
         instance: WorkflowInstance,
         before: WorkflowStatus,
         time: datetime,
-        step_events: Sequence[tuple[str, ExecutionPointer]] = (),
+        step_events: Sequence[tuple[StepEvent, ExecutionPointer]] = (),
         errors: Sequence[ExecutionError] = (),
     ) -> None:
         """Publish what one save changed, in order: steps, errors, then the workflow's transition."""
         for kind, pointer in step_events:
-            started = kind == "started"
-            self.publish(
-                instance,
-                LifecycleEventType.STEP_STARTED if started else LifecycleEventType.STEP_COMPLETED,
-                time,
-                pointer,
-            )
+            self.publish(instance, kind.value, time, pointer)
         for error in errors:
             self.publish(instance, LifecycleEventType.WORKFLOW_ERROR, time, error=error)
         if instance.status is not before:

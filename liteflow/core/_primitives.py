@@ -220,9 +220,8 @@ class SubWorkflow(StepBody):
         # The child's id derives from this pointer and attempt, so a re-run after a crash finds
         # the child it already started instead of starting a second one.
         child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"liteflow:{context.idempotency_key}").hex
-        version = -1 if self.version is None else self.version  # -1: the latest, resolved by the executor
         return ExecutionResult(
-            start_child=ChildWorkflow(child_id, self.workflow_id, version, self.data),
+            start_child=ChildWorkflow(child_id, self.workflow_id, self.version, self.data),
             event_name=CHILD_COMPLETED_EVENT,
             event_key=child_id,
         )

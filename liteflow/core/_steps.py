@@ -70,7 +70,8 @@ class ChildWorkflow:
 
     id: str
     workflow_id: str
-    version: int
+    version: int | None
+    """None: the latest registered, resolved by the executor when it creates the child."""
     data: Any
 
 
