@@ -75,22 +75,104 @@ class ChildWorkflow:
     data: Any
 
 
-@dataclass
 class ExecutionResult:
-    """What a step asks the engine to do next. Build one with the static constructors."""
+    """What a step asks the engine to do next. Build one with the static constructors; the engine
+    reads it through the read-only properties below."""
 
-    proceed: bool = False
-    outcome_value: Any = None
-    persistence_data: Any = None
-    sleep_for: timedelta | None = None
-    event_name: str | None = None
-    event_key: str | None = None
-    event_as_of: datetime | None = None
-    branch_values: list[Any] | None = None
-    # Used by built-in primitives only:
-    branch_children: list[int] | None = None
-    end_workflow: bool = False
-    start_child: ChildWorkflow | None = None
+    def __init__(
+        self,
+        proceed: bool = False,
+        outcome_value: Any = None,
+        persistence_data: Any = None,
+        sleep_for: timedelta | None = None,
+        event_name: str | None = None,
+        event_key: str | None = None,
+        event_as_of: datetime | None = None,
+        branch_values: list[Any] | None = None,
+        # Used by built-in primitives only:
+        branch_children: list[int] | None = None,
+        end_workflow: bool = False,
+        start_child: ChildWorkflow | None = None,
+    ) -> None:
+        self._proceed = proceed
+        self._outcome_value = outcome_value
+        self._persistence_data = persistence_data
+        self._sleep_for = sleep_for
+        self._event_name = event_name
+        self._event_key = event_key
+        self._event_as_of = event_as_of
+        self._branch_values = branch_values
+        self._branch_children = branch_children
+        self._end_workflow = end_workflow
+        self._start_child = start_child
+
+    def _fields(self) -> dict[str, Any]:
+        return {name.lstrip("_"): value for name, value in vars(self).items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExecutionResult) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as the dataclass it was
+
+    def __repr__(self) -> str:
+        fields = self._fields().items()
+        given = (f"{name}={value!r}" for name, value in fields if value is not None and value is not False)
+        return f"ExecutionResult({', '.join(given)})"
+
+    @property
+    def proceed(self) -> bool:
+        """The step is complete: go on to the steps that follow its outcome."""
+        return self._proceed
+
+    @property
+    def outcome_value(self) -> Any:
+        """The value the step completed with; ``when(value)`` branches match it."""
+        return self._outcome_value
+
+    @property
+    def persistence_data(self) -> Any:
+        """What the step keeps for its next run (``context.persistence_data``)."""
+        return self._persistence_data
+
+    @property
+    def sleep_for(self) -> timedelta | None:
+        """Run the step again after this long."""
+        return self._sleep_for
+
+    @property
+    def event_name(self) -> str | None:
+        """The name of the event the step waits for."""
+        return self._event_name
+
+    @property
+    def event_key(self) -> str | None:
+        """The key of the event the step waits for."""
+        return self._event_key
+
+    @property
+    def event_as_of(self) -> datetime | None:
+        """Events published at or after this time count for the wait (None: the workflow's start)."""
+        return self._event_as_of
+
+    @property
+    def branch_values(self) -> list[Any] | None:
+        """Start the step's children once per value."""
+        return self._branch_values
+
+    @property
+    def branch_children(self) -> list[int] | None:
+        """The children to start for each branch value (built-in primitives; None: all)."""
+        return self._branch_children
+
+    @property
+    def end_workflow(self) -> bool:
+        """Complete the whole workflow (built-in ``end_workflow``)."""
+        return self._end_workflow
+
+    @property
+    def start_child(self) -> ChildWorkflow | None:
+        """A sub-workflow to start (built-in ``sub_workflow``)."""
+        return self._start_child
 
     @staticmethod
     def next() -> ExecutionResult:
