@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -33,7 +33,7 @@ from ._errors import (
     WorkflowTimeoutError,
 )
 from ._executor import PassMiddleware, WorkflowExecutor
-from ._health import HealthMonitor
+from ._health import Health, HealthMonitor
 from ._interrupts import Cancellations
 from ._lifecycle import Lifecycle, LifecycleCallback, StepEvent, WorkflowMiddleware
 from ._models import (
@@ -52,17 +52,17 @@ from ._registry import WorkflowRegistry
 from ._schedules import ScheduleMethods, ScheduleWorkflow
 from ._step_limits import step_limits
 from ._steps import StepMiddleware
-from ._timers import AsyncRunner, TimerQueue
+from ._timers import AsyncRunner
 from ._turn import WorkflowTurn
 from ._user_tasks import UserAction, open_user_actions, publish_user_action
-from ._workers import HostWorkers
+from ._workers import Workers
 
 logger = logging.getLogger("liteflow")
 
 _RESERVED_PREFIX = "liteflow."
 
 
-class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
+class WorkflowHost(AsyncCalls, ScheduleMethods):
     """Executes workflows. Create one with :func:`configure_workflow_host`."""
 
     def __init__(
@@ -95,16 +95,8 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
             cancellations=self._cancellations,
         )
         self._health = HealthMonitor()
-        self._timers: TimerQueue[tuple[QueueType, str, int]] = TimerQueue(
-            self._fire_timer, on_error=self._timer_failed, on_success=self._timer_succeeded
-        )
-        self._threads: list[threading.Thread] = []
-        self._targets: dict[str, Callable[[], None]] = {}
-        self._deaths: dict[str, BaseException] = {}
-        self._supervisor: threading.Thread | None = None
-        self._wake_supervisor = threading.Event()
-        self._running = False
-        self._stopping = threading.Event()
+        self._workers = Workers(self, self._health)
+        self._timers = self._workers.timers
         self._waiters: dict[str, list[threading.Event]] = {}
         self._waiters_lock = threading.Lock()
         self._waiting = WaitingDeliveries(self, self._timers)
@@ -115,44 +107,22 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
 
     def start(self) -> None:
         """Start the worker threads. Work queued before ``start`` runs now."""
-        if self._running:
+        if self._workers.running:
             return
-        if self._stopping.is_set():
+        if self._workers.stopped:
             raise InvalidOperationError("a stopped host cannot be started again; configure a new one")
-        self._running = True
-        self._timers.start()
-        workers: list[tuple[str, Callable[[], None]]] = [
-            (f"liteflow-workflow-{n}", self._workflow_worker) for n in range(self.options.max_concurrent_workflows)
-        ]
-        workers += [(f"liteflow-event-{n}", self._event_worker) for n in range(self.options.event_workers)]
-        workers.append(("liteflow-poller", self._poller))
-        for name, target in workers:
-            self._targets[name] = target
-            self._threads.append(self._spawn(name))
-        self._supervisor = threading.Thread(target=self._supervise, name="liteflow-supervisor", daemon=True)
-        self._supervisor.start()
+        self._workers.start()
         logger.info("workflow host started with %d workers", self.options.max_concurrent_workflows)
 
     def stop(self) -> None:
         """Stop taking work, wait (up to ``stop_timeout``) for running steps, release resources."""
-        if not self._running:
+        if not self._workers.running:
             return
-        self._running = False
-        self._stopping.set()
-        self._wake_supervisor.set()
-        if self._supervisor is not None:
-            self._supervisor.join()  # it no longer replaces threads, so the list below is final
+        self._workers.stop_taking_work()
         for resource in self._owned:
             if not isinstance(resource, PersistenceProvider):  # the store stays readable after stop
                 resource.close()  # wakes workers blocked on the queue at once
-        deadline = time.monotonic() + self.options.stop_timeout.total_seconds()
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in self._threads if t.is_alive()]
-        if stuck:
-            logger.warning("host stopped while steps were still running in %s", ", ".join(stuck))
-        self._threads.clear()
-        self._timers.stop()
+        self._workers.join(self.options.stop_timeout)
         self._async.close()
         logger.info("workflow host stopped")
 
@@ -164,6 +134,21 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+    def health(self) -> Health:
+        """How the host is doing: each provider, and while started each group of threads.
+
+        A provider is not ok from its first failed call (a refused connection, a timeout) until
+        one answers again; an idle host still calls its store at every poll, so a store outage
+        shows within ``poll_interval``. A worker group is not ok while one of its threads fails
+        or is dead; ``live`` is False only while a thread is dead. See the README for wiring it to
+        liveness and readiness probes.
+        """
+        return self._workers.health()
+
+    def poll(self) -> None:
+        """Queue everything the store says is due (the workers set timers for what is not yet)."""
+        self._workers.poll()
 
     # -- registration and extension points ---------------------------------------------------
 
@@ -244,7 +229,7 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
         return self._publish(event)
 
     def _publish(self, event: Event) -> str:
-        with self._calling("persistence"):
+        with self._workers.calling("persistence"):
             self.persistence.create_event(event)
         self._announce(QueueType.EVENT, event.id)
         return event.id
@@ -515,9 +500,6 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _fire_timer(self, item: tuple[QueueType, str, int]) -> None:
-        _starting_workflows.enqueue(self.queue, *item)
-
     def _schedule(self, instance: WorkflowInstance) -> None:
         if instance.status is not WorkflowStatus.RUNNABLE or instance.next_execution is None:
             return
@@ -530,16 +512,16 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
     def run_until_idle(self, max_items: int = 1_000_000) -> int:
         """Process queued work in the calling thread until both queues are empty; for tests and
         scripts with a host that was not started. Returns the number of items processed."""
-        if self._running:
+        if self._workers.running:
             raise InvalidOperationError("run_until_idle is for a host that is not started")
         for count in range(max_items):
             for queue, handle in (
                 (QueueType.WORKFLOW, self._process_workflow),
-                (QueueType.EVENT, self._delivery.process),
+                (QueueType.EVENT, self._process_event),
             ):
                 item_id = self.queue.dequeue(queue, 0)
                 if item_id is not None:
-                    self._handle(queue, item_id, handle)
+                    self._workers.handle(queue, item_id, handle)
                     break
             else:
                 return count
@@ -548,3 +530,7 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
     def _process_workflow(self, workflow_id: str) -> None:
         """One turn of a workflow (see ``_turn`` and docs/architecture.md)."""
         WorkflowTurn(self, workflow_id).run()
+
+    def _process_event(self, event_id: str) -> None:
+        """An event worker's turn (see ``_delivery``)."""
+        self._delivery.process(event_id)

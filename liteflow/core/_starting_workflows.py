@@ -95,7 +95,7 @@ def start_workflow(
     for middleware in host._lifecycle.middleware:
         middleware.before_start(instance)
     try:
-        with host._calling("persistence"):
+        with host._workers.calling("persistence"):
             host.persistence.create_workflow(instance)
     except ConcurrencyError:
         if instance_id_ is None:
@@ -108,7 +108,7 @@ def start_workflow(
 
 def _existing(host: WorkflowHost, wanted: WorkflowInstance) -> str:
     """The id of the instance that won the race for ``wanted.id``, if it is of the same definition."""
-    with host._calling("persistence"):
+    with host._workers.calling("persistence"):
         stored = host.persistence.get_workflow_instance(wanted.id)
     if stored.workflow_definition_id != wanted.workflow_definition_id:
         raise DuplicateWorkflowError(

@@ -1,5 +1,6 @@
-"""The host's background threads: workflow and event workers, the poller, and the supervisor that
-restarts any of them that dies; and the health report built from what they see.
+"""The host's background threads: workflow and event workers, the poller, the timer thread and
+the supervisor that restarts any of them that dies; and the health report built from what they
+see. The host owns one :class:`Workers` and is reached through :class:`WorkersHost`.
 
 Every loop here survives every error of a provider: it records the failure (see ``_health``),
 pauses with a capped, jittered exponential delay, and goes on once the backend answers. Nothing is
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import timedelta
+from typing import Protocol
 
 from ._backoff import Backoff
-from ._delivery import EventDelivery
 from ._health import WORKER_GROUPS, Health, HealthMonitor, provider_failure
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
+from ._starting_workflows import enqueue
 from ._timers import TimerQueue
 
 logger = logging.getLogger("liteflow")
@@ -40,54 +43,98 @@ def _group_of(thread_name: str) -> str:
     return "poller"
 
 
-class HostWorkers:
-    """Base of :class:`WorkflowHost` holding its threads; the host provides the rest."""
+class WorkersHost(Protocol):
+    """What the threads need from the host that owns them (``WorkflowHost``)."""
 
     persistence: PersistenceProvider
     queue: QueueProvider
     lock: LockProvider
     options: HostOptions
-    _health: HealthMonitor
-    _timers: TimerQueue[tuple[QueueType, str, int]]
-    _delivery: EventDelivery
-    _running: bool
-    _stopping: threading.Event
-    _threads: list[threading.Thread]
-    _targets: dict[str, Callable[[], None]]
-    _deaths: dict[str, BaseException]
-    _wake_supervisor: threading.Event
-    _supervisor: threading.Thread | None
 
     def _process_workflow(self, workflow_id: str) -> None:
-        raise NotImplementedError
+        """One turn of a workflow."""
 
-    def _clock(self) -> datetime:
-        raise NotImplementedError
+    def _process_event(self, event_id: str) -> None:
+        """Deliver one event."""
+
+
+class Workers:
+    """The host's threads (workers, poller, timers, supervisor) and the health report built from
+    what they see; owned by the host."""
+
+    def __init__(self, host: WorkersHost, health: HealthMonitor) -> None:
+        self._host = host
+        self._health = health
+        self.timers: TimerQueue[tuple[QueueType, str, int]] = TimerQueue(
+            self._fire_timer, on_error=self._timer_failed, on_success=self._timer_succeeded
+        )
+        self.threads: list[threading.Thread] = []
+        self._targets: dict[str, Callable[[], None]] = {}
+        self._deaths: dict[str, BaseException] = {}
+        self._supervisor: threading.Thread | None = None
+        self._wake_supervisor = threading.Event()
+        self._running = False
+        self._stopping = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        self._running = True
+        self.timers.start()
+        options = self._host.options
+        workers: list[tuple[str, Callable[[], None]]] = [
+            (f"liteflow-workflow-{n}", self._workflow_worker) for n in range(options.max_concurrent_workflows)
+        ]
+        workers += [(f"liteflow-event-{n}", self._event_worker) for n in range(options.event_workers)]
+        workers.append(("liteflow-poller", self._poller))
+        for name, target in workers:
+            self._targets[name] = target
+            self.threads.append(self._spawn(name))
+        self._supervisor = threading.Thread(target=self._supervise, name="liteflow-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def stop_taking_work(self) -> None:
+        """Tell every loop to end; returns once no thread is restarted any more."""
+        self._running = False
+        self._stopping.set()
+        self._wake_supervisor.set()
+        if self._supervisor is not None:
+            self._supervisor.join()  # it no longer replaces threads, so the list is final
+
+    def join(self, timeout: timedelta) -> None:
+        """Wait up to ``timeout`` for the threads (their running steps), then stop the timers."""
+        deadline = time.monotonic() + timeout.total_seconds()
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck:
+            logger.warning("host stopped while steps were still running in %s", ", ".join(stuck))
+        self.threads.clear()
+        self.timers.stop()
 
     # -- health --------------------------------------------------------------------------------
 
     def health(self) -> Health:
-        """How the host is doing: each provider, and while started each group of threads.
-
-        A provider is not ok from its first failed call (a refused connection, a timeout) until
-        one answers again; an idle host still calls its store at every poll, so a store outage
-        shows within ``poll_interval``. A worker group is not ok while one of its threads fails
-        or is dead; ``live`` is False only while a thread is dead. See the README for wiring it to
-        liveness and readiness probes.
-        """
+        """See :meth:`WorkflowHost.health`."""
         if not self._running:
             return self._health.snapshot(None, providers=self._providers())
         dead: dict[str, list[str]] = {name: [] for name in WORKER_GROUPS}
-        for thread in list(self._threads):
+        for thread in list(self.threads):
             if not thread.is_alive():
                 dead[_group_of(thread.name)].append(thread.name)
-        if not self._timers.is_alive():
+        if not self.timers.is_alive():
             dead["timer"].append("liteflow-timers")
         supervised = self._supervisor is not None and self._supervisor.is_alive()
         return self._health.snapshot(dead, live=supervised or not self._running, providers=self._providers())
 
     @contextmanager
-    def _calling(self, component: str) -> Iterator[None]:
+    def calling(self, component: str) -> Iterator[None]:
         """Record the outcome of a caller's provider call in the health report; errors go on up."""
         try:
             yield
@@ -99,7 +146,8 @@ class HostWorkers:
         self._health.succeeded(component)
 
     def _providers(self) -> dict[str, object]:
-        return {"persistence": self.persistence, "queue": self.queue, "lock": self.lock}
+        host = self._host
+        return {"persistence": host.persistence, "queue": host.queue, "lock": host.lock}
 
     # -- threads and their supervisor ----------------------------------------------------------
 
@@ -134,7 +182,7 @@ class HostWorkers:
     def _revive(self) -> bool:
         """Restart every dead host thread; True if there was one."""
         restarted = False
-        for index, thread in enumerate(self._threads):
+        for index, thread in enumerate(self.threads):
             if thread.is_alive():
                 continue
             cause = self._deaths.pop(thread.name, None)
@@ -144,9 +192,9 @@ class HostWorkers:
                 "no error recorded" if cause is None else f"{type(cause).__name__}: {cause}",
                 exc_info=cause,
             )
-            self._threads[index] = self._spawn(thread.name)
+            self.threads[index] = self._spawn(thread.name)
             restarted = True
-        if self._timers.revive():
+        if self.timers.revive():
             logger.error("the timer thread died; restarted it")
             restarted = True
         return restarted
@@ -154,18 +202,18 @@ class HostWorkers:
     # -- workers -------------------------------------------------------------------------------
 
     def _workflow_worker(self) -> None:
-        self._consume(QueueType.WORKFLOW, self._process_workflow)
+        self._consume(QueueType.WORKFLOW, self._host._process_workflow)
 
     def _event_worker(self) -> None:
-        self._consume(QueueType.EVENT, self._delivery.process)
+        self._consume(QueueType.EVENT, self._host._process_event)
 
     def _consume(self, queue: QueueType, handle: Callable[[str], None]) -> None:
-        idle = self.options.idle_timeout.total_seconds()
+        idle = self._host.options.idle_timeout.total_seconds()
         group = _GROUP_OF_QUEUE[queue]
         backoff = Backoff(_FIRST_BACKOFF, MAX_BACKOFF)
         while self._running:
             try:
-                item_id = self.queue.dequeue(queue, idle)
+                item_id = self._host.queue.dequeue(queue, idle)
             except Exception as error:
                 if not self._running:
                     return  # the queue was closed under us by stop()
@@ -174,14 +222,14 @@ class HostWorkers:
                 self._stopping.wait(backoff.next_delay())
                 continue
             self._health.succeeded("queue")
-            if item_id is not None and not self._handle(queue, item_id, handle):
+            if item_id is not None and not self.handle(queue, item_id, handle):
                 self._health.failed(group, f"a provider failed while processing {queue.value} {item_id}")
                 self._stopping.wait(backoff.next_delay())
                 continue
             self._health.succeeded(group)
             backoff.reset()
 
-    def _handle(self, queue: QueueType, item_id: str, handle: Callable[[str], None]) -> bool:
+    def handle(self, queue: QueueType, item_id: str, handle: Callable[[str], None]) -> bool:
         """Process one item and acknowledge it; False if a provider failed (the caller backs off).
 
         A failed item is not lost: what it needs is in the store, and the poll queues it again."""
@@ -206,17 +254,17 @@ class HostWorkers:
 
     def _acknowledge(self, queue: QueueType, item_id: str) -> bool:
         try:
-            self.queue.acknowledge(queue, item_id)
+            self._host.queue.acknowledge(queue, item_id)
         except Exception as error:
             self._health.failed("queue", error)  # the item comes back: harmless, its lock or state refuses it
             return False
         return True
 
     def _poller(self) -> None:
-        interval = self.options.poll_interval.total_seconds()
+        interval = self._host.options.poll_interval.total_seconds()
         backoff = Backoff(_FIRST_BACKOFF, MAX_BACKOFF)
         while not self._stopping.is_set():
-            if self._poll():
+            if self.poll():
                 self._health.succeeded("poller")
                 backoff.reset()
                 delay = interval
@@ -226,23 +274,19 @@ class HostWorkers:
                 delay = min(backoff.next_delay(), interval)
             self._stopping.wait(delay)
 
-    def poll(self) -> None:
-        """Queue everything the store says is due (the workers set timers for what is not yet)."""
-        self._poll()
-
-    def _poll(self) -> bool:
-        """:meth:`poll`; False if a provider failed."""
-        queued = False
+    def poll(self) -> bool:
+        """Queue everything the store says is due; False if a provider failed."""
+        host, queued = self._host, False
         try:
-            horizon = self._clock() + self.options.poll_interval
-            runnable = self.persistence.get_runnable_instances(horizon)
-            events = self.persistence.get_runnable_events(self._clock())
+            horizon = host.options.clock() + host.options.poll_interval
+            runnable = host.persistence.get_runnable_instances(horizon)
+            events = host.persistence.get_runnable_events(host.options.clock())
             self._health.succeeded("persistence")
             for workflow_id in runnable:
-                self.queue.enqueue(QueueType.WORKFLOW, workflow_id)
+                host.queue.enqueue(QueueType.WORKFLOW, workflow_id)
                 queued = True
             for event_id in events:
-                self.queue.enqueue(QueueType.EVENT, event_id)
+                host.queue.enqueue(QueueType.EVENT, event_id)
                 queued = True
         except Exception as error:
             failed = provider_failure(error, self._providers())
@@ -255,7 +299,10 @@ class HostWorkers:
             self._health.succeeded("queue")
         return True
 
-    # -- the timer thread's reports ------------------------------------------------------------
+    # -- the timer thread ----------------------------------------------------------------------
+
+    def _fire_timer(self, item: tuple[QueueType, str, int]) -> None:
+        enqueue(self._host.queue, *item)
 
     def _timer_failed(self, error: Exception) -> None:
         failed = provider_failure(error, self._providers())

@@ -270,7 +270,7 @@ def test_workflows_in_flight_survive_a_backend_outage(
         stop = threading.Event()
         health_log = HealthLog()
         with host:
-            threads_at_start = list(host._threads)
+            threads_at_start = list(host._workers.threads)
             keys = {}
             for index in range(WORKFLOWS):
                 key = f"k{index}"
@@ -301,7 +301,7 @@ def test_workflows_in_flight_survive_a_backend_outage(
                 stop.set()
                 for helper in helpers:
                     helper.join(5)
-            threads_at_end = list(host._threads)
+            threads_at_end = list(host._workers.threads)
             dead_at_end = [t.name for t in threads_at_end if not t.is_alive()]
             if not host._timers.is_alive():
                 dead_at_end.append("liteflow-timers")

@@ -115,7 +115,7 @@ def test_a_start_whose_enqueue_fails_succeeds_and_runs_once_the_queue_is_back(
             assert instance.status is WorkflowStatus.COMPLETE and instance.data["got"] == "payload"
             assert runs[workflow_id] == ["before", "after"]  # each step once
             wait_until(lambda: host.health().ok, 10)
-            assert all(thread.is_alive() for thread in host._threads)
+            assert all(thread.is_alive() for thread in host._workers.threads)
 
 
 def test_an_idle_host_notices_a_store_outage_and_its_end(postgres_url: str, schema: Schema) -> None:
@@ -151,7 +151,7 @@ def test_an_idle_host_notices_a_store_outage_and_its_end(postgres_url: str, sche
                 f"health ok {recovered:.1f} s after the store returned"
             )
             assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE  # not suspended
-            assert all(thread.is_alive() for thread in host._threads)
+            assert all(thread.is_alive() for thread in host._workers.threads)
             workflow_id = host.start_workflow("Waiting", data={"key": "k2", "got": None})
             host.publish_event("go", "k2", "kept")
             instance = host.wait_for_workflow(workflow_id, timeout=30)

@@ -162,16 +162,16 @@ def test_supervisor_restarts_a_worker_thread_that_died_and_logs_why(caplog: pyte
     host = configure_workflow_host(max_concurrent_workflows=1, poll_interval=0.1)
     host.register_workflow(Leaving())
     with caplog.at_level(logging.ERROR, logger="liteflow"), host:
-        first = next(t for t in host._threads if t.name == "liteflow-workflow-0")
+        first = next(t for t in host._workers.threads if t.name == "liteflow-workflow-0")
         workflow_id = host.start_workflow("Leaving")
         # Its only worker died in the step; the restarted one finishes it (the poll queues it again).
         instance = host.wait_for_workflow(workflow_id, timeout=20)
         assert instance.status is WorkflowStatus.COMPLETE
         assert exits["left"] == 0
-        second = next(t for t in host._threads if t.name == "liteflow-workflow-0")
+        second = next(t for t in host._workers.threads if t.name == "liteflow-workflow-0")
         assert second is not first and second.is_alive() and not first.is_alive()
         wait_until(lambda: host.health().ok)
-        assert all(t.is_alive() for t in host._threads)
+        assert all(t.is_alive() for t in host._workers.threads)
     died = [r for r in caplog.records if "liteflow-workflow-0 died" in r.getMessage()]
     assert len(died) == 1
     assert "SystemExit" in died[0].getMessage() and died[0].exc_info is not None
@@ -348,7 +348,7 @@ def test_workers_poller_and_timer_ride_out_a_queue_outage_and_finish_the_work() 
     Pause.entered.clear()
     Pause.release.clear()
     with host:
-        threads = list(host._threads)
+        threads = list(host._workers.threads)
         held = host.start_workflow("Paused")
         assert Pause.entered.wait(10)
         queue.down.set()  # dequeue, enqueue and the acknowledgement of the running step all fail
@@ -363,8 +363,8 @@ def test_workers_poller_and_timer_ride_out_a_queue_outage_and_finish_the_work() 
         for workflow_id in (held, started):
             assert host.wait_for_workflow(workflow_id, timeout=10).status is WorkflowStatus.COMPLETE
         wait_until(lambda: host.health().ok)
-        assert [id(t) for t in host._threads] == [id(t) for t in threads]  # none died, none restarted
-        assert all(t.is_alive() for t in host._threads) and host._timers.is_alive()
+        assert [id(t) for t in host._workers.threads] == [id(t) for t in threads]  # none died, none restarted
+        assert all(t.is_alive() for t in host._workers.threads) and host._timers.is_alive()
 
 
 # -- the README's probe example ---------------------------------------------------------------
