@@ -67,10 +67,11 @@ def publish(name: str, key: str, data_json: str | None, backends: Backends) -> N
 def apply_control(host: WorkflowHost, action: str, workflow_id: str) -> bool:
     """Suspend, resume or terminate one workflow; True if done now, False if left as a request
     for the worker running it."""
+    control = ControlAction(action)
     instance = host.get_workflow_instance(workflow_id)
-    if action != "resume" and instance.status is WorkflowStatus.RUNNABLE and not shares_lock(host):
-        check_transition(instance, ControlAction(action))
-        event = control_request(workflow_id, ControlAction(action), host.options.clock())
+    if control is not ControlAction.RESUME and instance.status is WorkflowStatus.RUNNABLE and not shares_lock(host):
+        check_transition(instance, control)
+        event = control_request(workflow_id, control, host.options.clock())
         host.persistence.create_event(event)
         host.queue.enqueue(QueueType.EVENT, event.id)
         return False

@@ -40,17 +40,17 @@ class WorkflowTurn:
         self._yielded = False
 
     def run(self) -> None:
+        """Lock, load, re-check waits, passes, release, end orphaned sub-workflows, schedule."""
         host = self._host
-        running_host.set(host)
+        running_host.set(host)  # the schedule step starts its ticks through it
         if not host.lock.acquire(self._workflow_id):
             return  # another worker has it and will schedule its next turn
         try:
-            instance = self._load()
-            if self._is_due(instance, host._clock()):
-                host._delivery.recheck_waits(instance)
+            self._load()
+            self._recheck_waits()
             self._run_passes()
         finally:
-            host._waiting.release(self._workflow_id)
+            host._waiting.release(self._workflow_id)  # and re-announces deliveries that found it busy
         host._controls.end_children(self._orphans)
         self._schedule_next()
 
@@ -59,11 +59,16 @@ class WorkflowTurn:
         assert self._instance is not None, "loaded first"
         return self._instance
 
-    def _load(self) -> WorkflowInstance:
-        """The stored instance; an unreadable one is quarantined (suspended with an error)."""
+    def _load(self) -> None:
+        """Load the stored instance; an unreadable one is quarantined (suspended with an error)."""
         self._instance = self._host.persistence.get_workflow_instance(self._workflow_id)
         quarantine_if_unreadable(self._host, self._instance)
-        return self._instance
+
+    def _recheck_waits(self) -> None:
+        """Events published for the waits of a due instance: normally looked up right after its
+        subscription is saved; this covers a node that died in between."""
+        if self._is_due(self.instance, self._host._clock()):
+            self._host._delivery.recheck_waits(self.instance)
 
     def _run_passes(self) -> None:
         for _ in range(self._host.options.max_passes_per_turn):
