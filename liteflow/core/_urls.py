@@ -36,7 +36,7 @@ def split_url(
     parts = urlsplit(url)
     if not any(parts.scheme == s or (s.endswith("+") and parts.scheme.startswith(s)) for s in schemes):
         names = " or ".join(f"{scheme}://" for scheme in schemes if not scheme.endswith("+"))
-        raise ConfigurationError(f"not a {names} URL: {url!r}")
+        raise ConfigurationError(f"not {'an' if names[0] in 'aeiou' else 'a'} {names} URL: {url!r}")
     ours: dict[str, Any] = {}
     theirs: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):

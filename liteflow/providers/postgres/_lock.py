@@ -38,7 +38,15 @@ import threading
 
 from liteflow.providers.spi import InvalidArgumentError, LockProvider, OutageLog, ProviderError
 
-from ._common import CONNECT_TIMEOUT, POOL_OPTIONS, STATEMENT_TIMEOUT, check_schema, open_pool, split_url, translated
+from ._common import (
+    CONNECT_TIMEOUT,
+    POOL_OPTIONS,
+    STATEMENT_TIMEOUT,
+    check_schema,
+    conninfo_from_url,
+    open_pool,
+    translated,
+)
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
@@ -115,7 +123,7 @@ class PostgresLockProvider(LockProvider):
     def from_url(cls, url: str) -> PostgresLockProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&lease=15``), any others go to libpq."""
-        conninfo, values = split_url(url, {**POOL_OPTIONS, "lease": float})
+        conninfo, values = conninfo_from_url(url, {**POOL_OPTIONS, "lease": float})
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:

@@ -53,9 +53,9 @@ from typing import Any
 
 import redis
 
-from liteflow.providers.spi import ConfigurationError, InvalidArgumentError, LockProvider, OutageLog
+from liteflow.providers.spi import ConfigurationError, InvalidArgumentError, LockProvider, OutageLog, split_url
 
-from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts, split_url
+from ._common import CONNECT_TIMEOUT, SCHEMES, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts
 from ._servers import LockServer, NotSent, Outcome, gather
 
 logger = logging.getLogger("liteflow.providers.redis")
@@ -169,7 +169,7 @@ class RedisLockProvider(LockProvider):
         """``redis://[:password@]host:port/db``, ``redis://a:6379,b:6379,c:6379/0`` (Redlock) or
         ``redis+sentinel://s1:26379,s2:26379/service/db``; LiteFlow options as query parameters
         (``?prefix=app&lease=15&drift_factor=0.01``), any others go to the driver."""
-        clean, options = split_url(url, {"prefix": str, "lease": float, "drift_factor": float})
+        clean, options = split_url(url, {"prefix": str, "lease": float, "drift_factor": float}, schemes=SCHEMES)
         return cls(clean, **options)
 
     @property
