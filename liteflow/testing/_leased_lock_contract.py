@@ -72,8 +72,9 @@ class LeasedLockContract:
         # Lapsed no sooner than the lease (less a little for clocks and timer steps), and soon after.
         waited = self._poll(lambda: other.acquire(resource), 1.5 * self.lease + 2, "the lease did not lapse")
         assert time.monotonic() - taken >= 0.85 * self.lease, f"lapsed after {waited:.2f} s"
-        old, new = _token(stalled, resource), _token(other, resource)
+        new = _token(other, resource) if self.fencing else None
         if self.fencing:
+            old = _token(stalled, resource)
             assert old is not None and new is not None and new > old
         # The stalled node wakes up: its renewal finds the lock lost and says so, and its release
         # (of a lock it no longer holds) does not free the new holder's.
