@@ -3,7 +3,8 @@
 This module is the stable, public surface for provider authors, third-party ones included. The
 built-in providers (:mod:`liteflow.providers.sqlite`, ``postgres``, ``redis``, ``rabbitmq``,
 ``mongo``, ``azure``) import from here and from nothing private in :mod:`liteflow.core`, so a
-provider written against this module uses exactly what they do. It re-exports, unchanged:
+provider written against this module uses exactly what they do. It re-exports, unchanged (from
+:mod:`liteflow.core.spi`, the core's side of it):
 
 - the contracts: :class:`PersistenceProvider`, :class:`QueueProvider` (with :class:`QueueType`),
   :class:`LockProvider`, and the helpers of the persistence contract (:class:`InstanceQuery`,
@@ -16,6 +17,9 @@ provider written against this module uses exactly what they do. It re-exports, u
   :func:`save_rows` / :func:`event_row` for providers that keep rows in SQL tables;
 - the errors a provider raises (:class:`ProviderError`, :class:`ProviderUnavailableError`, ...);
 - :class:`Backoff` and :class:`OutageLog` for background loops that must survive outages;
+- :class:`LeasedLockProvider`, the base of locks that lapse unless renewed (the renewal thread,
+  the locks held, ``release`` and ``close``), so a lock provider keeps only what its backend does;
+- :func:`split_url`, which takes a provider's own options out of its URL's query string;
 - :data:`MAX_PRIORITY`, the range of queue priorities.
 
 The contract test suites in :mod:`liteflow.testing` say what an implementation must do; subclass
@@ -24,30 +28,33 @@ them to test a new provider.
 
 from __future__ import annotations
 
-from liteflow.core._backoff import Backoff, OutageLog
-from liteflow.core._errors import (
-    ConcurrencyError,
-    ConfigurationError,
-    EventNotFoundError,
-    InvalidArgumentError,
-    InvalidOperationError,
-    LiteFlowError,
-    ProviderError,
-    ProviderUnavailableError,
-    SerializationError,
-    WorkflowNotFoundError,
-)
-from liteflow.core._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus, utcnow
-from liteflow.core._providers import (
+from liteflow.core.spi import (
+    MAX_PRIORITY,
     ActivityCount,
     ActivityCounter,
+    Backoff,
+    ConcurrencyError,
+    ConfigurationError,
+    Event,
+    EventNotFoundError,
+    EventSubscription,
+    ExecutionError,
     InstanceQuery,
+    InvalidArgumentError,
+    InvalidOperationError,
+    LeasedLockProvider,
+    LiteFlowError,
     LockProvider,
+    OutageLog,
     PersistenceProvider,
+    ProviderError,
+    ProviderUnavailableError,
     QueueProvider,
     QueueType,
-)
-from liteflow.core._records import (
+    SerializationError,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
     error_from_record,
     error_to_record,
     event_row,
@@ -56,10 +63,11 @@ from liteflow.core._records import (
     read_event,
     read_instance,
     save_rows,
+    split_url,
     subscription_from_record,
     subscription_to_record,
+    utcnow,
 )
-from liteflow.core._starting_workflows import MAX_PRIORITY
 
 __all__ = [
     "MAX_PRIORITY",
@@ -75,6 +83,7 @@ __all__ = [
     "InstanceQuery",
     "InvalidArgumentError",
     "InvalidOperationError",
+    "LeasedLockProvider",
     "LiteFlowError",
     "LockProvider",
     "OutageLog",
@@ -95,6 +104,7 @@ __all__ = [
     "read_event",
     "read_instance",
     "save_rows",
+    "split_url",
     "subscription_from_record",
     "subscription_to_record",
     "utcnow",

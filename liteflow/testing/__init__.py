@@ -4,7 +4,7 @@
 :class:`ManualClock`, so a workflow with a three-day delay is tested in milliseconds.
 
 The provider contract suites (:class:`PersistenceContract`, :class:`QueueContract`,
-:class:`LockContract`) are pytest base classes: subclass one as ``Test...`` with a fixture
+:class:`LockContract`, :class:`LeasedLockContract`) are pytest base classes: subclass one as ``Test...`` with a fixture
 yielding your provider, and pytest runs the whole contract against it. They need pytest
 (``pip install 'liteflow-engine[test]'``), imported only when a suite is first used, so the other
 helpers in this package work without it.
@@ -24,6 +24,7 @@ from ._proxy import FaultProxy
 
 if TYPE_CHECKING:
     from .contracts import (
+        LeasedLockContract,
         LockContract,
         LockFaultContract,
         PersistenceContract,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FaultProxy",
+    "LeasedLockContract",
     "LockContract",
     "LockFaultContract",
     "ManualClock",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 _CONTRACTS = {
+    "LeasedLockContract",
     "LockContract",
     "LockFaultContract",
     "PersistenceContract",

@@ -15,7 +15,9 @@ provider, subclass the suite under a name starting with ``Test`` and supply its 
             provider.close()
 
 ``QueueContract`` needs a ``queue`` fixture; ``LockContract`` needs ``lock`` and ``second_lock``
-(another node on the same backend). Class attributes such as ``deduplicates`` or
+(another node on the same backend); ``LeasedLockContract``, for locks that lapse unless renewed
+(a :class:`~liteflow.providers.spi.LeasedLockProvider`), needs ``make_leased_lock``, a factory
+of nodes with a short lease. Class attributes such as ``deduplicates`` or
 ``supports_concurrent_nodes`` declare what a provider can do; the suites' docstrings list them.
 
 The fault suites (``QueueFaultContract``, ``LockFaultContract``, ``PersistenceFaultContract``)
@@ -37,16 +39,19 @@ pytest.register_assert_rewrite(
     "liteflow.testing._persistence_contract",
     "liteflow.testing._queue_contract",
     "liteflow.testing._lock_contract",
+    "liteflow.testing._leased_lock_contract",
     "liteflow.testing._quarantine_contract",
     "liteflow.testing._fault_contract",
 )
 
 from ._fault_contract import LockFaultContract, PersistenceFaultContract, QueueFaultContract  # noqa: E402
+from ._leased_lock_contract import LeasedLockContract  # noqa: E402
 from ._lock_contract import LockContract  # noqa: E402
 from ._persistence_contract import PersistenceContract  # noqa: E402
 from ._queue_contract import QueueContract  # noqa: E402
 
 __all__ = [
+    "LeasedLockContract",
     "LockContract",
     "LockFaultContract",
     "PersistenceContract",

@@ -6,7 +6,7 @@ tests skip when it is unreachable, except with ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -15,7 +15,7 @@ psycopg = pytest.importorskip("psycopg")
 from conftest import Schema  # type: ignore[import-not-found]
 
 from liteflow.providers.postgres import PostgresLockProvider, PostgresPersistenceProvider, PostgresQueueProvider
-from liteflow.testing import LockContract, PersistenceContract, QueueContract
+from liteflow.testing import LeasedLockContract, LockContract, PersistenceContract, QueueContract
 from liteflow.testing._quarantine_contract import splice_json
 
 
@@ -70,3 +70,17 @@ class TestPostgresLock(LockContract):
         provider = PostgresLockProvider(postgres_url, schema=lock_schema)
         yield provider
         provider.close()
+
+
+class TestPostgresLeasedLock(LeasedLockContract):
+    @pytest.fixture
+    def make_leased_lock(self, postgres_url: str, schema: Schema) -> Iterator[Callable[..., PostgresLockProvider]]:
+        name, made = schema(), []
+
+        def make(*, renew: bool = True) -> PostgresLockProvider:
+            made.append(PostgresLockProvider(postgres_url, schema=name, lease=self.lease, renew=renew))
+            return made[-1]
+
+        yield make
+        for provider in made:
+            provider.close()

@@ -13,7 +13,7 @@ from liteflow.core import QueueType
 from liteflow.core._config import _LOCK_URLS, _QUEUE_URLS, _from_url
 from liteflow.core._models import new_id
 from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
-from liteflow.testing import LockContract, QueueContract
+from liteflow.testing import LeasedLockContract, LockContract, QueueContract
 from liteflow.testing._queue_contract import drain
 
 Prefix = Callable[[], str]
@@ -165,70 +165,18 @@ def test_queue_and_lock_from_url(redis_url: str, prefix: Prefix) -> None:
         lock.close()
 
 
-# -- lock: leases, renewal, fencing -----------------------------------------------------------
+# -- lock: the leased-lock contract (lapse, renewal, fencing) ----------------------------------
 
 
-def test_lock_not_renewed_lapses_after_the_lease(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
-    stalled = RedisLockProvider(redis_url, prefix=name, lease=0.5, renew=False)
-    other = RedisLockProvider(redis_url, prefix=name, lease=0.5)
-    try:
-        assert stalled.acquire("wf") is True
-        assert other.acquire("wf") is False
-        time.sleep(0.7)
-        assert other.acquire("wf") is True
-        stalled.release("wf")  # the stalled node wakes up: its release must not free the new holder's lock
-        assert stalled.acquire("wf") is False
-    finally:
-        stalled.close()
-        other.close()
+class TestRedisLeasedLock(LeasedLockContract):
+    @pytest.fixture
+    def make_leased_lock(self, redis_url: str, prefix: Prefix) -> Iterator[Callable[..., RedisLockProvider]]:
+        name, made = prefix(), []
 
+        def make(*, renew: bool = True) -> RedisLockProvider:
+            made.append(RedisLockProvider(redis_url, prefix=name, lease=self.lease, renew=renew))
+            return made[-1]
 
-def test_renewal_keeps_a_lock_past_its_lease(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
-    holder = RedisLockProvider(redis_url, prefix=name, lease=0.4)
-    other = RedisLockProvider(redis_url, prefix=name, lease=0.4)
-    try:
-        assert holder.acquire("wf") is True
-        time.sleep(1.0)  # 2.5 leases
-        assert other.acquire("wf") is False
-        holder.release("wf")
-        assert other.acquire("wf") is True
-    finally:
-        holder.close()
-        other.close()
-
-
-def test_renewal_notices_a_lapsed_lock(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
-    stalled = RedisLockProvider(redis_url, prefix=name, lease=0.3, renew=False)
-    other = RedisLockProvider(redis_url, prefix=name)
-    try:
-        assert stalled.acquire("wf") is True
-        time.sleep(0.5)
-        assert other.acquire("wf") is True
-        stalled.renew_now()
-        assert stalled.token("wf") is None
-        assert other.acquire("wf") is False  # the failed renewal did not touch the new holder's lock
-    finally:
-        stalled.close()
-        other.close()
-
-
-def test_fencing_tokens_grow_with_each_grant(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
-    first = RedisLockProvider(redis_url, prefix=name)
-    second = RedisLockProvider(redis_url, prefix=name)
-    try:
-        assert first.token("wf") is None
-        assert first.acquire("wf") is True
-        earlier = first.token("wf")
-        assert earlier is not None and second.token("wf") is None
-        first.release("wf")
-        assert first.token("wf") is None
-        assert second.acquire("wf") is True
-        later = second.token("wf")
-        assert later is not None and later > earlier
-    finally:
-        first.close()
-        second.close()
+        yield make
+        for provider in made:
+            provider.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from liteflow.core._memory import MemoryPersistenceProvider
 from liteflow.core._models import new_id
 from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
 from liteflow.providers.redis._servers import PENDING_LIMIT
-from liteflow.testing import FaultProxy, LockContract, LockFaultContract
+from liteflow.testing import FaultProxy, LeasedLockContract, LockContract, LockFaultContract
 from liteflow.testing._persistence_data import make_instance
 
 redis_servers, redlock_masters = servers.redis_servers, servers.redlock_masters  # fixtures
@@ -314,3 +314,21 @@ def test_bad_configurations_are_refused(redlock_masters: list[RedisServer]) -> N
         RedisLockProvider.from_url(f"redis://{hosts}/0?drift_factor=lots")
     with pytest.raises(ValueError, match="drift_factor"):
         RedisLockProvider(urls(redlock_masters), drift_factor=0.7)
+
+
+class TestRedlockLeases(LeasedLockContract):
+    lease = 1.0  # each call waits for a majority of three servers
+
+    @pytest.fixture
+    def make_leased_lock(self, redlock_masters: list[RedisServer]) -> Iterator[Callable[..., RedisLockProvider]]:
+        name, made = f"leases-{new_id()}", []
+
+        def make(*, renew: bool = True) -> RedisLockProvider:
+            made.append(
+                RedisLockProvider(urls(redlock_masters), prefix=name, lease=self.lease, renew=renew, **TIMEOUTS)
+            )
+            return made[-1]
+
+        yield make
+        for provider in made:
+            provider.close()

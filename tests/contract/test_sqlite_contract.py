@@ -3,13 +3,13 @@ contract against the SQLite lock, two providers on one file standing for two pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from liteflow.providers.sqlite import SqliteLockProvider, SqlitePersistenceProvider
-from liteflow.testing import LockContract, PersistenceContract
+from liteflow.testing import LeasedLockContract, LockContract, PersistenceContract
 from liteflow.testing._quarantine_contract import splice_json
 
 
@@ -61,3 +61,19 @@ class TestSqliteLock(LockContract):
         provider = SqliteLockProvider(tmp_path / "liteflow.db")
         yield provider
         provider.close()
+
+
+class TestSqliteLeasedLock(LeasedLockContract):
+    """Each provider on the file stands for another process."""
+
+    @pytest.fixture
+    def make_leased_lock(self, tmp_path: Path) -> Iterator[Callable[..., SqliteLockProvider]]:
+        made: list[SqliteLockProvider] = []
+
+        def make(*, renew: bool = True) -> SqliteLockProvider:
+            made.append(SqliteLockProvider(tmp_path / "liteflow.db", lease=self.lease, renew=renew))
+            return made[-1]
+
+        yield make
+        for provider in made:
+            provider.close()

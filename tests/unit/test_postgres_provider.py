@@ -385,64 +385,6 @@ def test_blocked_dequeue_wakes_promptly_on_another_nodes_enqueue(postgres_url: s
         producer.close()
 
 
-# -- locks -----------------------------------------------------------------------------------------
-
-
-def test_lock_not_renewed_lapses_and_another_node_takes_it_with_a_higher_token(
-    postgres_url: str, schema: Schema
-) -> None:
-    name = schema()
-    stalled = PostgresLockProvider(postgres_url, schema=name, lease=0.5, renew=False)
-    other = PostgresLockProvider(postgres_url, schema=name, lease=0.5)
-    try:
-        assert stalled.acquire("wf") is True
-        first = stalled.token("wf")
-        assert first is not None
-        assert other.acquire("wf") is False
-        time.sleep(0.7)
-        assert other.acquire("wf") is True
-        second = other.token("wf")
-        assert second is not None and second > first
-        stalled.release("wf")  # the stalled node wakes up: its release must not free the new holder's lock
-        assert stalled.acquire("wf") is False
-        stalled.renew_now()
-        assert other.acquire("wf") is False
-    finally:
-        stalled.close()
-        other.close()
-
-
-def test_renewal_keeps_a_lock_past_its_lease(postgres_url: str, schema: Schema) -> None:
-    name = schema()
-    holder = PostgresLockProvider(postgres_url, schema=name, lease=0.4)
-    other = PostgresLockProvider(postgres_url, schema=name, lease=0.4)
-    try:
-        assert holder.acquire("wf") is True
-        time.sleep(1.0)  # 2.5 leases
-        assert other.acquire("wf") is False
-        holder.release("wf")
-        assert other.acquire("wf") is True
-    finally:
-        holder.close()
-        other.close()
-
-
-def test_renewal_notices_a_lapsed_lock(postgres_url: str, schema: Schema) -> None:
-    name = schema()
-    stalled = PostgresLockProvider(postgres_url, schema=name, lease=0.3, renew=False)
-    other = PostgresLockProvider(postgres_url, schema=name)
-    try:
-        assert stalled.acquire("wf") is True
-        time.sleep(0.5)
-        assert other.acquire("wf") is True
-        stalled.renew_now()
-        assert stalled.token("wf") is None
-        assert other.acquire("wf") is False  # the failed renewal did not touch the new holder's lock
-    finally:
-        stalled.close()
-        other.close()
-
-
 # -- a real host on all three ----------------------------------------------------------------------
 
 

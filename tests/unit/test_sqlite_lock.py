@@ -1,5 +1,6 @@
-"""What the SQLite lock does beyond the generic lock contract: leases that lapse, renewal (and its
-thread outliving errors), fencing tokens, other processes, URLs, and being the default lock of a
+"""What the SQLite lock does beyond the lock contracts (tests/contract/test_sqlite_contract.py:
+exclusion, and leases that lapse, renew and fence): renewal writing the file (and its thread
+outliving errors), solo and shared members, other processes, URLs, and being the default lock of a
 host on a SQLite file."""
 
 from __future__ import annotations
@@ -83,38 +84,6 @@ def lease_rows(path: Path) -> int:
 # -- leases ----------------------------------------------------------------------------------------
 
 
-def test_an_unrenewed_lease_lapses_and_the_old_holder_cannot_free_the_new_one(
-    make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
-) -> None:
-    stalled, other = make_lock(lease=0.2, renew=False), make_lock()
-    resource = new_id()
-    assert stalled.acquire(resource)
-    assert not other.acquire(resource)
-    wait_until(lambda: other.acquire(resource), 5, "the lease to lapse")
-    old, new = stalled.token(resource), other.token(resource)
-    assert old is not None and new is not None and new > old
-
-    stalled.release(resource)  # its grant is gone: this must not free the other's lock
-    assert not stalled.acquire(resource)
-    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
-        stalled.renew_now()  # nothing held any more
-    other.renew_now()
-    assert other.token(resource) == new
-
-
-def test_renewal_finds_a_lapsed_lock_lost_and_says_so(
-    make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
-) -> None:
-    stalled, other = make_lock(lease=0.2, renew=False), make_lock()
-    resource = new_id()
-    assert stalled.acquire(resource)
-    wait_until(lambda: other.acquire(resource), 5, "the lease to lapse")
-    with caplog.at_level(logging.WARNING, logger="liteflow.providers.sqlite"):
-        stalled.renew_now()
-    assert stalled.token(resource) is None
-    assert any("lapsed" in record.getMessage() and resource in record.getMessage() for record in caplog.records)
-
-
 def test_renew_now_extends_the_lease(make_lock: Callable[..., SqliteLockProvider], db_path: Path) -> None:
     lock, _other = make_lock(lease=30, renew=False), make_lock(renew=False)  # two members: leases in the file
     resource = new_id()
@@ -123,21 +92,6 @@ def test_renew_now_extends_the_lease(make_lock: Callable[..., SqliteLockProvider
     lock.renew_now()
     after = expires_at(db_path, resource)
     assert before is not None and after is not None and after > before
-
-
-def test_the_renewal_thread_keeps_a_lock_held_past_its_lease(
-    make_lock: Callable[..., SqliteLockProvider], db_path: Path
-) -> None:
-    holder, other = make_lock(lease=0.3), make_lock()
-    resource = new_id()
-    assert holder.acquire(resource)
-    first = expires_at(db_path, resource)
-    assert first is not None
-    wait_until(lambda: time.time_ns() // 1000 > first + 100_000, 5, "the first lease to end")
-    assert not other.acquire(resource)
-    assert holder.token(resource) is not None
-    renewed = expires_at(db_path, resource)
-    assert renewed is not None and renewed > first
 
 
 def test_the_renewal_thread_survives_a_locked_file_and_carries_on(
@@ -194,18 +148,6 @@ def test_the_renewal_thread_survives_an_unexpected_exception(
     assert holder._renewer is not None and holder._renewer.is_alive()
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
-
-
-def test_tokens_grow_with_every_grant(make_lock: Callable[..., SqliteLockProvider]) -> None:
-    first, second = make_lock(), make_lock()
-    tokens = []
-    for node in (first, second, first, second):
-        resource = new_id()
-        assert node.acquire(resource)
-        tokens.append(node.token(resource))
-        node.release(resource)
-        assert node.token(resource) is None
-    assert tokens == sorted(tokens) and len(set(tokens)) == 4
 
 
 def test_a_refused_acquire_does_not_take_the_write_lock(

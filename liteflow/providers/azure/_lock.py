@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, LinearRetry
 
-from liteflow.providers.spi import InvalidArgumentError, LockProvider, OutageLog, ProviderError
+from liteflow.providers.spi import InvalidArgumentError, LeasedLockProvider, ProviderError
 
 from ._common import check_name, provider_error
 
@@ -37,7 +36,7 @@ logger = logging.getLogger("liteflow.providers.azure")
 MIN_LEASE, MAX_LEASE = 15, 60
 
 
-class AzureLockProvider(LockProvider):
+class AzureLockProvider(LeasedLockProvider[BlobLeaseClient]):
     """Leased, renewed locks on Azure blobs; see the module docstring for the guarantees.
 
     ``lease`` is in whole seconds, 15 to 60. ``renew=False`` turns renewal off, so locks lapse
@@ -45,6 +44,8 @@ class AzureLockProvider(LockProvider):
     ``client_options`` go to ``BlobServiceClient.from_connection_string``; by default requests
     time out after 3 s and are retried twice after about 1 s, so a renewal ends well within a lease.
     """
+
+    lease: int
 
     def __init__(
         self,
@@ -58,7 +59,7 @@ class AzureLockProvider(LockProvider):
     ) -> None:
         if isinstance(lease, bool) or not isinstance(lease, int) or not MIN_LEASE <= lease <= MAX_LEASE:
             raise InvalidArgumentError(f"lease must be a whole number of seconds from 15 to 60, got {lease!r}")
-        self.lease = lease
+        super().__init__(lease=lease, logger=logger, what="Azure lock")
         # Every call must end well within one lease, or a renewal stuck in the SDK's default retry
         # (15 s, then more) or timeouts (60 s) would lose the lock: two quick retries, short timeouts.
         client_options.setdefault("retry_policy", LinearRetry(backoff=1, retry_total=2, random_jitter_range=1))
@@ -69,11 +70,6 @@ class AzureLockProvider(LockProvider):
         except (ValueError, AzureError) as error:
             raise ProviderError(f"bad Azure Storage connection string: {error}") from error
         self._container: ContainerClient = self._service.get_container_client(check_name(container, "container"))
-        self._mutex = threading.Lock()
-        self._held: dict[str, BlobLeaseClient] = {}
-        self._stopping = threading.Event()
-        self._closed = False
-        self._renewer: threading.Thread | None = None
         if create_container:
             try:
                 self._container.create_container()
@@ -83,16 +79,14 @@ class AzureLockProvider(LockProvider):
                 self._service.close()
                 raise provider_error(f"create container {container}", error) from error
         if renew:
-            self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-azure-lock-renewal", daemon=True)
-            self._renewer.start()
+            self._start_renewal("liteflow-azure-lock-renewal")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(container={self._container.container_name!r})"
 
     def acquire(self, resource: str) -> bool:
-        with self._mutex:
-            if resource in self._held:
-                return False
+        if self._holding(resource) is not None:
+            return False
         blob = self._container.get_blob_client(resource)
         lease = BlobLeaseClient(blob)  # a fresh random lease id
         try:
@@ -110,74 +104,36 @@ class AzureLockProvider(LockProvider):
             return False
         except AzureError as error:
             raise provider_error(f"lock {resource}", error) from error
-        with self._mutex:
-            self._held[resource] = lease
+        self._hold(resource, lease)
         return True
 
-    def release(self, resource: str) -> None:
-        with self._mutex:
-            lease = self._held.pop(resource, None)
-        if lease is not None:
-            self._release(resource, lease)
-
-    def _release(self, resource: str, lease: BlobLeaseClient) -> None:
+    def _give_back(self, resource: str, lease: BlobLeaseClient) -> None:
         try:
             lease.release()
         except AzureError as error:
             # Lost already (lapsed and taken), or unreachable: either way it lapses by itself.
             logger.warning("could not release the lock on %s (it lapses within %s s): %s", resource, self.lease, error)
 
-    def _renew_loop(self) -> None:
-        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
-        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
-        outage = OutageLog("Azure lock renewal (held locks lapse unless it recovers in time)", logger)
-        while not self._stopping.wait(self.lease / 3):
-            try:
-                self.renew_now()
-            except Exception as error:  # the thread must outlive any failure
-                outage.failed(error)
-            else:
-                outage.recovered()
-
-    def renew_now(self) -> None:
-        """Renew every lease held now (what the renewal thread does every lease / 3). Leases the
-        service says are lost are dropped; if others could not be renewed (the service did not
-        answer), raises the :class:`ProviderError` of the first after trying them all."""
-        with self._mutex:
-            held = list(self._held.items())
+    def _extend(self, held: list[tuple[str, BlobLeaseClient]]) -> None:
+        """Renew every lease in ``held``. Leases the service says are lost are dropped; if others
+        could not be renewed (the service did not answer), raises the :class:`ProviderError` of the
+        first after trying them all."""
         failure: ProviderError | None = None
         for resource, lease in held:
             try:
                 lease.renew()
             except ResourceNotFoundError as error:
-                self._drop(resource, lease, error)
+                self._drop_lost(resource, lease, error)
             except AzureError as error:
                 if getattr(error, "status_code", None) == 409:  # lease id mismatch: another node has it
-                    self._drop(resource, lease, error)
+                    self._drop_lost(resource, lease, error)
                 elif failure is None:
                     failure = provider_error(f"renew the lock on {resource}", error)
                     failure.__cause__ = error
         if failure is not None:
             raise failure
 
-    def _drop(self, resource: str, lease: BlobLeaseClient, error: Exception) -> None:
-        with self._mutex:
-            if self._held.get(resource) is lease:  # not released or taken again meanwhile
-                del self._held[resource]
-                logger.warning("lock on %s lapsed before it could be renewed; another node may hold it: %s",
-                               resource, error)  # fmt: skip
-
-    def close(self) -> None:
-        """Stop renewal, release every lock this provider holds, and close the HTTP client."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        if self._renewer is not None:
-            self._renewer.join()
-        with self._mutex:
-            held = list(self._held.items())
-            self._held.clear()
-        for resource, lease in held:
-            self._release(resource, lease)
+    def _close_backend(self) -> None:
+        for resource, lease in self._forget_all():
+            self._give_back(resource, lease)
         self._service.close()

@@ -15,13 +15,20 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from liteflow.providers.spi import Backoff, ConfigurationError, OutageLog, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import (
+    Backoff,
+    ConfigurationError,
+    OutageLog,
+    ProviderError,
+    ProviderUnavailableError,
+    split_url,
+)
 
 logger = logging.getLogger("liteflow.providers.postgres")
 
@@ -39,25 +46,12 @@ def check_schema(schema: str) -> str:
     return schema
 
 
-def split_url(url: str, options: Mapping[str, Callable[[str], Any]]) -> tuple[str, dict[str, Any]]:
+def conninfo_from_url(url: str, options: Mapping[str, Callable[[str], Any]]) -> tuple[str, dict[str, Any]]:
     """Take LiteFlow's own query parameters (``options``: name -> parser) out of a
     ``postgresql://`` or ``postgres://`` URL; the rest, libpq parameters included, is the
     connection string handed to psycopg."""
-    parts = urlsplit(url)
-    if parts.scheme not in _SCHEMES:
-        raise ConfigurationError(f"not a postgresql:// URL: {url!r}")
-    ours: dict[str, Any] = {}
-    theirs: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in options:
-            try:
-                ours[name] = options[name](value)
-            except ValueError as error:
-                raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
-        else:
-            theirs.append((name, value))
-    clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(theirs)))
-    return clean, ours
+    clean, ours = split_url(url, options, schemes=_SCHEMES)
+    return urlunsplit(urlsplit(clean)._replace(scheme="postgresql")), ours
 
 
 def flag(value: str) -> bool:

@@ -34,17 +34,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 
-from liteflow.providers.spi import InvalidArgumentError, LockProvider, OutageLog, ProviderError
+from liteflow.providers.spi import LeasedLockProvider, ProviderError
 
-from ._common import CONNECT_TIMEOUT, POOL_OPTIONS, STATEMENT_TIMEOUT, check_schema, open_pool, split_url, translated
+from ._common import (
+    CONNECT_TIMEOUT,
+    POOL_OPTIONS,
+    STATEMENT_TIMEOUT,
+    check_schema,
+    conninfo_from_url,
+    open_pool,
+    translated,
+)
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
 
 
-class PostgresLockProvider(LockProvider):
+class PostgresLockProvider(LeasedLockProvider[int]):
     """Leased, renewed, token-checked locks in PostgreSQL; see the module docstring.
 
     ``conninfo_or_url`` is a libpq connection string or a ``postgresql://`` URL. ``lease`` is in
@@ -67,10 +74,8 @@ class PostgresLockProvider(LockProvider):
         connect_timeout: float = CONNECT_TIMEOUT,
         statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
-        if lease <= 0:
-            raise InvalidArgumentError(f"lease must be positive, got {lease}")
+        super().__init__(lease=float(lease), logger=logger, what="PostgreSQL lock")
         self.schema = check_schema(schema)
-        self.lease = float(lease)
         s = quoted(schema)
         self._acquire_sql = (
             f"INSERT INTO {s}.lock_lease AS l (resource, owner, token, expires_at)"
@@ -87,10 +92,6 @@ class PostgresLockProvider(LockProvider):
         )
         self._release_all_sql = f"DELETE FROM {s}.lock_lease WHERE owner = %s"
         self._owner = secrets.token_hex(12)
-        self._mutex = threading.Lock()
-        self._held: dict[str, int] = {}
-        self._stopping = threading.Event()
-        self._closed = False
         self._pool = open_pool(
             conninfo_or_url,
             min_size=min_size,
@@ -106,16 +107,14 @@ class PostgresLockProvider(LockProvider):
         except BaseException:
             self._pool.close()
             raise
-        self._renewer: threading.Thread | None = None
         if renew:
-            self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-pg-lock-renewal", daemon=True)
-            self._renewer.start()
+            self._start_renewal("liteflow-pg-lock-renewal")
 
     @classmethod
     def from_url(cls, url: str) -> PostgresLockProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&lease=15``), any others go to libpq."""
-        conninfo, values = split_url(url, {**POOL_OPTIONS, "lease": float})
+        conninfo, values = conninfo_from_url(url, {**POOL_OPTIONS, "lease": float})
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:
@@ -126,67 +125,32 @@ class PostgresLockProvider(LockProvider):
             row = conn.execute(self._acquire_sql, (resource, self._owner, self.lease)).fetchone()
         if row is None:
             return False
-        with self._mutex:
-            self._held[resource] = int(row[0])
+        self._hold(resource, int(row[0]))
         return True
 
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold
         it (never took it, released it, or found it lapsed at renewal)."""
-        with self._mutex:
-            return self._held.get(resource)
+        return self._holding(resource)
 
-    def release(self, resource: str) -> None:
-        with self._mutex:
-            token = self._held.pop(resource, None)
-        if token is None:
-            return
+    def _give_back(self, resource: str, token: int) -> None:
         try:
             with translated(f"unlock {resource}"), self._pool.connection() as conn:
                 conn.execute(self._release_sql, (resource, token))
         except ProviderError as error:
             raise ProviderError(f"{error} (the lock lapses within {self.lease} s)") from error.__cause__
 
-    def _renew_loop(self) -> None:
-        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
-        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
-        outage = OutageLog("PostgreSQL lock renewal (held locks lapse unless it recovers in time)", logger)
-        while not self._stopping.wait(self.lease / 3):
-            try:
-                self.renew_now()
-            except Exception as error:  # the thread must outlive any failure
-                outage.failed(error)
-            else:
-                outage.recovered()
-
-    def renew_now(self) -> None:
-        """Extend every lock held now by one lease (what the renewal thread does every lease / 3)."""
-        with self._mutex:
-            held = list(self._held.items())
-        if not held:
-            return
+    def _extend(self, held: list[tuple[str, int]]) -> None:
         resources, tokens = [r for r, _ in held], [t for _, t in held]
         with translated("renew locks"), self._pool.connection() as conn:
             rows = conn.execute(self._renew_sql, (self.lease, resources, tokens, self._owner)).fetchall()
         kept = {(str(r), int(t)) for r, t in rows}
         for resource, token in held:
-            if (resource, token) in kept:
-                continue
-            with self._mutex:
-                if self._held.get(resource) == token:  # not released or taken again meanwhile
-                    del self._held[resource]
-                    logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
+            if (resource, token) not in kept:
+                self._drop_lost(resource, token)
 
-    def close(self) -> None:
-        """Stop renewal, release every lock this provider holds, and close the connections."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        if self._renewer is not None:
-            self._renewer.join()
-        with self._mutex:
-            self._held.clear()
+    def _close_backend(self) -> None:
+        self._forget_all()
         try:
             with translated("release locks"), self._pool.connection() as conn:
                 conn.execute(self._release_all_sql, (self._owner,))

@@ -61,9 +61,9 @@ from ._common import (
     STATEMENT_TIMEOUT,
     Listener,
     check_schema,
+    conninfo_from_url,
     flag,
     open_pool,
-    split_url,
     translated,
     utc,
 )
@@ -209,7 +209,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         as query parameters (``?schema=app&max_size=16&notify=true``), any others go to libpq."""
         options = {name: POOL_OPTIONS[name] for name in POOL_OPTIONS if name != "synchronous_commit"}
         options["notify"] = flag
-        conninfo, values = split_url(url, options)
+        conninfo, values = conninfo_from_url(url, options)
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:

@@ -63,8 +63,8 @@ from ._common import (
     STATEMENT_TIMEOUT,
     Listener,
     check_schema,
+    conninfo_from_url,
     open_pool,
-    split_url,
     translated,
 )
 from ._schema import migrate, quoted
@@ -171,7 +171,7 @@ class PostgresQueueProvider(QueueProvider):
     def from_url(cls, url: str) -> PostgresQueueProvider:
         """``postgresql://user:password@host:port/database`` (or ``postgres://``); LiteFlow options
         as query parameters (``?schema=app&visibility_timeout=60``), any others go to libpq."""
-        conninfo, values = split_url(url, {**POOL_OPTIONS, "visibility_timeout": float})
+        conninfo, values = conninfo_from_url(url, {**POOL_OPTIONS, "visibility_timeout": float})
         return cls(conninfo, **values)
 
     def __repr__(self) -> str:

@@ -55,7 +55,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
@@ -69,6 +69,7 @@ from liteflow.providers.spi import (
     ProviderUnavailableError,
     QueueProvider,
     QueueType,
+    split_url,
 )
 
 logger = logging.getLogger("liteflow.providers.rabbitmq")
@@ -187,21 +188,9 @@ class RabbitMQQueueProvider(QueueProvider):
     def from_url(cls, url: str) -> RabbitMQQueueProvider:
         """``amqp://user:password@host:port/vhost``; LiteFlow options as query parameters
         (``?prefix=app&prefetch=32&publish_timeout=10``), any others go to pika."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("amqp", "amqps"):
-            raise ConfigurationError(f"not an amqp:// URL: {url!r}")
         parsers: dict[str, Callable[[str], Any]] = {"prefix": str, "prefetch": int, "publish_timeout": float}
-        options: dict[str, Any] = {}
-        theirs: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name not in parsers:
-                theirs.append((name, value))
-                continue
-            try:
-                options[name] = parsers[name](value)
-            except ValueError as error:
-                raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
-        return cls(urlunsplit(parts._replace(query=urlencode(theirs))), **options)
+        clean, options = split_url(url, parsers, schemes=("amqp", "amqps"))
+        return cls(clean, **options)
 
     # -- the public calls, from any thread ------------------------------------------------------
 

@@ -3,19 +3,21 @@ Redlock, or a master found through Sentinel), translating its errors, and readin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError, split_url
 
 SENTINEL_SCHEME = "redis+sentinel"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+"""The schemes of a Redis URL, for :func:`split_url`."""
 SOCKET_TIMEOUT = 5.0
 """Default seconds a command waits for Redis's answer (a blocking ``BLMOVE`` waits at most 0.25 s)."""
 CONNECT_TIMEOUT = 5.0
@@ -62,25 +64,6 @@ def provider_error(what: str, error: redis.RedisError) -> ProviderError:
     if unavailable(error):
         return ProviderUnavailableError(f"Redis is unavailable to {what}: {error}")
     return ProviderError(f"Redis failed to {what}: {error}")
-
-
-def split_url(url: str, options: dict[str, Callable[[str], Any]]) -> tuple[str, dict[str, Any]]:
-    """Take LiteFlow's own query parameters (``options``: name -> parser) out of a ``redis://``
-    URL; the rest of the URL, driver options included, goes to ``redis.Redis.from_url``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
-        raise ConfigurationError(f"not a redis:// or {SENTINEL_SCHEME}:// URL: {url!r}")
-    ours: dict[str, Any] = {}
-    theirs: list[tuple[str, str]] = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in options:
-            try:
-                ours[name] = options[name](value)
-            except ValueError as error:
-                raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
-        else:
-            theirs.append((name, value))
-    return urlunsplit(parts._replace(query=urlencode(theirs))), ours
 
 
 def client_from(
@@ -180,14 +163,7 @@ def _sentinel_master(url: str, socket_timeout: float, connect_timeout: float) ->
         db = int(path[1]) if len(path) == 2 else 0
     except ValueError as error:
         raise ConfigurationError(f"bad database number in {url!r}") from error
-    options: dict[str, Any] = {}
-    for name, value in parse_qsl(parts.query):
-        if name not in _SENTINEL_OPTIONS:
-            raise ConfigurationError(f"unknown option {name!r} in {url!r}; known: {', '.join(_SENTINEL_OPTIONS)}")
-        try:
-            options[name] = _SENTINEL_OPTIONS[name](value)
-        except ValueError as error:
-            raise ConfigurationError(f"bad value for {name!r} in {url!r}") from error
+    _, options = split_url(url, _SENTINEL_OPTIONS, schemes=[SENTINEL_SCHEME], others="refuse")
     username, _, password = credentials.partition(":")
     timeouts = {
         "socket_timeout": options.get("socket_timeout", socket_timeout),

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,9 +52,9 @@ from typing import Any
 
 import redis
 
-from liteflow.providers.spi import ConfigurationError, InvalidArgumentError, LockProvider, OutageLog
+from liteflow.providers.spi import ConfigurationError, InvalidArgumentError, LeasedLockProvider, split_url
 
-from ._common import CONNECT_TIMEOUT, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts, split_url
+from ._common import CONNECT_TIMEOUT, SCHEMES, SOCKET_TIMEOUT, SentinelMaster, provider_error, split_hosts
 from ._servers import LockServer, NotSent, Outcome, gather
 
 logger = logging.getLogger("liteflow.providers.redis")
@@ -106,7 +105,7 @@ class _Held:
     servers: list[LockServer]  # those that granted it or may have: the ones its release goes to
 
 
-class RedisLockProvider(LockProvider):
+class RedisLockProvider(LeasedLockProvider[_Held]):
     """Leased, renewed, owner-checked locks on Redis; see the module docstring for the guarantees.
 
     ``url_or_client`` is a ``redis://host:port/db`` URL (the provider owns and closes the client
@@ -130,8 +129,7 @@ class RedisLockProvider(LockProvider):
         connect_timeout: float = CONNECT_TIMEOUT,
         drift_factor: float = 0.01,
     ) -> None:
-        if lease <= 0:
-            raise InvalidArgumentError(f"lease must be positive, got {lease}")
+        super().__init__(lease=lease, logger=logger, what="Redis lock")
         if not 0 <= drift_factor < 0.5:
             raise InvalidArgumentError(f"drift_factor must be in [0, 0.5), got {drift_factor}")
         targets = _targets(url_or_client)
@@ -147,7 +145,6 @@ class RedisLockProvider(LockProvider):
                 server.close()
             raise
         self.prefix = prefix
-        self.lease = lease
         self.quorum = len(self._servers) // 2 + 1
         self._lease_ms = max(1, round(lease * 1000))
         # How long a server may take to answer (connect and reply, tried twice): waiting less would
@@ -155,21 +152,15 @@ class RedisLockProvider(LockProvider):
         self._answer_bound = max(lease, 2 * (socket_timeout + connect_timeout))
         self._drift = lease * drift_factor + _DRIFT_MS / 1000
         self._fence_key = f"{prefix}:lock-fence"
-        self._mutex = threading.Lock()
-        self._held: dict[str, _Held] = {}
-        self._stopping = threading.Event()
-        self._closed = False
-        self._renewer: threading.Thread | None = None
         if renew:
-            self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-redis-lock-renewal", daemon=True)
-            self._renewer.start()
+            self._start_renewal("liteflow-redis-lock-renewal")
 
     @classmethod
     def from_url(cls, url: str) -> RedisLockProvider:
         """``redis://[:password@]host:port/db``, ``redis://a:6379,b:6379,c:6379/0`` (Redlock) or
         ``redis+sentinel://s1:26379,s2:26379/service/db``; LiteFlow options as query parameters
         (``?prefix=app&lease=15&drift_factor=0.01``), any others go to the driver."""
-        clean, options = split_url(url, {"prefix": str, "lease": float, "drift_factor": float})
+        clean, options = split_url(url, {"prefix": str, "lease": float, "drift_factor": float}, schemes=SCHEMES)
         return cls(clean, **options)
 
     @property
@@ -211,8 +202,7 @@ class RedisLockProvider(LockProvider):
             for server, fence in granted:
                 if fence < token:
                     server.submit("raise_fence", [self._fence_key], [token])
-            with self._mutex:
-                self._held[resource] = _Held(owner, token, valid_until, maybe)
+            self._hold(resource, _Held(owner, token, valid_until, maybe))
             return True
         if maybe:  # give it back: each server of a Redlock runs the release after the acquire
             self._release_everywhere(resource, owner, maybe)
@@ -227,15 +217,10 @@ class RedisLockProvider(LockProvider):
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold
         it (never took it, released it, or found it lost at renewal)."""
-        with self._mutex:
-            held = self._held.get(resource)
+        held = self._holding(resource)
         return None if held is None else held.token
 
-    def release(self, resource: str) -> None:
-        with self._mutex:
-            held = self._held.pop(resource, None)
-        if held is None:
-            return
+    def _give_back(self, resource: str, held: _Held) -> None:
         outcomes = self._release_everywhere(resource, held.owner, held.servers)
         if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
             raise self._unavailable(f"unlock {resource} (it lapses within {self.lease} s)", outcomes)
@@ -258,25 +243,8 @@ class RedisLockProvider(LockProvider):
         failure.__cause__ = error
         return failure
 
-    def _renew_loop(self) -> None:
-        # Renewal keeps its lease / 3 pace through an outage (no backoff): a lock can only be kept
-        # by renewing it before it lapses, and a lapsed one is dropped at the first renewal after.
-        outage = OutageLog("Redis lock renewal (held locks lapse unless it recovers in time)", logger)
-        while not self._stopping.wait(self.lease / 3):
-            try:
-                self.renew_now()
-            except Exception as error:  # the thread must outlive any failure
-                outage.failed(error)
-            else:
-                outage.recovered()
-
-    def renew_now(self) -> None:
-        """Extend every lock held now by one lease (what the renewal thread does every lease / 3);
-        drop those lost. Raises :class:`ProviderUnavailableError` when no majority answered."""
-        with self._mutex:
-            held = list(self._held.items())
-        if not held:
-            return
+    def _extend(self, held: list[tuple[str, _Held]]) -> None:
+        """Raises :class:`ProviderUnavailableError` when no majority answered."""
         started = time.monotonic()
 
         def enough(outcomes: list[Outcome]) -> bool:
@@ -297,12 +265,8 @@ class RedisLockProvider(LockProvider):
             raise self._unavailable("renew locks", outcomes)
 
     def _lost(self, resource: str, lease: _Held) -> None:
-        with self._mutex:
-            if self._held.get(resource) is not lease:  # released or taken again meanwhile
-                return
-            del self._held[resource]
-        logger.warning("lock on %s lapsed before it could be renewed; another node may hold it", resource)
-        if len(self._servers) > 1:  # what is left of it on a minority of servers would only get in the way
+        # What is left of it on a minority of servers would only get in the way.
+        if self._drop_lost(resource, lease) and len(self._servers) > 1:
             self._release_everywhere(resource, lease.owner, lease.servers)
 
     def health_details(self) -> dict[str, Any]:
@@ -317,20 +281,10 @@ class RedisLockProvider(LockProvider):
             details["master"] = masters[0]
         return details
 
-    def close(self) -> None:
-        """Stop renewal, release every lock this provider holds, and close the clients this
-        provider made."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        if self._renewer is not None:
-            self._renewer.join()
-        with self._mutex:
-            held = list(self._held.items())
-            self._held.clear()
+    def _close_backend(self) -> None:
+        # The clients given are left open (see the class docstring).
         try:
-            for resource, lease in held:
+            for resource, lease in self._forget_all():
                 outcomes = self._release_everywhere(resource, lease.owner, lease.servers)
                 if sum(1 for outcome in outcomes if _answered(outcome)) < self.quorum:
                     raise self._unavailable("release locks", outcomes)

@@ -47,15 +47,15 @@ from typing import Any
 
 import redis
 
-from liteflow.providers.spi import MAX_PRIORITY, InvalidArgumentError, QueueProvider, QueueType
+from liteflow.providers.spi import MAX_PRIORITY, InvalidArgumentError, QueueProvider, QueueType, split_url
 
 from ._common import (
     CONNECT_TIMEOUT,
+    SCHEMES,
     SOCKET_TIMEOUT,
     SentinelMaster,
     client_from,
     provider_error,
-    split_url,
     text,
     translated,
 )
@@ -254,7 +254,7 @@ class RedisQueueProvider(QueueProvider):
         """``redis://[:password@]host:port/db``; LiteFlow options as query parameters
         (``?prefix=app&visibility_timeout=60``), any others go to ``redis.Redis.from_url``
         (``?socket_timeout=2&socket_connect_timeout=2`` among them)."""
-        clean, options = split_url(url, {"prefix": str, "visibility_timeout": float})
+        clean, options = split_url(url, {"prefix": str, "visibility_timeout": float}, schemes=SCHEMES)
         return cls(clean, **options)
 
     def _make_keys(self, queue: QueueType) -> _Keys:

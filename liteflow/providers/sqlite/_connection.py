@@ -29,9 +29,9 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
-from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError
+from liteflow.providers.spi import ConfigurationError, ProviderError, ProviderUnavailableError, split_url
 
 MEMORY = ":memory:"
 T = TypeVar("T")
@@ -194,19 +194,10 @@ def parse_url(url: str, options: Mapping[str, Callable[[str], Any]]) -> tuple[st
     """Split ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:`` into the
     path (:data:`MEMORY` for the in-memory forms) and the query options, converted by ``options``
     (option name -> converter; ``ValueError`` from a converter is a bad value)."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme.split("+")[0].lower() != "sqlite":
+    if "://" not in url:
         raise ConfigurationError(f"not a sqlite:// URL: {url!r}")
-    location, _, query = rest.partition("?")
-    values: dict[str, Any] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name not in options:
-            known = ", ".join(options)
-            raise ConfigurationError(f"unknown option {name!r} in {url!r}; known: {known}")
-        try:
-            values[name] = options[name](value)
-        except ValueError as error:
-            raise ConfigurationError(f"bad {name} in {url!r}") from error
+    _, values = split_url(url, options, schemes=("sqlite", "sqlite+"), others="refuse")
+    location = url.partition("://")[2].partition("?")[0]
     if location in ("", MEMORY, "/" + MEMORY):
         return MEMORY, values
     if not location.startswith("/"):

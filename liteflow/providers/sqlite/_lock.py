@@ -63,7 +63,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,8 +72,9 @@ from liteflow.providers.spi import (
     ConfigurationError,
     InvalidArgumentError,
     InvalidOperationError,
+    LeasedLockProvider,
     LiteFlowError,
-    LockProvider,
+    OutageLog,
     ProviderError,
     ProviderUnavailableError,
 )
@@ -153,7 +153,31 @@ class _Mode:
     solo_token: int = 0  # while solo: the last token handed out in the file
 
 
-class SqliteLockProvider(LockProvider):
+class _RenewalLog(OutageLog):
+    """The renewal's outage log: an unexpected error (not a LiteFlowError) at ERROR, with its
+    traceback; a locked or unwritable file at WARNING."""
+
+    def failed(self, error: BaseException) -> None:
+        self.failures += 1
+        if self.failures > 1:
+            return
+        self.since = time.monotonic()
+        expected = isinstance(error, LiteFlowError)
+        self.logger.log(
+            logging.WARNING if expected else logging.ERROR,
+            "%s failed; retrying, they lapse unless a retry succeeds: %s",
+            self.what,
+            error,
+            exc_info=not expected,
+        )
+
+    def recovered(self) -> None:
+        if self.failures:
+            self.logger.warning("%s works again after %d failed tries", self.what, self.failures)
+        self.failures, self.since = 0, None
+
+
+class SqliteLockProvider(LeasedLockProvider[int]):
     """Leased, renewed, owner-checked locks in a SQLite file; see the module docstring.
 
     Several processes on one machine that use the same file coordinate through it; it is the
@@ -171,8 +195,7 @@ class SqliteLockProvider(LockProvider):
     def __init__(
         self, path: str | os.PathLike[str], *, lease: float = 10.0, renew: bool = True, busy_timeout: float = 5.0
     ) -> None:
-        if lease <= 0:
-            raise InvalidArgumentError(f"lease must be positive, got {lease}")
+        super().__init__(lease=float(lease), logger=logger, what="SQLite lock")
         if busy_timeout < 0:
             raise InvalidArgumentError(f"busy_timeout must not be negative, got {busy_timeout}")
         self._path = os.fspath(path)
@@ -180,19 +203,15 @@ class SqliteLockProvider(LockProvider):
             raise ConfigurationError(
                 "a SQLite lock needs a file that the processes share; within one process use memory://"
             )
-        self.lease = float(lease)
         self._lease_us = max(1, round(lease * 1_000_000))
         self._busy_timeout = busy_timeout
         self._pid = os.getpid()
         self._owner = owner_id()
         # Order: _write_mutex (the file's writer lock, shared with the store) before _mutex.
-        self._mutex = threading.Lock()  # guards _held
-        self._held: dict[str, int] = {}
         self._joined = False  # our lock_member row is written
         self._solo = False
         self._solo_token = 0  # the last token handed out while solo
         self._member_until = 0  # when our membership lapses unless renewed (microseconds)
-        self._stopping = threading.Event()
         self._closed = False
         self._write_mutex = writer_mutex(self._path)
         self._connection = connect(self._path, busy_timeout)
@@ -208,10 +227,8 @@ class SqliteLockProvider(LockProvider):
         except BaseException:
             self._connection.close()
             raise
-        self._renewer: threading.Thread | None = None
         if renew:
-            self._renewer = threading.Thread(target=self._renew_loop, name="liteflow-sqlite-lock-renewal", daemon=True)
-            self._renewer.start()
+            self._start_renewal("liteflow-sqlite-lock-renewal")
 
     @classmethod
     def from_url(cls, url: str) -> SqliteLockProvider:
@@ -336,8 +353,7 @@ class SqliteLockProvider(LockProvider):
         token = self._take_shared(resource, now)
         if token is None:
             return False
-        with self._mutex:
-            self._held[resource] = token
+        self._hold(resource, token)
         return True
 
     def _take_alone(self, resource: str) -> bool:
@@ -383,8 +399,7 @@ class SqliteLockProvider(LockProvider):
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold
         it (never took it, released it, or found it lapsed at renewal)."""
-        with self._mutex:
-            return self._held.get(resource)
+        return self._holding(resource)
 
     def release(self, resource: str) -> None:
         try:
@@ -423,52 +438,27 @@ class SqliteLockProvider(LockProvider):
                 lost.append(resource)
         return self._write_membership(), lost
 
-    def _look_for_newcomers(self) -> None:
+    # The renewal thread (the base's) looks for newcomers between renewals, and retries a failed
+    # renewal sooner than the regular interval, since the leases are running out; jittered.
+    _check_every = _SOLO_CHECK
+
+    def _between_renewals(self) -> None:
         """While solo: if another member has joined, write our locks for it now (it waits for that)."""
         with self._write_mutex:
             if not self._closed and self._solo and self._live_others(_now()):
                 self._go_shared()
 
-    def _renew_loop(self) -> None:
-        interval = self.lease / 3
-        failures = 0
-        next_renewal = time.monotonic() + interval
-        while not self._stopping.wait(min(_SOLO_CHECK, max(0.0, next_renewal - time.monotonic()))):
-            try:
-                if time.monotonic() < next_renewal:
-                    self._look_for_newcomers()
-                    continue
-                self.renew_now()
-            except Exception as error:  # this thread must outlive any failure
-                failures += 1
-                if failures == 1:
-                    level = logging.WARNING if isinstance(error, LiteFlowError) else logging.ERROR
-                    logger.log(
-                        level,
-                        "renewing SQLite locks in %r failed; retrying, they lapse unless a retry succeeds: %s",
-                        self._path,
-                        error,
-                        exc_info=not isinstance(error, LiteFlowError),
-                    )
-                # Sooner than the regular interval, since the leases are running out; jittered.
-                next_renewal = time.monotonic() + min(interval, 0.05 * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
-                continue
-            if failures:
-                logger.warning("renewing SQLite locks in %r works again after %d failed tries", self._path, failures)
-                failures = 0
-            next_renewal = time.monotonic() + interval
+    def _retry_after(self, failures: int) -> float:
+        return min(self.lease / 3, 0.05 * 2.0 ** min(failures, 10)) * random.uniform(0.5, 1)
 
-    def close(self) -> None:
-        """Stop renewal, release every lock this provider holds, leave, and close the connection."""
-        if self._closed:
-            return
-        self._stopping.set()
-        if self._renewer is not None:
-            self._renewer.join()
+    def _renewal_log(self) -> OutageLog:
+        return _RenewalLog(f"renewing SQLite locks in {self._path!r}", logger)
+
+    def _close_backend(self) -> None:
+        """Release every lock this provider holds, leave, and close the connection."""
         with self._write_mutex:
             self._closed = True
-            with self._mutex:
-                self._held.clear()
+            self._forget_all()
             try:
                 if self._joined:
                     _in_transaction(self._connection, self._leave)
