@@ -90,6 +90,9 @@ class ExecutionResult:
     branch_children: list[int] | None = None
     end_workflow: bool = False
     start_child: ChildWorkflow | None = None
+    fold_rounds: bool = False
+    """A loop's finished rounds are folded into the instance's compacted history: all of them
+    when it branches again, all but the last when it completes (see ``_compaction``)."""
 
     @staticmethod
     def next() -> ExecutionResult:
