@@ -561,7 +561,8 @@ class WorkflowExecutor:
                 status=PointerStatus.PENDING if previous is None else PointerStatus.QUEUED,
             )
             instance.execution_pointers.append(undo)
-            result.queued = result.queued or previous is not None
+            if previous is not None:
+                result.queued = True
             if saga is not None:
                 saga.children.append(undo.id)
             previous = undo
