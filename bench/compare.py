@@ -4,6 +4,8 @@ passes or fails.
 
     python bench/compare.py [--rounds 3] [--quick] [--providers memory sqlite pg-store pg-all]
     python bench/compare.py --loop 10000          # a while_ loop: iteration N against iteration 100
+    python bench/compare.py --each 10000          # the same as a for_each over N items, in sequence
+    python bench/compare.py --each 10000 --parallel   # ... all at once: total time, pointers, bytes
     python bench/compare.py --waiting 1000000     # N instances parked on events in a SQLite store
 
 The old commit is taken from the repository's own history (``git archive``, offline) into
@@ -118,10 +120,29 @@ def define() -> dict[str, Any]:
                 )
             ).then(Noop)
 
-    for cls in (Noop, Add, Tick, WithData, WaitsForEvent, Loop):
+    class Each(Workflow):
+        def build(self, builder: WorkflowBuilder) -> None:
+            builder.start_with(Noop).for_each(lambda data, context: range(data.value2), run_parallel=False).do(
+                lambda then: (
+                    then.start_with(Tick)
+                    .then(Add)
+                    .input("input1", lambda data, context: data.value1)
+                    .input("input2", lambda data, context: 1)
+                    .output("value1", lambda step: step.output)
+                )
+            ).then(Noop)
+
+    class EachInParallel(Workflow):
+        def build(self, builder: WorkflowBuilder) -> None:
+            builder.start_with(Noop).for_each(lambda data, context: range(data.value2), run_parallel=True).do(
+                lambda then: then.start_with(Tick).then(Noop)
+            ).then(Noop)
+
+    classes = (Noop, Add, Tick, WithData, WaitsForEvent, Loop, Each, EachInParallel)
+    for cls in classes:
         cls.__qualname__ = cls.__name__
         globals()[cls.__name__] = cls
-    return {"WithData": WithData, "WaitsForEvent": WaitsForEvent, "Loop": Loop}
+    return {cls.__name__: cls for cls in classes if issubclass(cls, Workflow)}
 
 
 TICKS: list[float] = []
@@ -257,7 +278,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 def run_workload(host: Any, spec: dict[str, Any], directory: str) -> dict[str, Any]:
     host.wait_for_workflow(host.start_workflow("WithData", 1, Data()), timeout=60)  # warm up
     if spec["workload"] == "loop":
-        return loop(host, spec["count"], directory)
+        return loop(host, "Loop", spec["count"], directory)
+    if spec["workload"] == "each":
+        return loop(host, "Each", spec["count"], directory)
+    if spec["workload"] == "each-parallel":
+        return loop(host, "EachInParallel", spec["count"], directory)
     if spec["workload"] == "waiting":
         return waiting(host, spec["count"], spec["samples"], directory)
     one, cpu_one = start_and_wait(host, spec["workflows"], 1)
@@ -274,11 +299,15 @@ def run_workload(host: Any, spec: dict[str, Any], directory: str) -> dict[str, A
     }
 
 
-def loop(host: Any, count: int, directory: str) -> dict[str, Any]:
+def loop(host: Any, workflow: str, count: int, directory: str) -> dict[str, Any]:
+    """Iteration costs (the gap between one round's first step and the next's, around round 100
+    and round N), the total, and what is stored at the end."""
     TICKS.clear()
-    workflow_id = host.start_workflow("Loop", 1, Data(0, count))
-    instance = host.wait_for_workflow(workflow_id, timeout=3600)
-    assert instance.data.value1 == count, instance.status
+    began = time.perf_counter()
+    workflow_id = host.start_workflow(workflow, 1, Data(0, count))
+    instance = host.wait_for_workflow(workflow_id, timeout=7200)
+    seconds = time.perf_counter() - began
+    assert len(TICKS) == count and instance.status.value == "complete", instance.status
     gaps = [b - a for a, b in itertools.pairwise(TICKS)]
 
     def around(n: int) -> float:
@@ -292,6 +321,7 @@ def loop(host: Any, count: int, directory: str) -> dict[str, Any]:
             size = conn.execute("SELECT length(record) FROM workflow WHERE id = ?", (workflow_id,)).fetchone()[0]
     return {
         "iterations": count,
+        "seconds": seconds,
         "at_100_us": around(100),
         "at_n_us": around(len(gaps) - 20),
         "pointers": len(instance.execution_pointers),
@@ -459,6 +489,8 @@ def main() -> None:
     parser.add_argument("--no-dbos", dest="dbos", action="store_false")
     parser.add_argument("--dbos-workflows", type=int, default=500)
     parser.add_argument("--loop", type=int, metavar="N", help="a while_ loop of N iterations instead")
+    parser.add_argument("--each", type=int, metavar="N", help="a for_each over N items (in sequence) instead")
+    parser.add_argument("--parallel", action="store_true", help="with --each: all items at once")
     parser.add_argument("--waiting", type=int, metavar="N", help="N instances parked on events in SQLite instead")
     parser.add_argument("--new-only", action="store_true", help="skip the old engine (profiling, quick looks)")
     if "--quick" in sys.argv:
@@ -472,6 +504,8 @@ def main() -> None:
         engines = {"old": prepare_baseline(args.baseline), **engines}
     if args.loop:
         special(args, engines, "loop", args.loop)
+    elif args.each:
+        special(args, engines, "each-parallel" if args.parallel else "each", args.each)
     elif args.waiting:
         special(args, engines, "waiting", args.waiting)
     else:

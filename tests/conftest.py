@@ -17,6 +17,8 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/faults/": ("slow", "faults"),
     "tests/e2e/test_crash_recovery.py": ("slow",),
     "tests/e2e/test_shared_sqlite.py": ("slow",),
+    "tests/e2e/test_long_loops.py::test_a_while_loop_of_ten_thousand": ("slow",),  # 5-15 s each
+    "tests/e2e/test_long_loops.py::test_a_for_each_over_ten_thousand": ("slow",),
     "tests/e2e/test_activities.py::test_a_sigkilled": ("slow",),
     "tests/cli/test_worker.py": ("slow",),
     "tests/cli/test_cli.py": ("slow",),  # each runs the console script and workers as processes

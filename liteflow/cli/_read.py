@@ -15,6 +15,7 @@ from liteflow.core._serialization import to_jsonable
 from ._app import Backends, Duration, backend_options, cli, json_option
 from ._render import (
     Steps,
+    compacted_steps,
     console,
     error_record,
     instances_table,
@@ -116,6 +117,7 @@ def show(workflow_id: str, as_json: bool, backends: Backends) -> None:
                 **summary(instance, steps),
                 "data": to_jsonable(instance.data, "data"),
                 "steps": timeline(instance, steps),
+                "compacted_steps": compacted_steps(instance, steps),
                 "waiting_for": waits(instance, steps),
                 "errors": [error_record(e, instance, steps) for e in errors],
             }
@@ -141,7 +143,9 @@ def errors(workflow_id: str | None, since: timedelta | None, limit: int, as_json
     else:
         for instance in select(host, status=None, definition=None, reference=None, since=since):
             # Only instances whose steps failed, or that were suspended (possibly by the host), have errors.
-            failed = any(p.retry_count for p in instance.execution_pointers)
+            failed = any(p.retry_count for p in instance.execution_pointers) or (
+                instance.compacted is not None and any(t.failed_attempts for t in instance.compacted.steps.values())
+            )
             if failed or instance.status is not WorkflowStatus.COMPLETE:
                 found += [(e, instance) for e in host.persistence.get_errors(instance.id)]
     found.sort(key=lambda pair: pair[0].error_time, reverse=True)

@@ -112,6 +112,26 @@ def timeline(instance: WorkflowInstance, steps: Steps) -> list[dict[str, Any]]:
     ]
 
 
+def compacted_steps(instance: WorkflowInstance, steps: Steps) -> list[dict[str, Any]]:
+    """The finished loop rounds folded out of the timeline (see ``liteflow.core._compaction``):
+    per step, how many runs, how they ended, their failed attempts, first start and last end."""
+    history = instance.compacted
+    if history is None:
+        return []
+    return [
+        {
+            "step_id": step_id,
+            "step": steps.name(instance, step_id),
+            "runs": tally.runs,
+            "statuses": dict(tally.statuses),
+            "failed_attempts": tally.failed_attempts,
+            "first_started": iso(tally.first_start),
+            "last_ended": iso(tally.last_end),
+        }
+        for step_id, tally in sorted(history.steps.items())
+    ]
+
+
 def waits(instance: WorkflowInstance, steps: Steps) -> list[dict[str, Any]]:
     return [
         {
@@ -192,6 +212,14 @@ def show_instance(out: Console, instance: WorkflowInstance, steps: Steps, errors
             outcome,
         )
     out.print(table)
+    folded = compacted_steps(instance, steps)
+    if folded:
+        out.print("\n[bold]Earlier loop rounds[/bold] (compacted)")
+        for row in folded:
+            ended = ", ".join(f"{status} {count:,}" for status, count in sorted(row["statuses"].items()))
+            failed = f"; {row['failed_attempts']:,} failed attempts" if row["failed_attempts"] else ""
+            label = steps.label(instance, row["step_id"])
+            out.print(f"  {label}: {row['runs']:,} runs ({ended}){failed}", markup=False)
     waiting = waits(instance, steps)
     if waiting:
         out.print("\n[bold]Waiting for[/bold]")

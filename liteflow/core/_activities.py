@@ -169,6 +169,8 @@ def submit_activity_result(host: WorkflowHost, token: str, payload: dict[str, An
     instance = host.persistence.get_workflow_instance(workflow_id)
     pointer = instance.pointer(pointer_id)
     if pointer is None:
+        if instance.compacted is not None:
+            return False  # a loop's round that ended and was folded away (``_compaction``)
         raise InvalidArgumentError(f"token {token!r} names no step of workflow {workflow_id}")
     if instance.is_finished or not awaits_result(pointer, ACTIVITY_WAIT, attempt):
         return False

@@ -174,7 +174,7 @@ class EventDelivery:
         """Give a waiting step the oldest event (at or after its subscription's as-of time) that its
         workflow has not consumed yet, if there is one. This delivers events in order, and also
         those published before the workflow reached its wait. Lock held."""
-        consumed = {p.event_id for p in instance.execution_pointers if p.event_id}
+        consumed = instance.consumed_events()
         events = self._host.persistence.get_events(
             subscription.event_name, subscription.event_key, subscription.subscribe_as_of
         )

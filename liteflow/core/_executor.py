@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from ._compaction import fold_rounds
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
@@ -62,6 +63,9 @@ class PassResult:
     step_events: list[tuple[StepEvent, ExecutionPointer]] = field(default_factory=list)
     """What happened to which step, in order."""
     steps_run: int = 0
+    queued: bool | None = None
+    """Whether the instance has QUEUED pointers (known once asked): a step that completes looks for
+    those it releases only then, not through every pointer (a parallel for_each ends thousands)."""
 
 
 def type_name(error: BaseException) -> str:
@@ -274,6 +278,8 @@ class WorkflowExecutor:
         result: PassResult,
     ) -> None:
         pointer.persistence_data = None if outcome.proceed else outcome.persistence_data
+        if outcome.fold_rounds and pointer.children:
+            fold_rounds(instance, definition, pointer, keep_last=len(step.children) if outcome.proceed else 0)
         if outcome.branch_values is not None:
             scope = [pointer.id, *pointer.scope]
             for value in outcome.branch_values:
@@ -333,10 +339,13 @@ class WorkflowExecutor:
                         scope=list(pointer.scope),
                     )
                 )
-        for queued in instance.execution_pointers:
-            if queued.status is PointerStatus.QUEUED and queued.predecessor_id == pointer.id:
-                queued.status = PointerStatus.PENDING
-                queued.active = True
+        if result.queued is None:
+            result.queued = any(p.status is PointerStatus.QUEUED for p in instance.execution_pointers)
+        if result.queued:
+            for queued in instance.execution_pointers:
+                if queued.status is PointerStatus.QUEUED and queued.predecessor_id == pointer.id:
+                    queued.status = PointerStatus.PENDING
+                    queued.active = True
 
     @staticmethod
     def _end_workflow(instance: WorkflowInstance, now: datetime) -> None:
@@ -470,7 +479,7 @@ class WorkflowExecutor:
             instance.status = WorkflowStatus.TERMINATED
             instance.complete_time = now
         else:
-            self._compensate(instance, definition, pointer, now)
+            self._compensate(instance, definition, pointer, now, result)
 
     def _error_handling_for(
         self, instance: WorkflowInstance, definition: WorkflowDefinition, step: WorkflowStep, pointer: ExecutionPointer
@@ -506,7 +515,12 @@ class WorkflowExecutor:
         return None
 
     def _compensate(
-        self, instance: WorkflowInstance, definition: WorkflowDefinition, failed: ExecutionPointer, now: datetime
+        self,
+        instance: WorkflowInstance,
+        definition: WorkflowDefinition,
+        failed: ExecutionPointer,
+        now: datetime,
+        result: PassResult,
     ) -> None:
         """Undo the enclosing saga (or, outside any saga, the whole workflow, which then ends as
         terminated): end what is still open in it and queue the compensation of every completed
@@ -548,6 +562,8 @@ class WorkflowExecutor:
                 status=PointerStatus.PENDING if previous is None else PointerStatus.QUEUED,
             )
             instance.execution_pointers.append(undo)
+            if previous is not None:
+                result.queued = True
             if saga is not None:
                 saga.children.append(undo.id)
             previous = undo

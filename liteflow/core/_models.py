@@ -98,6 +98,34 @@ class ExecutionPointer:
 
 
 @dataclass
+class StepTally:
+    """What the compacted pointers of one step did (see :class:`CompactedHistory`)."""
+
+    runs: int = 0
+    """Pointers of this step folded away."""
+    statuses: dict[str, int] = field(default_factory=dict)
+    """How they ended: pointer status value -> count."""
+    failed_attempts: int = 0
+    """Their failed attempts (retry counts) summed: the errors themselves stay in the store."""
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+
+
+@dataclass
+class CompactedHistory:
+    """The finished rounds of loops (``while_``, ``for_each``) folded out of an instance's pointers,
+    so that a long loop keeps a bounded record (see ``_compaction``)."""
+
+    pointers: int = 0
+    """Pointers folded away in all."""
+    steps: dict[int, StepTally] = field(default_factory=dict)
+    """Step id -> what its folded pointers did."""
+    consumed_events: list[str] = field(default_factory=list)
+    """Ids of the events the folded pointers received: a wait in a later round must not get one
+    of them again."""
+
+
+@dataclass
 class WorkflowInstance:
     """A running (or finished) workflow: its data and the pointers that say where it is."""
 
@@ -128,12 +156,21 @@ class WorkflowInstance:
     queued: bool = False
     """True while it waits for a slot of its definition's :class:`Concurrency` limit (it runs no
     step meanwhile, and holds no worker)."""
+    compacted: CompactedHistory | None = None
+    """The finished loop rounds folded out of ``execution_pointers``; None until a loop folds one."""
 
     def pointer(self, pointer_id: str) -> ExecutionPointer | None:
         for pointer in self.execution_pointers:
             if pointer.id == pointer_id:
                 return pointer
         return None
+
+    def consumed_events(self) -> set[str]:
+        """Ids of the events this instance's steps have received, compacted ones included."""
+        consumed = {pointer.event_id for pointer in self.execution_pointers if pointer.event_id}
+        if self.compacted is not None:
+            consumed.update(self.compacted.consumed_events)
+        return consumed
 
     @property
     def is_finished(self) -> bool:

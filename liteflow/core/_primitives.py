@@ -61,12 +61,16 @@ class Foreach(Container):
         return ExecutionResult.branch(items[:1], {**_CHILDREN_ACTIVE, "index": 0})
 
     def round_over(self, context: StepExecutionContext) -> ExecutionResult:
+        # The items done are folded away (``_compaction``): the next one's branch, or the end,
+        # leaves only the last item's pointers.
         index = context.persistence_data.get("index")
         if index is not None:
             items = list(self.collection)
             if index + 1 < len(items):
-                return ExecutionResult.branch([items[index + 1]], {**_CHILDREN_ACTIVE, "index": index + 1})
-        return ExecutionResult.next()
+                return ExecutionResult.branch(
+                    [items[index + 1]], {**_CHILDREN_ACTIVE, "index": index + 1}
+                ).folding_rounds()
+        return ExecutionResult(proceed=True, fold_rounds=True)
 
 
 class Sequence(Container):
@@ -110,7 +114,11 @@ class If(Container):
 
 
 class While(If):
-    """Runs its block again and again while ``condition`` holds, checked before each round."""
+    """Runs its block again and again while ``condition`` holds, checked before each round. Each
+    new round folds the earlier ones away (``_compaction``), so the last round is what stays."""
+
+    def begin(self, context: StepExecutionContext) -> ExecutionResult:
+        return super().begin(context).folding_rounds()
 
     def round_over(self, context: StepExecutionContext) -> ExecutionResult:
         # Come back with no data, so the condition is evaluated afresh with the new inputs.

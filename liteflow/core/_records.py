@@ -22,11 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from ._models import (
+    CompactedHistory,
     Event,
     EventSubscription,
     ExecutionError,
     ExecutionPointer,
     PointerStatus,
+    StepTally,
     UnreadableData,
     WorkflowInstance,
     WorkflowStatus,
@@ -101,6 +103,42 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
     )
 
 
+def compacted_to_record(history: CompactedHistory) -> dict[str, Any]:
+    """The compacted history of an instance's loops as JSON types (step ids as string keys)."""
+    return {
+        "pointers": history.pointers,
+        "steps": {
+            str(step_id): {
+                "runs": tally.runs,
+                "statuses": dict(tally.statuses),
+                "failed_attempts": tally.failed_attempts,
+                "first_start": _time(tally.first_start),
+                "last_end": _time(tally.last_end),
+            }
+            for step_id, tally in history.steps.items()
+        },
+        "consumed_events": list(history.consumed_events),
+    }
+
+
+def compacted_from_record(record: dict[str, Any]) -> CompactedHistory:
+    """The compacted history back from what :func:`compacted_to_record` made."""
+    return CompactedHistory(
+        pointers=record["pointers"],
+        steps={
+            int(step_id): StepTally(
+                runs=tally["runs"],
+                statuses=dict(tally["statuses"]),
+                failed_attempts=tally["failed_attempts"],
+                first_start=_parse_time(tally["first_start"]),
+                last_end=_parse_time(tally["last_end"]),
+            )
+            for step_id, tally in record["steps"].items()
+        },
+        consumed_events=list(record["consumed_events"]),
+    )
+
+
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     """The whole instance as JSON types. Raises SerializationError naming the failing field."""
     record = {
@@ -130,6 +168,8 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         record["priority"] = instance.priority
     if instance.queued:
         record["queued"] = True
+    if instance.compacted is not None:  # absent until a loop folds a round: older records lack it
+        record["compacted"] = compacted_to_record(instance.compacted)
     return record
 
 
@@ -153,6 +193,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         trace_context=record.get("trace_context"),
         priority=0 if quarantined else record.get("priority", 0),
         queued=bool(record.get("queued", False)),
+        compacted=None if quarantined or "compacted" not in record else compacted_from_record(record["compacted"]),
     )
 
 

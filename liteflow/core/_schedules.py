@@ -283,6 +283,7 @@ def _update(host: WorkflowHost, fresh: WorkflowInstance, spec: dict[str, Any]) -
         if stored.is_finished or not isinstance(stored.data, dict):
             stored.data, stored.status = fresh.data, WorkflowStatus.RUNNABLE
             stored.execution_pointers, stored.complete_time = fresh.execution_pointers, None
+            stored.compacted = None  # the rounds of the run that ended go with its pointers
         else:
             stored.data = {**spec, "after": stored.data["after"]}  # "next" is planned afresh
         if stored.status is WorkflowStatus.RUNNABLE:

@@ -93,6 +93,7 @@ class ExecutionResult:
         branch_children: list[int] | None = None,
         end_workflow: bool = False,
         start_child: ChildWorkflow | None = None,
+        fold_rounds: bool = False,
     ) -> None:
         self._proceed = proceed
         self._outcome_value = outcome_value
@@ -105,6 +106,7 @@ class ExecutionResult:
         self._branch_children = branch_children
         self._end_workflow = end_workflow
         self._start_child = start_child
+        self._fold_rounds = fold_rounds
 
     def _fields(self) -> dict[str, Any]:
         return {name.lstrip("_"): value for name, value in vars(self).items()}
@@ -173,6 +175,18 @@ class ExecutionResult:
     def start_child(self) -> ChildWorkflow | None:
         """A sub-workflow to start (built-in ``sub_workflow``)."""
         return self._start_child
+
+    @property
+    def fold_rounds(self) -> bool:
+        """A loop's finished rounds are folded into the instance's compacted history: all of them
+        when it branches again, all but the last when it completes (built-in loops; see
+        ``_compaction``)."""
+        return self._fold_rounds
+
+    def folding_rounds(self) -> ExecutionResult:
+        """This result with :attr:`fold_rounds` set (built-in loops only)."""
+        self._fold_rounds = True
+        return self
 
     @staticmethod
     def next() -> ExecutionResult:

@@ -136,6 +136,8 @@ def publish_user_action(host: WorkflowHost, key: str, user: str, value: Any) -> 
     instance = host.persistence.get_workflow_instance(workflow_id)
     pointer = instance.pointer(pointer_id)
     if pointer is None:
+        if instance.compacted is not None:
+            return False  # a loop's round that ended and was folded away (``_compaction``)
         raise InvalidArgumentError(f"key {key!r} names no step of workflow {workflow_id}")
     if instance.is_finished or not _open(pointer) or not awaits_result(pointer, USER_TASK_WAIT, attempt):
         return False

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from liteflow.cli._render import Steps, current_pointers, last_activity, timeline, waits
+from liteflow.cli._render import Steps, compacted_steps, current_pointers, last_activity, timeline, waits
 from liteflow.core import (
     Event,
     EventNotFoundError,
@@ -205,6 +205,7 @@ def instance(request: Request) -> HTMLResponse:
         "graph": graph,
         "current": [steps.label(found, p.step_id) for p in current_pointers(found)],
         "timeline": timeline(found, steps),
+        "compacted": compacted_steps(found, steps),
         "waits": waits(found, steps),
         "errors": host.get_workflow_errors(found.id),
         "data_json": _data_json(found.data, "data"),

@@ -29,7 +29,7 @@ from liteflow.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from liteflow.core._models import new_id
+from liteflow.core._models import CompactedHistory, StepTally, new_id
 from liteflow.core._providers import InstanceQuery
 
 from ._counting_contract import CountingCases
@@ -106,6 +106,16 @@ class PersistenceContract(QuarantineCases, CountingCases):
         loaded.status = WorkflowStatus.TERMINATED
 
         assert persistence.get_workflow_instance(instance.id) == expected
+
+    def test_a_compacted_history_round_trips(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(execution_pointers=[make_pointer()])
+        persistence.create_workflow(instance)
+        tally = StepTally(2, {"complete": 1, "compensated": 1}, 1, T0, T0 + SECOND)
+        instance.compacted = CompactedHistory(pointers=2, steps={3: tally}, consumed_events=[new_id()])
+        persistence.persist_workflow(instance)
+        loaded = persistence.get_workflow_instance(instance.id)
+        assert loaded.compacted == instance.compacted
+        assert loaded.compacted is not None and _aware(loaded.compacted.steps[3].last_end)
 
     def test_get_unknown_instance_raises(self, persistence: PersistenceProvider) -> None:
         with pytest.raises(WorkflowNotFoundError):

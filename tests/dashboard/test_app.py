@@ -16,6 +16,10 @@ pytest.importorskip("starlette")
 from liteflow.core import (
     ConfigurationError,
     InvalidArgumentError,
+    StepBody,
+    StepExecutionContext,
+    Workflow,
+    WorkflowBuilder,
     WorkflowHost,
     WorkflowStatus,
     configure_workflow_host,
@@ -278,3 +282,24 @@ def test_sessions_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     assert sessions.get(made[-1].id) is made[-1]
     assert sum(1 for s in made if sessions.get(s.id) is not None) <= 10
     assert not sessions.bearer_matches("Bearer wrong") and sessions.bearer_matches("bearer token")
+
+
+class _Count(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        context.workflow.data["i"] += 1
+
+
+class _Counting(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(lambda context: None).while_(lambda data, context: data["i"] < 30).do(
+            lambda block: block.start_with(_Count).name("count")
+        )
+
+
+def test_the_instance_page_lists_the_folded_rounds_of_a_loop(host: WorkflowHost) -> None:
+    host.register_workflow(_Counting())
+    workflow_id = host.start_workflow("_Counting", data={"i": 0})
+    host.run_until_idle()
+    page = client(create_app(host=host)).get(f"/instances/{workflow_id}").text
+    table = page[page.index('<table id="compacted">') :]
+    assert "<td>count (#2)</td><td>29</td><td>complete 29</td><td>0</td>" in table[: table.index("</table>")]

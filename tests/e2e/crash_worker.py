@@ -31,6 +31,7 @@ from liteflow.core import (
     StepExecutionContext,
     Workflow,
     WorkflowBuilder,
+    WorkflowInstance,
     WorkflowTimeoutError,
     configure_workflow_host,
 )
@@ -144,6 +145,12 @@ class Loop(Workflow):
         mark(step, "after")
 
 
+def folded(instance: WorkflowInstance) -> int:
+    """Completed pointers a loop folded away (the for_each's items but the last)."""
+    history = instance.compacted
+    return 0 if history is None else sum(t.statuses.get("complete", 0) for t in history.steps.values())
+
+
 def host_on(db: str) -> Any:
     host = configure_workflow_host(persistence_service=f"sqlite:///{db}", poll_interval=POLL_INTERVAL)
     for workflow in (Sequence(), NapWorkflow(), Wait(), Loop()):
@@ -197,6 +204,7 @@ def recover(db: str, state_path: str) -> None:
                 "data": instance.data,
                 "errors": [e.message for e in host.get_workflow_errors(wid)],
                 "pointers": {f"{wid}:{p.id}:{p.retry_count}": p.status.value for p in instance.execution_pointers},
+                "folded": folded(instance),
             }
     finally:
         host.stop()
