@@ -4,7 +4,7 @@ passes or fails.
 
     python bench/compare.py [--rounds 3] [--quick] [--providers memory sqlite pg-store pg-all]
     python bench/compare.py --loop 10000          # a while_ loop: iteration N against iteration 100
-    python bench/compare.py --waiting 1000000     # N instances parked on events in a SQLite store
+    python bench/compare.py --waiting 1000000 --new-only --rounds 1   # parked on events in SQLite
 
 The old commit is taken from the repository's own history (``git archive``, offline) into
 .cache/compare/<commit>/src; its venv (.cache/compare/<commit>/venv) imports that tree first and the
@@ -360,11 +360,11 @@ def waiting(host: Any, count: int, samples: int, starters: int, backlog: int, di
     threads = [threading.Thread(target=start, args=(n,)) for n in range(starters)]
     for thread in threads:
         thread.start()
-    tenth = max(1, count // 10)
+    tenth, reported = max(1, count // 10), 0
     while any(thread.is_alive() for thread in threads):
         threads[0].join(1.0)
-        if sum(started) // tenth != getattr(report, "last", 0):
-            report.last = sum(started) // tenth  # type: ignore[attr-defined]
+        if sum(started) // tenth != reported:
+            reported = sum(started) // tenth
             report("starting")
     start_rate = count / (time.perf_counter() - began)
     while subscriptions_stored(directory) < count:
