@@ -6,7 +6,7 @@ passes or fails.
     python bench/compare.py --loop 10000          # a while_ loop: iteration N against iteration 100
     python bench/compare.py --each 10000          # the same as a for_each over N items, in sequence
     python bench/compare.py --each 10000 --parallel   # ... all at once: total time, pointers, bytes
-    python bench/compare.py --waiting 1000000     # N instances parked on events in a SQLite store
+    python bench/compare.py --waiting 1000000 --new-only --rounds 1   # parked on events in SQLite
 
 The old commit is taken from the repository's own history (``git archive``, offline) into
 .cache/compare/<commit>/src; its venv (.cache/compare/<commit>/venv) imports that tree first and the
@@ -22,6 +22,7 @@ parked on an event. CPU is ``time.process_time`` of the host process per workflo
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
 import itertools
 import json
@@ -223,14 +224,15 @@ def park(host: Any, count: int, prefix: str) -> list[str]:
     return ids
 
 
-def publish_to_resume(host: Any, ids: list[str], prefix: str, samples: int) -> list[float]:
+def publish_to_resume(host: Any, ids: list[str], keys: list[str]) -> list[float]:
+    """Publish to each instance of ``ids`` (waiting on the key of the same index) in turn: ms."""
     resume = []
-    for n in range(0, len(ids), max(1, len(ids) // samples))[:samples]:
-        while host.get_workflow_instance(ids[n]).execution_pointers[-1].event_name is None:
+    for workflow_id, key in zip(ids, keys, strict=True):
+        while host.get_workflow_instance(workflow_id).execution_pointers[-1].event_name is None:
             time.sleep(0.01)  # not parked yet (a bench may wait; the first samples are long parked)
         sent = datetime.now(timezone.utc)
-        host.publish_event("go", f"{prefix}{n}", None)
-        instance = host.wait_for_workflow(ids[n], timeout=60)
+        host.publish_event("go", key, None)
+        instance = host.wait_for_workflow(workflow_id, timeout=60)
         waited = next(p for p in instance.execution_pointers if p.event_name)
         resume.append((waited.end_time - sent).total_seconds() * 1000)
     return resume
@@ -284,11 +286,12 @@ def run_workload(host: Any, spec: dict[str, Any], directory: str) -> dict[str, A
     if spec["workload"] == "each-parallel":
         return loop(host, "EachInParallel", spec["count"], directory)
     if spec["workload"] == "waiting":
-        return waiting(host, spec["count"], spec["samples"], directory)
+        return waiting(host, spec["count"], spec["samples"], spec["starters"], spec["backlog"], directory)
     one, cpu_one = start_and_wait(host, spec["workflows"], 1)
     four, cpu_four = start_and_wait(host, spec["workflows"], 4)
     ids = park(host, spec["waiting"], "k")
-    resume = publish_to_resume(host, ids, "k", spec["samples"])
+    chosen = range(0, len(ids), max(1, len(ids) // spec["samples"]))[: spec["samples"]]
+    resume = publish_to_resume(host, [ids[n] for n in chosen], [f"k{n}" for n in chosen])
     return {
         "a": one,
         "a_cpu": cpu_one,
@@ -329,34 +332,111 @@ def loop(host: Any, workflow: str, count: int, directory: str) -> dict[str, Any]
     }
 
 
-def waiting(host: Any, count: int, samples: int, directory: str) -> dict[str, Any]:
+def rss_mb() -> float:
+    """The process's resident set now (``ru_maxrss`` is only the peak)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def subscriptions_stored(directory: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(os.path.join(directory, "bench.db")) as conn:
+        counted: int = conn.execute("SELECT count(*) FROM subscription").fetchone()[0]
+    return counted
+
+
+def waiting(host: Any, count: int, samples: int, starters: int, backlog: int, directory: str) -> dict[str, Any]:
+    """Park ``count`` instances from ``starters`` threads, keeping only the ids of the instances that
+    will be sampled (a list of a million ids would be 90 MB of the benchmark's own in the RSS), then
+    publish to ``samples`` of them. Progress and RSS every tenth go to stderr."""
     import resource
 
-    began = time.perf_counter()
-    ids = park(host, count, "w")
+    step = max(1, count // samples)
+    sampled = set(range(0, count, step)[:samples])
+    ids: dict[int, str] = {}
+    started = [0] * starters
+    rss_start, began = rss_mb(), time.perf_counter()
+
+    def parked(workflow_id: str) -> bool:
+        return host.get_workflow_instance(workflow_id).execution_pointers[-1].event_name is not None
+
+    def start(thread: int) -> None:
+        # A starter ahead of the workers by more than ``backlog`` waits for them: an unbounded burst
+        # would measure the queue's backlog (and the heap it leaves behind) instead of the store.
+        recent: collections.deque[str] = collections.deque()
+        for n in range(thread, count, starters):
+            workflow_id = host.start_workflow("WaitsForEvent", 1, {"key": f"w{n}"})
+            if n in sampled or n >= count - starters:
+                ids[n] = workflow_id
+            started[thread] += 1
+            if backlog:
+                recent.append(workflow_id)
+                if len(recent) > backlog // starters:
+                    oldest = recent.popleft()
+                    while not parked(oldest):
+                        time.sleep(0.005)
+
+    def report(what: str) -> None:
+        done = sum(started)
+        elapsed = time.perf_counter() - began
+        print(
+            f"    {what}: {done:,} started in {elapsed:,.0f} s ({done / max(elapsed, 1e-9):,.0f}/s), "
+            f"RSS {rss_mb():,.0f} MB; {load()}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(starters)]
+    for thread in threads:
+        thread.start()
+    tenth, reported = max(1, count // 10), 0
+    while any(thread.is_alive() for thread in threads):
+        threads[0].join(1.0)
+        if sum(started) // tenth != reported:
+            reported = sum(started) // tenth
+            report("starting")
+    start_rate = count / (time.perf_counter() - began)
+    while subscriptions_stored(directory) < count:
+        time.sleep(0.2)
     rate = count / (time.perf_counter() - began)
-    rss_parked = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    files = [os.path.join(directory, name) for name in os.listdir(directory)]
-    store = sum(os.path.getsize(f) for f in files)
-    resume = publish_to_resume(host, ids, "w", samples)
+    report("parked")
+    rss_parked = rss_mb()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sizes = {name: os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory)}
+    resume = publish_to_resume(host, [ids[n] for n in sorted(sampled)], [f"w{n}" for n in sorted(sampled)])
     return {
         "count": count,
+        "starters": starters,
+        "backlog": backlog,
+        "start_calls_per_s": start_rate,
         "start_rate": rate,
-        "rss_mb": rss_parked / 1024,
-        "bytes_per_instance": store / count,
+        "rss_start_mb": rss_start,
+        "rss_peak_mb": peak,
+        "rss_parked_mb": rss_parked,
+        "rss_end_mb": rss_mb(),
+        "bytes_per_instance": sum(sizes.values()) / count,
+        "db_mb": sizes.get("bench.db", 0) / 2**20,
+        "wal_mb": sizes.get("bench.db-wal", 0) / 2**20,
         "p50": statistics.median(resume),
+        "p99": percentile(resume, 0.99),
     }
 
 
 # ---------------------------------------------------------------- the parent
 
 
-def run(python: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+def run(python: Path, spec: dict[str, Any], *, progress: bool = False) -> dict[str, Any] | None:
+    """One subprocess; its stderr is shown as it comes with ``progress`` (long runs), else on failure."""
     command = [str(python), "-X", "frozen_modules=off", __file__, "--child", json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=7200, cwd=tempfile.gettempdir())
+    stderr = None if progress else subprocess.PIPE
+    done = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=7200, cwd=tempfile.gettempdir()
+    )
     if done.returncode != 0:
         print(
-            f"  {spec['engine']} {spec['provider']}: failed (exit {done.returncode})\n{done.stderr[-1500:]}", flush=True
+            f"  {spec['engine']} {spec['provider']}: failed (exit {done.returncode})\n{(done.stderr or '')[-1500:]}",
+            flush=True,
         )
         return None
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -464,8 +544,10 @@ def special(args: argparse.Namespace, engines: dict[str, Path], workload: str, c
                 "engine": engine,
                 "provider": provider,
                 "workers": 4,
+                "starters": args.starters,
+                "backlog": args.backlog,
             }
-            figures = run(engines[engine], spec)
+            figures = run(engines[engine], spec, progress=True)
             if figures:
                 figures.pop("package", None)
                 print(
@@ -492,6 +574,10 @@ def main() -> None:
     parser.add_argument("--each", type=int, metavar="N", help="a for_each over N items (in sequence) instead")
     parser.add_argument("--parallel", action="store_true", help="with --each: all items at once")
     parser.add_argument("--waiting", type=int, metavar="N", help="N instances parked on events in SQLite instead")
+    parser.add_argument("--starters", type=int, default=1, help="--waiting: threads starting the instances")
+    parser.add_argument(
+        "--backlog", type=int, default=5_000, help="--waiting: most instances started and not yet parked (0: no limit)"
+    )
     parser.add_argument("--new-only", action="store_true", help="skip the old engine (profiling, quick looks)")
     if "--quick" in sys.argv:
         parser.set_defaults(workflows=2_000, waiting_events=2_000, samples=100, dbos_workflows=200)

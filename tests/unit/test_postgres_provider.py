@@ -385,6 +385,25 @@ def test_blocked_dequeue_wakes_promptly_on_another_nodes_enqueue(postgres_url: s
         producer.close()
 
 
+def test_an_enqueue_wakes_its_own_process_at_once_and_its_notification_adds_no_second_ticket(
+    postgres_url: str, schema: Schema
+) -> None:
+    queue = PostgresQueueProvider(postgres_url, schema=schema())
+    try:
+        for n in range(5):
+            queue.enqueue(QueueType.WORKFLOW, f"wf-{n}")
+        queue.enqueue(QueueType.WORKFLOW, "wf-0")  # already waiting: nothing sent, nothing expected
+        listener = queue._listener
+        deadline = time.monotonic() + 5
+        while listener._expected and time.monotonic() < deadline:  # the notifications' trip back
+            time.sleep(0.01)
+        assert listener._expected == {}
+        assert listener._tickets == {"workflow": 5}  # one wake-up per item, not two
+        assert [queue.dequeue(QueueType.WORKFLOW, 0) for _ in range(6)] == [*(f"wf-{n}" for n in range(5)), None]
+    finally:
+        queue.close()
+
+
 # -- a real host on all three ----------------------------------------------------------------------
 
 

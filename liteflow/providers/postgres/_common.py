@@ -361,6 +361,12 @@ class Listener:
     When the connection drops, every waiter of both kinds is woken (they re-check) and the listener
     reconnects; callers also re-check every second or so to cover notifications missed while it
     was down.
+
+    A notification sent by this process can be passed on at once, without its trip through the
+    server and this thread (two wake-ups on a busy machine): the sender calls :meth:`expect` with
+    its connection's backend pid before sending, then :meth:`sent` (or :meth:`unexpect` if nothing
+    was sent). The notification itself, when it arrives from that pid, is then skipped, so each
+    still adds one ticket.
     """
 
     def __init__(self, conninfo: str, channel: str, *, ready_timeout: float = CONNECT_TIMEOUT) -> None:
@@ -373,6 +379,8 @@ class Listener:
         self._tickets: dict[str, int] = {}
         self._generation_waiters: dict[str, int] = {}
         self._epoch = 0
+        # (payload, backend pid) -> notifications sent by this process, already passed on here.
+        self._expected: dict[tuple[str, int], int] = {}
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._connection: psycopg.Connection[Any] | None = None
@@ -430,6 +438,34 @@ class Listener:
             if self._tickets.get(payload, 0) > 0:
                 self._tickets[payload] -= 1
 
+    def expect(self, payload: str, pid: int) -> None:
+        """A notification of ``payload`` is about to be sent by the session ``pid`` of this process."""
+        with self._mutex:
+            self._expected[payload, pid] = self._expected.get((payload, pid), 0) + 1
+
+    def unexpect(self, payload: str, pid: int) -> None:
+        """The notification announced by :meth:`expect` was not sent after all."""
+        with self._mutex:
+            self._unexpect((payload, pid))
+
+    def sent(self, payload: str) -> None:
+        """The notification announced by :meth:`expect` was committed: pass it on now."""
+        self._bump([payload])
+
+    def _unexpect(self, key: tuple[str, int]) -> bool:
+        """Drop one expected notification; False if there was none. Mutex held."""
+        count = self._expected.get(key, 0)
+        if count <= 1:
+            return self._expected.pop(key, None) is not None
+        self._expected[key] = count - 1
+        return True
+
+    def _received(self, payload: str, pid: int) -> None:
+        with self._mutex:
+            if self._unexpect((payload, pid)):
+                return  # passed on by its sender already
+        self._bump([payload])
+
     @property
     def closed(self) -> bool:
         return self._stopping.is_set()
@@ -438,6 +474,7 @@ class Listener:
         with self._mutex:
             if payloads is None:  # everyone re-checks
                 self._epoch += 1
+                self._expected.clear()  # lost with the connection, or not: the re-check covers both
                 for payload in self._generations:
                     self._generations[payload] += 1
                 for condition in self._conditions.values():
@@ -469,7 +506,7 @@ class Listener:
                         # Each notification is passed on as it arrives (the generator only ends at
                         # the timeout); the short timeout bounds how long close() waits for us.
                         for notification in conn.notifies(timeout=0.25):
-                            self._bump([notification.payload])
+                            self._received(notification.payload, notification.pid)
                             if self._stopping.is_set():
                                 break
             except Exception as error:  # any failure: the thread must outlive it and reconnect

@@ -13,6 +13,15 @@ Consistency
     subscriptions, ended subscriptions, errors and outbox events. Everything that can fail on the
     caller's data (serialization) happens before the transaction begins.
 
+Durability
+    Commits wait for their WAL flush, except a save that only ends subscriptions (no new
+    subscription, error or event): an event delivery, which hands an event to a waiting step. It
+    commits with ``synchronous_commit = off``, so the step runs one fsync sooner. Nothing is lost to
+    a crash of the server: the host marks the event processed only after the delivery, in a
+    synchronous commit that the WAL orders after it, so either both are on disk or neither is, and
+    an event still unprocessed is delivered again (the poller queues it). The resumed step's own
+    save is synchronous as well, and makes the delivery durable before anything it did is.
+
 Wake-ups (optional)
     With ``notify=True``, a save that leaves an instance runnable now, or that stores events, also
     sends ``NOTIFY liteflow_work_<schema>`` in its transaction, and :meth:`wait_for_work` lets a
@@ -140,6 +149,7 @@ class _Sql:
         self.purge_errors = f"DELETE FROM {s}.execution_error WHERE workflow_id = ANY(%s)"
         self.purge_events = f"DELETE FROM {s}.event WHERE is_processed AND event_time < %s"
         self.notify = "SELECT pg_notify(%s, '')"
+        self.asynchronous = "SET LOCAL synchronous_commit = off"
 
 
 def _query_where(query: InstanceQuery) -> tuple[str, list[Any]]:
@@ -281,6 +291,8 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 # and COMMIT are sent together; the revision check is read before COMMIT is sent,
                 # and a lost update rolls everything back.
                 with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as saved, conn.cursor() as cursor:
+                    if rows.ended and not (rows.subscriptions or rows.errors or rows.events):
+                        cursor.execute(sql.asynchronous)  # a delivery: see Durability
                     saved.execute(sql.update_workflow, rows.update)
                     if rows.subscriptions:
                         cursor.executemany(sql.upsert_subscription, rows.subscriptions)

@@ -25,7 +25,9 @@ Waiting
     connection that ``LISTEN``s): it wakes as soon as any node's enqueue commits, without holding a
     pool connection and without polling. Each notification wakes one waiting ``dequeue`` of this
     provider, not all of them (a notification is one new row: waking every idle worker made them
-    race for it, with one query each and all but one finding nothing). It re-checks every second
+    race for it, with one query each and all but one finding nothing). An enqueue of this process
+    wakes its waiter as soon as it commits, and the notification that follows wakes no one
+    (:class:`Listener` knows its sender's session). It re-checks every second
     as well (notifications missed while the listener reconnects), and sooner when a taken row is
     due to become visible again.
 
@@ -178,8 +180,18 @@ class PostgresQueueProvider(QueueProvider):
         return f"{type(self).__name__}(schema={self.schema!r})"
 
     def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
+        name = QueueType(queue).value
         with translated("queue an item"), self._pool.connection() as conn:
-            conn.execute(self._enqueue_sql, (QueueType(queue).value, item_id, priority))
+            pid = conn.info.backend_pid
+            self._listener.expect(name, pid)
+            sent = False
+            try:
+                sent = conn.execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
+            finally:
+                if not sent:
+                    self._listener.unexpect(name, pid)
+        if sent:
+            self._listener.sent(name)  # a consumer of this process wakes now, not after the round trip
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         name = QueueType(queue).value
