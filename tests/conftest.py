@@ -33,6 +33,7 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 Schema = Callable[[], str]
+RedisPrefix = Callable[[], str]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -90,3 +91,25 @@ def schema(postgres_url: str) -> Iterator[Schema]:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         for name in used:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[RedisPrefix]:
+    """Hands out a fresh Redis key prefix per call, and deletes every key under it afterwards
+    (the machine's Redis is shared: a test touches only the keys under its own prefixes)."""
+    redis = pytest.importorskip("redis")
+    used: list[str] = []
+
+    def make() -> str:
+        used.append(f"liteflow-test-{uuid.uuid4().hex}")
+        return used[-1]
+
+    yield make
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for name in used:
+            keys = list(client.scan_iter(match=f"{name}:*"))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()

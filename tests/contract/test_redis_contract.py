@@ -3,46 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
+from conftest import RedisPrefix  # type: ignore[import-not-found]
+
 from liteflow.core import QueueType
 from liteflow.core._config import _LOCK_URLS, _QUEUE_URLS, _from_url
-from liteflow.core._models import new_id
 from liteflow.providers.redis import RedisLockProvider, RedisQueueProvider
 from liteflow.testing import LockContract, QueueContract
 from liteflow.testing._queue_contract import drain
-
-Prefix = Callable[[], str]
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[Prefix]:
-    """Hands out a fresh key prefix per call, and deletes every key under it afterwards."""
-    used: list[str] = []
-
-    def make() -> str:
-        used.append(f"liteflow-test-{new_id()}")
-        return used[-1]
-
-    yield make
-    client = redis.Redis.from_url(redis_url)
-    for name in used:
-        keys = list(client.scan_iter(match=f"{name}:*"))
-        if keys:
-            client.delete(*keys)
-    client.close()
 
 
 class TestRedisQueue(QueueContract):
     deduplicates = True
 
     @pytest.fixture
-    def queue(self, redis_url: str, prefix: Prefix) -> Iterator[RedisQueueProvider]:
-        provider = RedisQueueProvider(redis_url, prefix=prefix())
+    def queue(self, redis_url: str, redis_prefix: RedisPrefix) -> Iterator[RedisQueueProvider]:
+        provider = RedisQueueProvider(redis_url, prefix=redis_prefix())
         yield provider
         provider.close()
 
@@ -51,8 +32,8 @@ class TestRedisLock(LockContract):
     supports_concurrent_nodes = True
 
     @pytest.fixture
-    def lock_prefix(self, prefix: Prefix) -> str:
-        return prefix()
+    def lock_prefix(self, redis_prefix: RedisPrefix) -> str:
+        return redis_prefix()
 
     @pytest.fixture
     def lock(self, redis_url: str, lock_prefix: str) -> Iterator[RedisLockProvider]:
@@ -70,8 +51,8 @@ class TestRedisLock(LockContract):
 # -- queue: redelivery ------------------------------------------------------------------------
 
 
-def test_unacknowledged_item_comes_back_after_the_visibility_timeout(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_unacknowledged_item_comes_back_after_the_visibility_timeout(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     dead = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.5)
     alive = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.5)
     try:
@@ -88,8 +69,8 @@ def test_unacknowledged_item_comes_back_after_the_visibility_timeout(redis_url: 
         alive.close()
 
 
-def test_close_hands_back_unacknowledged_items_at_once(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_close_hands_back_unacknowledged_items_at_once(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     first = RedisQueueProvider(redis_url, prefix=name)
     second = RedisQueueProvider(redis_url, prefix=name)
     try:
@@ -101,9 +82,9 @@ def test_close_hands_back_unacknowledged_items_at_once(redis_url: str, prefix: P
         second.close()
 
 
-def test_item_stranded_in_a_dead_nodes_inbox_comes_back(redis_url: str, prefix: Prefix) -> None:
+def test_item_stranded_in_a_dead_nodes_inbox_comes_back(redis_url: str, redis_prefix: RedisPrefix) -> None:
     # A node that died between BLMOVE and its claim leaves the id in its inbox, still "waiting".
-    name = prefix()
+    name = redis_prefix()
     base = f"{name}:queue:workflow"
     client = redis.Redis.from_url(redis_url)
     client.sadd(f"{base}:waiting", "wf-lost")
@@ -120,8 +101,8 @@ def test_item_stranded_in_a_dead_nodes_inbox_comes_back(redis_url: str, prefix: 
         queue.close()
 
 
-def test_priority_bookkeeping_leaves_no_keys_behind(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_priority_bookkeeping_leaves_no_keys_behind(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     queue = RedisQueueProvider(redis_url, prefix=name)
     client = redis.Redis.from_url(redis_url)
     processing = f"{name}:queue:workflow:processing"
@@ -148,8 +129,8 @@ def test_priority_bookkeeping_leaves_no_keys_behind(redis_url: str, prefix: Pref
         client.close()
 
 
-def test_queue_and_lock_from_url(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_queue_and_lock_from_url(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     queue = _from_url("queue", f"{redis_url}?prefix={name}&visibility_timeout=7", _QUEUE_URLS)
     lock = _from_url("lock", f"{redis_url}?prefix={name}&lease=3", _LOCK_URLS)
     try:
@@ -168,8 +149,8 @@ def test_queue_and_lock_from_url(redis_url: str, prefix: Prefix) -> None:
 # -- lock: leases, renewal, fencing -----------------------------------------------------------
 
 
-def test_lock_not_renewed_lapses_after_the_lease(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_lock_not_renewed_lapses_after_the_lease(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     stalled = RedisLockProvider(redis_url, prefix=name, lease=0.5, renew=False)
     other = RedisLockProvider(redis_url, prefix=name, lease=0.5)
     try:
@@ -184,8 +165,8 @@ def test_lock_not_renewed_lapses_after_the_lease(redis_url: str, prefix: Prefix)
         other.close()
 
 
-def test_renewal_keeps_a_lock_past_its_lease(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_renewal_keeps_a_lock_past_its_lease(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     holder = RedisLockProvider(redis_url, prefix=name, lease=0.4)
     other = RedisLockProvider(redis_url, prefix=name, lease=0.4)
     try:
@@ -199,8 +180,8 @@ def test_renewal_keeps_a_lock_past_its_lease(redis_url: str, prefix: Prefix) -> 
         other.close()
 
 
-def test_renewal_notices_a_lapsed_lock(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_renewal_notices_a_lapsed_lock(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     stalled = RedisLockProvider(redis_url, prefix=name, lease=0.3, renew=False)
     other = RedisLockProvider(redis_url, prefix=name)
     try:
@@ -215,8 +196,8 @@ def test_renewal_notices_a_lapsed_lock(redis_url: str, prefix: Prefix) -> None:
         other.close()
 
 
-def test_fencing_tokens_grow_with_each_grant(redis_url: str, prefix: Prefix) -> None:
-    name = prefix()
+def test_fencing_tokens_grow_with_each_grant(redis_url: str, redis_prefix: RedisPrefix) -> None:
+    name = redis_prefix()
     first = RedisLockProvider(redis_url, prefix=name)
     second = RedisLockProvider(redis_url, prefix=name)
     try:
