@@ -29,6 +29,25 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/unit/test_sqlite_errors.py::test_processes_opening": ("slow",),
     "tests/e2e/test_activities.py::test_leases_and_results_on_a_durable_store[mongo]": ("slow",),
     "tests/e2e/test_samples.py": ("slow",),  # each sample runs as a process
+    "tests/dashboard/test_browser.py": ("slow", "browser"),
+    # The Redlock fault contract cuts and black-holes all three masters (one call waits out the timeouts).
+    "tests/contract/test_redlock_contract.py::TestRedlockFaults": ("slow", "faults"),
+    "tests/contract/test_sentinel_contract.py::test_providers_follow_a_failover_on_their_own": ("slow",),
+    # A `liteflow worker` process driven by a dozen runs of the console script; the fast tier keeps
+    # the schedule commands' input checks (tests/cli/test_loader.py loads the app in-process).
+    "tests/cli/test_schedules_cli.py::test_add_list_pause_resume_delete": ("slow",),
+    "tests/cli/test_schedules_cli.py::test_bad_input_is_a_usage_error[postgres]": ("slow",),
+    "tests/cli/test_tasks_cli.py": ("slow",),
+    "tests/dashboard/test_cli_dashboard.py::test_the_command_serves": ("slow",),  # the server as a process
+    "tests/dashboard/test_cli_dashboard.py::test_without_a_token_it_is_read_only": ("slow",),
+    "tests/observability/test_metrics.py::test_a_liteflow_worker_serves_metrics_that_move": ("slow",),
+    "tests/e2e/test_starting_workflows.py::test_three_processes_racing": ("slow",),
+    "tests/unit/test_sqlite_lock.py::test_racing_processes_exactly_one_wins": ("slow",),
+    "tests/unit/test_sqlite_lock.py::test_a_stalled_process_loses_its_locks_after_the_lease": ("slow",),
+    # Waits for three renewals failing behind a locked file, a recovery and one more renewal (3 s lease).
+    "tests/unit/test_sqlite_lock.py::test_the_renewal_thread_survives_a_locked_file": ("slow",),
+    # Eight wake-ups timed at points of the listener's cycle; the contract's wake-up test stays fast.
+    "tests/unit/test_postgres_provider.py::test_blocked_dequeue_wakes_promptly": ("slow",),
 }
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
