@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,7 +52,15 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
 }
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-Schema = Callable[[], str]
+
+
+class Schema(Protocol):
+    """The ``schema`` fixture: ``schema()`` names a schema for the test, ``schema(new=True)`` one
+    that does not exist yet."""
+
+    def __call__(self, *, new: bool = False) -> str: ...
+
+
 RedisPrefix = Callable[[], str]
 
 
@@ -96,20 +105,39 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(scope="session")
+def _schema_pool(postgres_url: str) -> Iterator[Any]:
+    pytest.importorskip("psycopg")
+    from pg_schemas import SchemaPool
+
+    pool = SchemaPool(postgres_url)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def schema(postgres_url: str) -> Iterator[Schema]:
-    """Hands out a fresh PostgreSQL schema name per call, and drops every schema handed out afterwards."""
+def schema(request: pytest.FixtureRequest, postgres_url: str, _schema_pool: Any) -> Iterator[Schema]:
+    """Hands out a PostgreSQL schema per call, empty and not shared with anything else running:
+    either a new name, or, to save the cost of migrating a new one, a migrated schema an earlier
+    test used, emptied (tests/pg_schemas.py). ``schema(new=True)`` is always a new name: for tests
+    of the migrations themselves, or of query plans (which follow a table's history). Afterwards
+    each schema is emptied for reuse or dropped; in the cluster and fault tiers, whose processes
+    and proxies may outlive the test, always dropped."""
     psycopg = pytest.importorskip("psycopg")
     used: list[str] = []
+    reuse = not any(request.node.get_closest_marker(name) for name in ("cluster", "faults"))
 
-    def make() -> str:
-        used.append(f"lf_test_{uuid.uuid4().hex[:8]}")
+    def make(*, new: bool = False) -> str:
+        used.append(_schema_pool.take() if reuse and not new else f"lf_test_{uuid.uuid4().hex[:8]}")
         return used[-1]
 
     yield make
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         for name in used:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            if reuse:
+                _schema_pool.give_back(conn, name)
+            else:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture

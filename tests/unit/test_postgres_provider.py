@@ -62,7 +62,7 @@ def versions(url: str, name: str) -> list[int]:
 
 
 def test_migrations_are_applied_once_and_reopening_keeps_data(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)
     first = PostgresPersistenceProvider(postgres_url, schema=name)
     first.create_workflow(wf := WorkflowInstance(workflow_definition_id="flow", version=1, data={"n": 1}))
     first.close()
@@ -80,7 +80,7 @@ def test_migrations_are_applied_once_and_reopening_keeps_data(postgres_url: str,
 
 
 def test_hosts_starting_together_on_a_new_schema_migrate_it_once(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)
     kinds = [PostgresPersistenceProvider, PostgresQueueProvider, PostgresLockProvider] * 2
     barrier = threading.Barrier(len(kinds))
     opened: list[Any] = []
@@ -190,7 +190,7 @@ def plan(conn: Any, statement: str, parameters: tuple[Any, ...]) -> str:
 
 
 def test_main_queries_use_indexes_on_a_realistic_store(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)  # tables that never held other rows: the plans depend on their statistics
     store = PostgresPersistenceProvider(postgres_url, schema=name)
     queue = PostgresQueueProvider(postgres_url, schema=name)
     lock = PostgresLockProvider(postgres_url, schema=name)
