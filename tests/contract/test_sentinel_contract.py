@@ -37,6 +37,7 @@ def shared_sentinel() -> Iterator[SentinelSetup]:
 
 class TestSentinelQueue(QueueContract):
     deduplicates = True
+    empty_timeout = 0.05  # LPUSH answered by the master: taken as soon as queued
 
     @pytest.fixture
     def queue(self, shared_sentinel: SentinelSetup) -> Iterator[RedisQueueProvider]:
