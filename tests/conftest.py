@@ -34,10 +34,9 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     # The Redlock fault contract cuts and black-holes all three masters (one call waits out the timeouts).
     "tests/contract/test_redlock_contract.py::TestRedlockFaults": ("slow", "faults"),
     "tests/contract/test_sentinel_contract.py::test_providers_follow_a_failover_on_their_own": ("slow",),
-    # A `liteflow worker` process driven by a dozen runs of the console script; the fast tier keeps
-    # the schedule commands' input checks (tests/cli/test_loader.py loads the app in-process).
-    "tests/cli/test_schedules_cli.py::test_add_list_pause_resume_delete": ("slow",),
-    "tests/cli/test_schedules_cli.py::test_bad_input_is_a_usage_error[postgres]": ("slow",),
+    # Runs of the console script, most beside a `liteflow worker` process (tests/cli/test_loader.py,
+    # in-process, and test_cli_dashboard.py's missing-store test keep the command line in the fast tier).
+    "tests/cli/test_schedules_cli.py": ("slow",),
     "tests/cli/test_tasks_cli.py": ("slow",),
     "tests/dashboard/test_cli_dashboard.py::test_the_command_serves": ("slow",),  # the server as a process
     "tests/dashboard/test_cli_dashboard.py::test_without_a_token_it_is_read_only": ("slow",),
