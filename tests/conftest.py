@@ -27,6 +27,7 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/contract/test_mongo_contract.py": ("slow",),
     "tests/contract/test_rabbitmq_contract.py::TestRabbitMQQueue::test_no_loss": ("slow",),  # thousands of items
     "tests/contract/test_redis_contract.py::TestRedisQueue::test_no_loss": ("slow",),
+    "tests/contract/test_sentinel_contract.py::TestSentinelQueue::test_no_loss": ("slow",),  # the same, via Sentinel
     "tests/unit/test_sqlite_errors.py::test_processes_opening": ("slow",),
     "tests/e2e/test_activities.py::test_leases_and_results_on_a_durable_store[mongo]": ("slow",),
     "tests/e2e/test_samples.py": ("slow",),  # each sample runs as a process
