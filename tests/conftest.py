@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,13 +29,41 @@ SLOW_TIERS: dict[str, tuple[str, ...]] = {
     "tests/contract/test_mongo_contract.py": ("slow",),
     "tests/contract/test_rabbitmq_contract.py::TestRabbitMQQueue::test_no_loss": ("slow",),  # thousands of items
     "tests/contract/test_redis_contract.py::TestRedisQueue::test_no_loss": ("slow",),
+    "tests/contract/test_sentinel_contract.py::TestSentinelQueue::test_no_loss": ("slow",),  # the same, via Sentinel
     "tests/unit/test_sqlite_errors.py::test_processes_opening": ("slow",),
     "tests/e2e/test_activities.py::test_leases_and_results_on_a_durable_store[mongo]": ("slow",),
     "tests/e2e/test_samples.py": ("slow",),  # each sample runs as a process
+    "tests/dashboard/test_browser.py": ("slow", "browser"),
+    # The Redlock fault contract cuts and black-holes all three masters (one call waits out the timeouts).
+    "tests/contract/test_redlock_contract.py::TestRedlockFaults": ("slow", "faults"),
+    "tests/contract/test_sentinel_contract.py::test_providers_follow_a_failover_on_their_own": ("slow",),
+    # Runs of the console script, most beside a `liteflow worker` process (tests/cli/test_loader.py,
+    # in-process, and test_cli_dashboard.py's missing-store test keep the command line in the fast tier).
+    "tests/cli/test_schedules_cli.py": ("slow",),
+    "tests/cli/test_tasks_cli.py": ("slow",),
+    "tests/dashboard/test_cli_dashboard.py::test_the_command_serves": ("slow",),  # the server as a process
+    "tests/dashboard/test_cli_dashboard.py::test_without_a_token_it_is_read_only": ("slow",),
+    "tests/observability/test_metrics.py::test_a_liteflow_worker_serves_metrics_that_move": ("slow",),
+    "tests/e2e/test_starting_workflows.py::test_three_processes_racing": ("slow",),
+    "tests/unit/test_sqlite_lock.py::test_racing_processes_exactly_one_wins": ("slow",),
+    "tests/unit/test_sqlite_lock.py::test_a_stalled_process_loses_its_locks_after_the_lease": ("slow",),
+    # Waits for three renewals failing behind a locked file, a recovery and one more renewal (3 s lease).
+    "tests/unit/test_sqlite_lock.py::test_the_renewal_thread_survives_a_locked_file": ("slow",),
+    # Eight wake-ups timed at points of the listener's cycle; the contract's wake-up test stays fast.
+    "tests/unit/test_postgres_provider.py::test_blocked_dequeue_wakes_promptly": ("slow",),
 }
 
 POSTGRES_URL = os.environ.get("LITEFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-Schema = Callable[[], str]
+
+
+class Schema(Protocol):
+    """The ``schema`` fixture: ``schema()`` names a schema for the test, ``schema(new=True)`` one
+    that does not exist yet."""
+
+    def __call__(self, *, new: bool = False) -> str: ...
+
+
+RedisPrefix = Callable[[], str]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,17 +107,58 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(scope="session")
+def _schema_pool(postgres_url: str) -> Iterator[Any]:
+    pytest.importorskip("psycopg")
+    from pg_schemas import SchemaPool
+
+    pool = SchemaPool(postgres_url)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def schema(postgres_url: str) -> Iterator[Schema]:
-    """Hands out a fresh PostgreSQL schema name per call, and drops every schema handed out afterwards."""
+def schema(request: pytest.FixtureRequest, postgres_url: str, _schema_pool: Any) -> Iterator[Schema]:
+    """Hands out a PostgreSQL schema per call, empty and not shared with anything else running:
+    either a new name, or, to save the cost of migrating a new one, a migrated schema an earlier
+    test used, emptied (tests/pg_schemas.py). ``schema(new=True)`` is always a new name: for tests
+    of the migrations themselves, or of query plans (which follow a table's history). Afterwards
+    each schema is emptied for reuse or dropped; in the cluster and fault tiers, whose processes
+    and proxies may outlive the test, always dropped."""
     psycopg = pytest.importorskip("psycopg")
     used: list[str] = []
+    reuse = not any(request.node.get_closest_marker(name) for name in ("cluster", "faults"))
 
-    def make() -> str:
-        used.append(f"lf_test_{uuid.uuid4().hex[:8]}")
+    def make(*, new: bool = False) -> str:
+        used.append(_schema_pool.take() if reuse and not new else f"lf_test_{uuid.uuid4().hex[:8]}")
         return used[-1]
 
     yield make
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         for name in used:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            if reuse:
+                _schema_pool.give_back(conn, name)
+            else:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[RedisPrefix]:
+    """Hands out a fresh Redis key prefix per call, and deletes every key under it afterwards
+    (the machine's Redis is shared: a test touches only the keys under its own prefixes)."""
+    redis = pytest.importorskip("redis")
+    used: list[str] = []
+
+    def make() -> str:
+        used.append(f"liteflow-test-{uuid.uuid4().hex}")
+        return used[-1]
+
+    yield make
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for name in used:
+            keys = list(client.scan_iter(match=f"{name}:*"))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()

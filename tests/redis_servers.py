@@ -53,8 +53,8 @@ def _ping(port: int) -> str | None:
 class RedisServer:
     """One ``redis-server`` process; ``config`` lines go into its configuration file."""
 
-    def __init__(self, directory: Path, *config: str, sentinel: bool = False) -> None:
-        self.port = free_port()
+    def __init__(self, directory: Path, *config: str, sentinel: bool = False, port: int | None = None) -> None:
+        self.port = free_port() if port is None else port
         self.directory = directory / str(self.port)
         self.directory.mkdir(parents=True)
         self.sentinel = sentinel
@@ -110,8 +110,8 @@ class RedisServers:
         self.directory = Path(self._directory.name)
         self.servers: list[RedisServer] = []
 
-    def start(self, *config: str, sentinel: bool = False) -> RedisServer:
-        server = RedisServer(self.directory, *config, sentinel=sentinel)
+    def start(self, *config: str, sentinel: bool = False, port: int | None = None) -> RedisServer:
+        server = RedisServer(self.directory, *config, sentinel=sentinel, port=port)
         self.servers.append(server)
         return server
 
@@ -125,15 +125,28 @@ class SentinelSetup:
     """A master, one replica and three sentinels watching them as ``mymaster`` (quorum 2)."""
 
     def __init__(self, servers: RedisServers) -> None:
-        self.master = servers.start()
+        self.master = servers.start("repl-diskless-sync-delay 0")  # not 5 s before a replica's first sync
         self.replica = servers.start(f"replicaof 127.0.0.1 {self.master.port}")
         monitor = [
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2",
             f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {SERVICE} 5000",
             f"sentinel parallel-syncs {SERVICE} 1",
+            f"sentinel known-replica {SERVICE} 127.0.0.1 {self.replica.port}",
         ]
-        self.sentinels = [servers.start(*monitor, sentinel=True) for _ in range(3)]
+        # Each sentinel knows the others from the start, rather than from their hello messages,
+        # which come every 2 s.
+        ports, ids = [free_port() for _ in range(3)], [os.urandom(20).hex() for _ in range(3)]
+        self.sentinels = [
+            servers.start(
+                *monitor,
+                f"sentinel myid {ids[n]}",
+                *(f"sentinel known-sentinel {SERVICE} 127.0.0.1 {ports[k]} {ids[k]}" for k in range(3) if k != n),
+                sentinel=True,
+                port=ports[n],
+            )
+            for n in range(3)
+        ]
         self.wait_for(lambda: self._replicated(), "the replica to sync and the sentinels to see it", 20)
 
     def url(self, query: str = "") -> str:

@@ -48,6 +48,7 @@ class TestMemoryPersistence(PersistenceContract):
 
 class TestSingleNodeQueue(QueueContract):
     deduplicates = True
+    empty_timeout = 0.05  # in the process: taken as soon as queued
 
     @pytest.fixture
     def queue(self) -> Iterator[SingleNodeQueueProvider]:

@@ -44,6 +44,7 @@ class TestPostgresPersistence(PersistenceContract):
 
 class TestPostgresQueue(QueueContract):
     deduplicates = True
+    empty_timeout = 0.05  # a committed row: taken as soon as queued
 
     @pytest.fixture
     def queue(self, postgres_url: str, schema: Schema) -> Iterator[PostgresQueueProvider]:

@@ -37,6 +37,7 @@ def shared_sentinel() -> Iterator[SentinelSetup]:
 
 class TestSentinelQueue(QueueContract):
     deduplicates = True
+    empty_timeout = 0.05  # LPUSH answered by the master: taken as soon as queued
 
     @pytest.fixture
     def queue(self, shared_sentinel: SentinelSetup) -> Iterator[RedisQueueProvider]:
@@ -118,19 +119,19 @@ def test_providers_follow_a_failover_on_their_own(sentinel_setup: SentinelSetup)
         lock.close()
 
 
-def test_host_health_names_the_master(sentinel_setup: SentinelSetup) -> None:
-    url = sentinel_setup.url("socket_timeout=1")
-    host = configure_workflow_host(queue_service=f"{url}&prefix=h", lock_service=f"{url}&prefix=h")
+def test_host_health_names_the_master(shared_sentinel: SentinelSetup) -> None:
+    url, prefix = shared_sentinel.url("socket_timeout=1"), f"h-{new_id()}"
+    host = configure_workflow_host(queue_service=f"{url}&prefix={prefix}", lock_service=f"{url}&prefix={prefix}")
     try:
         host.queue.enqueue(QueueType.WORKFLOW, "x")
         assert host.lock.acquire("x") is True
         health = host.health().as_dict()
         assert health["components"]["queue"]["details"] == {
             "server": "sentinel:mymaster",
-            "master": sentinel_setup.master.address,
+            "master": shared_sentinel.master.address,
         }
         lock = health["components"]["lock"]["details"]
-        assert lock["master"] == sentinel_setup.master.address and lock["quorum"] == 1
+        assert lock["master"] == shared_sentinel.master.address and lock["quorum"] == 1
         assert lock["servers"]["sentinel:mymaster"]["ok"] is True
     finally:
         host.stop()

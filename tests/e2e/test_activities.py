@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -149,23 +148,11 @@ def test_bad_tokens_and_arguments_are_typed_errors() -> None:
 # -- a worker process killed while it holds a claim -----------------------------------------
 
 
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    redis = pytest.importorskip("redis")
-    name = f"liteflow-test-{new_id()}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def test_a_sigkilled_workers_claim_is_handed_out_again_and_the_result_applied_once(
-    postgres_url: str, schema: Any, redis_url: str, redis_prefix: str, tmp_path: Path
+    postgres_url: str, schema: Any, redis_url: str, redis_prefix: Any, tmp_path: Path
 ) -> None:
-    store = f"{postgres_url}?schema={schema()}"
-    queue, lock = f"{redis_url}?prefix={redis_prefix}", f"{redis_url}?prefix={redis_prefix}&lease=2"
+    store, prefix = f"{postgres_url}?schema={schema()}", redis_prefix()
+    queue, lock = f"{redis_url}?prefix={prefix}", f"{redis_url}?prefix={prefix}&lease=2"
     lease = 2.0
     host = configure_workflow_host(persistence_service=store, queue_service=queue, lock_service=lock, poll_interval=0.5)
     host.register_workflow(Charge())

@@ -174,9 +174,9 @@ def test_an_idle_host_uses_almost_no_cpu() -> None:
     with configure_workflow_host() as host:
         host.register_workflow(Simple())
         cpu_before = time.process_time()
-        time.sleep(1.0)
+        time.sleep(0.5)  # what is measured: a spinning thread would use about all of it
         cpu = time.process_time() - cpu_before
-    assert cpu < 0.2, f"idle host used {cpu:.2f} s of CPU in 1 s"
+    assert cpu < 0.1, f"idle host used {cpu:.2f} s of CPU in 0.5 s"
 
 
 class Sleeper(StepBody):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 redis = pytest.importorskip("redis")
 pytest.importorskip("psycopg")
 
-from conftest import Schema
+from conftest import RedisPrefix, Schema
 
 from liteflow.core import (
     ProviderUnavailableError,
@@ -26,30 +26,9 @@ from liteflow.core import (
     WorkflowStatus,
     configure_workflow_host,
 )
-from liteflow.core._models import new_id
 from liteflow.testing import FaultProxy
 
 pytestmark = pytest.mark.faults
-
-Prefix = Callable[[], str]
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[Prefix]:
-    """Hands out a fresh Redis key prefix per call, and deletes every key under it afterwards."""
-    used: list[str] = []
-
-    def make() -> str:
-        used.append(f"liteflow-test-{new_id()}")
-        return used[-1]
-
-    yield make
-    client = redis.Redis.from_url(redis_url)
-    for name in used:
-        keys = list(client.scan_iter(match=f"{name}:*"))
-        if keys:
-            client.delete(*keys)
-    client.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> float:
@@ -93,10 +72,10 @@ def make_host(store: str, queue: str | None = None, lock: str | None = None, **o
 
 
 def test_a_start_whose_enqueue_fails_succeeds_and_runs_once_the_queue_is_back(
-    tmp_path: Path, redis_url: str, prefix: Prefix
+    tmp_path: Path, redis_url: str, redis_prefix: RedisPrefix
 ) -> None:
     with FaultProxy.for_url(redis_url) as proxy:
-        queue_url = proxy.url(redis_url) + f"?prefix={prefix()}&visibility_timeout=3"
+        queue_url = proxy.url(redis_url) + f"?prefix={redis_prefix()}&visibility_timeout=3"
         host = make_host(f"sqlite:///{tmp_path / 'store.db'}", queue_url)
         with host:
             wait_until(lambda: host.health().ok, 10)
@@ -184,10 +163,10 @@ def test_calls_to_a_silent_store_raise_within_the_provider_timeout(postgres_url:
 
 
 def test_a_start_with_a_silent_queue_succeeds_within_the_provider_timeout(
-    tmp_path: Path, redis_url: str, prefix: Prefix
+    tmp_path: Path, redis_url: str, redis_prefix: RedisPrefix
 ) -> None:
     with FaultProxy.for_url(redis_url) as proxy:
-        queue_url = proxy.url(redis_url) + f"?prefix={prefix()}&visibility_timeout=3"
+        queue_url = proxy.url(redis_url) + f"?prefix={redis_prefix()}&visibility_timeout=3"
         host = make_host(f"sqlite:///{tmp_path / 'store.db'}", queue_url)
         with host:
             wait_until(lambda: host.health().ok, 10)
@@ -203,14 +182,16 @@ def test_a_start_with_a_silent_queue_succeeds_within_the_provider_timeout(
             wait_until(lambda: host.health().ok, 15)
 
 
-def test_an_id_lost_in_a_live_nodes_redis_inbox_comes_back_after_the_outage(redis_url: str, prefix: Prefix) -> None:
+def test_an_id_lost_in_a_live_nodes_redis_inbox_comes_back_after_the_outage(
+    redis_url: str, redis_prefix: RedisPrefix
+) -> None:
     # Found by the fault suite: a cut between BLMOVE and its reply (or the claim) leaves the id in
     # this node's inbox and in `waiting`, so every later enqueue of it was a no-op, forever.
     from liteflow.core import QueueType
     from liteflow.providers.redis import RedisQueueProvider
 
     with FaultProxy.for_url(redis_url) as proxy:
-        queue = RedisQueueProvider(proxy.url(redis_url), prefix=prefix(), visibility_timeout=30)
+        queue = RedisQueueProvider(proxy.url(redis_url), prefix=redis_prefix(), visibility_timeout=30)
         try:
             keys = queue._keys[QueueType.WORKFLOW]
             client = redis.Redis.from_url(redis_url)

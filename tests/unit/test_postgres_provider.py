@@ -62,7 +62,7 @@ def versions(url: str, name: str) -> list[int]:
 
 
 def test_migrations_are_applied_once_and_reopening_keeps_data(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)
     first = PostgresPersistenceProvider(postgres_url, schema=name)
     first.create_workflow(wf := WorkflowInstance(workflow_definition_id="flow", version=1, data={"n": 1}))
     first.close()
@@ -80,7 +80,7 @@ def test_migrations_are_applied_once_and_reopening_keeps_data(postgres_url: str,
 
 
 def test_hosts_starting_together_on_a_new_schema_migrate_it_once(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)
     kinds = [PostgresPersistenceProvider, PostgresQueueProvider, PostgresLockProvider] * 2
     barrier = threading.Barrier(len(kinds))
     opened: list[Any] = []
@@ -190,7 +190,7 @@ def plan(conn: Any, statement: str, parameters: tuple[Any, ...]) -> str:
 
 
 def test_main_queries_use_indexes_on_a_realistic_store(postgres_url: str, schema: Schema) -> None:
-    name = schema()
+    name = schema(new=True)  # tables that never held other rows: the plans depend on their statistics
     store = PostgresPersistenceProvider(postgres_url, schema=name)
     queue = PostgresQueueProvider(postgres_url, schema=name)
     lock = PostgresLockProvider(postgres_url, schema=name)
@@ -331,8 +331,13 @@ def test_item_of_a_dead_consumer_comes_back_after_the_visibility_timeout(postgre
         taken = time.monotonic()
         # `dead` never acknowledges (nor closes, until the end: a crashed node does neither).
         assert alive.dequeue(QueueType.WORKFLOW, 0.2) is None
-        assert alive.dequeue(QueueType.WORKFLOW, 3.0) == "wf-1"
-        assert 0.45 <= time.monotonic() - taken < 1.5  # (the lease is timed by the server clock)
+        # Not before the visibility timeout (the lease is timed by the server clock); the deadline
+        # only guards against its never coming back: a loaded machine may deliver it late.
+        deadline = taken + 30.0
+        while (item := alive.dequeue(QueueType.WORKFLOW, 1.0)) is None and time.monotonic() < deadline:
+            pass
+        assert item == "wf-1", "the item never came back after the visibility timeout"
+        assert time.monotonic() - taken >= 0.45
         dead.acknowledge(QueueType.WORKFLOW, "wf-1")  # too late: the new delivery is not touched
         alive.acknowledge(QueueType.WORKFLOW, "wf-1")
         assert alive.dequeue(QueueType.WORKFLOW, 0.8) is None  # acknowledged: gone for good

@@ -242,7 +242,7 @@ def test_alone_again_a_member_goes_back_to_solo(make_lock: Callable[..., SqliteL
 def test_a_solo_member_whose_membership_lapsed_is_given_up_and_drops_its_locks(
     make_lock: Callable[..., SqliteLockProvider], caplog: pytest.LogCaptureFixture
 ) -> None:
-    stalled = make_lock(lease=1.5, renew=False)  # stands for a process frozen past its lease
+    stalled = make_lock(lease=1.0, renew=False)  # stands for a process frozen past its lease
     held = new_id()
     assert stalled.acquire(held)
     newcomer = make_lock()

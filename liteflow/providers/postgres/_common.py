@@ -190,16 +190,22 @@ class Deadlines:
 
 def _break(conn: psycopg.Connection[Any]) -> None:
     """Shut the socket down under a blocked call: its wait wakes up to a closed connection."""
-    try:
-        fd = conn.pgconn.socket
+    if _shut_down(conn):
         logger.warning("no answer from PostgreSQL in time; dropping the connection")
-        duplicate = socket.socket(fileno=os.dup(fd))
+
+
+def _shut_down(conn: psycopg.Connection[Any]) -> bool:
+    """Shut down the socket of ``conn`` (which must not be closed meanwhile: its descriptor could
+    be another socket's by then); False if it was closed already."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(conn.pgconn.socket))
         try:
             duplicate.shutdown(socket.SHUT_RDWR)
         finally:
             duplicate.close()
     except (OSError, psycopg.Error):
-        pass  # closed meanwhile: nothing to break
+        return False  # closed meanwhile: nothing to break
+    return True
 
 
 class Database:
@@ -384,6 +390,7 @@ class Listener:
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._connection: psycopg.Connection[Any] | None = None
+        self._connection_lock = threading.Lock()  # held while the connection may not be closed
         self._thread = threading.Thread(target=self._run, name=f"liteflow-pg-listen-{channel}", daemon=True)
         self._thread.start()
         # Wait for the first LISTEN so that callers never check before being subscribed; if the
@@ -496,19 +503,13 @@ class Listener:
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    self._connection = conn
-                    conn.execute(f'LISTEN "{self._channel}"')
-                    self._ready.set()
-                    backoff.reset()
-                    outage.recovered()
-                    self._bump(None)  # anything sent while we were not listening: re-check
-                    while not self._stopping.is_set():
-                        # Each notification is passed on as it arrives (the generator only ends at
-                        # the timeout); the short timeout bounds how long close() waits for us.
-                        for notification in conn.notifies(timeout=0.25):
-                            self._received(notification.payload, notification.pid)
-                            if self._stopping.is_set():
-                                break
+                    with self._connection_lock:
+                        self._connection = conn
+                    try:
+                        self._listen(conn, backoff, outage)
+                    finally:
+                        with self._connection_lock:  # before the connection closes
+                            self._connection = None
             except Exception as error:  # any failure: the thread must outlive it and reconnect
                 if self._stopping.is_set():
                     break
@@ -516,12 +517,27 @@ class Listener:
                 self._ready.set()
                 self._bump(None)
                 self._stopping.wait(backoff.next_delay())
-            finally:
-                self._connection = None
+
+    def _listen(self, conn: psycopg.Connection[Any], backoff: Backoff, outage: OutageLog) -> None:
+        conn.execute(f'LISTEN "{self._channel}"')
+        self._ready.set()
+        backoff.reset()
+        outage.recovered()
+        self._bump(None)  # anything sent while we were not listening: re-check
+        while not self._stopping.is_set():
+            # Each notification is passed on as it arrives (the generator only ends at the
+            # timeout); close() shuts the socket down rather than wait for that timeout.
+            for notification in conn.notifies(timeout=0.25):
+                self._received(notification.payload, notification.pid)
+                if self._stopping.is_set():
+                    break
 
     def close(self) -> None:
         """Stop listening and wake every waiter."""
         self._stopping.set()
         self._bump(None)
+        with self._connection_lock:
+            if self._connection is not None:
+                _shut_down(self._connection)  # its wait for notifications ends now, not at its timeout
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
