@@ -46,7 +46,7 @@ from ._models import (
     WorkflowStatus,
 )
 from ._options import HostOptions
-from ._payload import check_instance_payload, check_payload
+from ._payload import check_payload, checked_payload
 from ._primitives import CHILD_COMPLETED_EVENT
 from ._providers import InstanceQuery, LockProvider, PersistenceProvider, QueueProvider, QueueType
 from ._registry import WorkflowRegistry
@@ -573,14 +573,14 @@ class WorkflowHost(AsyncCalls, HostWorkers, ScheduleMethods):
                     # this node dies in between, whoever runs it next looks (_recheck_waits).
                     instance.next_execution = now
                 try:
-                    check_instance_payload(instance, self.options.max_payload_bytes)
-                    self._save(
-                        instance,
-                        before,
-                        subscriptions=result.subscriptions,
-                        errors=result.errors,
-                        step_events=result.step_events,
-                    )
+                    with checked_payload(instance, self.options.max_payload_bytes):
+                        self._save(
+                            instance,
+                            before,
+                            subscriptions=result.subscriptions,
+                            errors=result.errors,
+                            step_events=result.step_events,
+                        )
                 except SerializationError as error:
                     message = f"the data left by its steps cannot be saved: {error}"
                     error_type = f"liteflow.core.{type(error).__name__}"

@@ -16,6 +16,7 @@ the original again, so a quarantined item costs nothing and breaks nothing later
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,39 @@ logger = logging.getLogger("liteflow")
 
 QUARANTINE = "quarantine"
 """The key that marks a quarantine record (its value says why the original could not be read)."""
+
+
+_NOTHING = object()  # never the data of an instance
+
+
+class _Lent(threading.local):
+    """Workflow data the payload check already turned into JSON types, for this thread's next save."""
+
+    data: Any = _NOTHING
+    jsonable: Any = None
+
+
+_lent = _Lent()
+
+
+def lend_jsonable_data(data: Any, jsonable: Any) -> None:
+    """Let the next :func:`instance_to_record` in this thread of an instance whose data is ``data``
+    (this very object) use ``jsonable``, its JSON types made by the payload check just before the
+    save: the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
+    _lent.data, _lent.jsonable = data, jsonable
+
+
+def forget_lent_data() -> None:
+    _lent.data, _lent.jsonable = _NOTHING, None
+
+
+def _data(data: Any) -> Any:
+    lent = _lent
+    if lent.data is data:
+        jsonable = lent.jsonable
+        lent.data, lent.jsonable = _NOTHING, None
+        return jsonable
+    return to_jsonable(data, "data")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -119,7 +153,7 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         record.update(data=None, execution_pointers=[], raw=instance.data.raw)
         record[QUARANTINE] = instance.data.reason
         return record
-    record["data"] = to_jsonable(instance.data, "data")
+    record["data"] = _data(instance.data)
     record["execution_pointers"] = [
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)
