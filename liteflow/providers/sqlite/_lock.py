@@ -63,6 +63,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ from liteflow.providers.spi import (
     ProviderUnavailableError,
 )
 
-from ._connection import MEMORY, Connection, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
 from ._owners import owner_id, owner_is_dead
 
 logger = logging.getLogger("liteflow.providers.sqlite")
@@ -132,7 +133,7 @@ def _now() -> int:
     return time.time_ns() // 1000
 
 
-def _in_transaction(connection: Connection, work: Callable[[], T]) -> T:
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
     connection.execute("BEGIN IMMEDIATE")
     try:
         result = work()
