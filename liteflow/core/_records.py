@@ -86,23 +86,28 @@ def _value(value: Any, path: str, name: str) -> Any:
 
 
 def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
+    # Runs for every pointer at every save: the None tests and ``_value_`` (the enum's plain
+    # attribute, where ``.value`` is a property) are written out rather than called.
+    sleep_until, start_time, end_time = pointer.sleep_until, pointer.start_time, pointer.end_time
+    persistence_data, event_data = pointer.persistence_data, pointer.event_data
+    context_item, outcome = pointer.context_item, pointer.outcome
     return {
         "id": pointer.id,
         "step_id": pointer.step_id,
         "active": pointer.active,
-        "status": pointer.status.value,
-        "sleep_until": _time(pointer.sleep_until),
-        "persistence_data": _value(pointer.persistence_data, path, "persistence_data"),
-        "start_time": _time(pointer.start_time),
-        "end_time": _time(pointer.end_time),
+        "status": pointer.status._value_,
+        "sleep_until": None if sleep_until is None else sleep_until.isoformat(),
+        "persistence_data": None if persistence_data is None else _value(persistence_data, path, "persistence_data"),
+        "start_time": None if start_time is None else start_time.isoformat(),
+        "end_time": None if end_time is None else end_time.isoformat(),
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
         "event_id": pointer.event_id,
-        "event_data": _value(pointer.event_data, path, "event_data"),
-        "context_item": _value(pointer.context_item, path, "context_item"),
+        "event_data": None if event_data is None else _value(event_data, path, "event_data"),
+        "context_item": None if context_item is None else _value(context_item, path, "context_item"),
         "predecessor_id": pointer.predecessor_id,
-        "outcome": _value(pointer.outcome, path, "outcome"),
+        "outcome": None if outcome is None else _value(outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
         "retries_before_resume": pointer.retries_before_resume,
         "children": pointer.children,
@@ -137,15 +142,16 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     """The whole instance as JSON types. Raises SerializationError naming the failing field."""
+    next_execution, complete_time = instance.next_execution, instance.complete_time
     record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
         "version": instance.version,
         "reference": instance.reference,
-        "status": instance.status.value,
-        "next_execution": _time(instance.next_execution),
-        "create_time": _time(instance.create_time),
-        "complete_time": _time(instance.complete_time),
+        "status": instance.status._value_,
+        "next_execution": None if next_execution is None else next_execution.isoformat(),
+        "create_time": instance.create_time.isoformat(),
+        "complete_time": None if complete_time is None else complete_time.isoformat(),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
     }
