@@ -202,7 +202,7 @@ class WorkflowExecutor:
         context = self._context(instance, step, pointer, open_children)
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
         if self._cancellations is not None:
-            self._cancellations.add(instance.id, context.cancellation)
+            self._cancellations.add(instance.id, context)
         with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
             try:
                 body = step.body_factory()
@@ -223,7 +223,7 @@ class WorkflowExecutor:
                 return
             finally:
                 if self._cancellations is not None:
-                    self._cancellations.remove(instance.id, context.cancellation)
+                    self._cancellations.remove(instance.id, context)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
