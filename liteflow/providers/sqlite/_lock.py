@@ -132,6 +132,19 @@ _SOLO_WAIT = 2 * _SOLO_CHECK  # s: how long a newcomer's acquire waits for that 
 _SOLO_LOOK = _SOLO_CHECK / 10
 
 
+class _Process:
+    """This process's pid, kept up to date across forks without a system call per lock."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.forked)
+
+
 def _now() -> int:
     """Microseconds since the epoch, the unit of ``expires_at``."""
     return time.time_ns() // 1000
@@ -331,7 +344,7 @@ class SqliteLockProvider(LockProvider):
         not yet written its locks."""
         if self._closed:  # checked under the mutex, which close() holds to close the connection
             raise InvalidOperationError(f"{self!r} is closed")
-        if os.getpid() != self._pid:  # its owner id names the parent, which may exit first
+        if _Process.pid != self._pid:  # its owner id names the parent, which may exit first
             raise InvalidOperationError(f"{self!r} was made in another process; make one in each process")
         now = _now()
         self._rejoin_if_lapsed(now)
