@@ -25,10 +25,9 @@ from ._providers import (
     QueueProvider,
     QueueType,
 )
-from ._records import event_to_record, instance_to_record, read_event, read_instance
+from ._records import event_to_record, instance_to_record, json_text, read_event, read_instance
 
-# Compact, as the SQL stores write it; one shared encoder (json.dumps makes its call through another).
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = json_text  # compact, as the SQL stores write it
 
 
 class _Meta(NamedTuple):

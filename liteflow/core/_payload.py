@@ -22,11 +22,11 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
-from ._records import forget_lent_data, lend_jsonable_data
+from ._records import forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json_text
 _estimate = json.JSONEncoder(separators=(",", ":"), default=to_jsonable).encode
 
 

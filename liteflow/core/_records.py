@@ -15,6 +15,8 @@ the original again, so a quarantined item costs nothing and breaks nothing later
 
 from __future__ import annotations
 
+import json
+import json.encoder
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,6 +40,30 @@ logger = logging.getLogger("liteflow")
 
 QUARANTINE = "quarantine"
 """The key that marks a quarantine record (its value says why the original could not be read)."""
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder that JSONEncoder(separators=(",", ":")).encode builds at each call, built once:
+# ASCII-escaped, compact, NaN allowed, no circular check (the JSON types that to_jsonable and the
+# record functions make hold no cycle). None without the C accelerator (another interpreter).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_chunks: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def json_text(value: Any) -> str:
+    """``value`` (JSON types only: a record, or what ``to_jsonable`` made) as compact JSON text,
+    as the stores write it. Runs for every record saved, hence the encoder built once."""
+    if _chunks is None:
+        return _encode(value)
+    return "".join(_chunks(value, 0))
 
 
 _NOTHING = object()  # never the data of an instance

@@ -48,6 +48,7 @@ from liteflow.providers.spi import (
     error_from_record,
     event_row,
     instance_to_record,
+    json_text,
     read_event,
     read_instance,
     save_rows,
@@ -63,7 +64,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = json_text
 _loads = json.loads
 
 
