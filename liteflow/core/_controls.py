@@ -140,7 +140,13 @@ class Controls:
         """A request recorded while this workflow's last step ran (on any node). Asked of the store
         after a slow step (a request can only have been recorded while the lock was held, and a
         turn of quick steps releases it soon enough), and whenever one was recorded on this node."""
-        last_run = max((p.start_time for p in instance.execution_pointers if p.start_time), default=now)
+        last_run: datetime | None = None  # the latest start; a loop, not max() over a generator (every pass)
+        for pointer in instance.execution_pointers:
+            started = pointer.start_time
+            if started is not None and (last_run is None or started > last_run):
+                last_run = started
+        if last_run is None:
+            last_run = now
         with self._lock:
             recorded_here = instance.id in self._recorded_here
         if not recorded_here and now - last_run < _SLOW_STEP:

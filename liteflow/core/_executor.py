@@ -11,7 +11,7 @@ import inspect
 import logging
 import random
 import traceback as tb
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,12 +87,18 @@ def _set_data(data: Any, prop: str, value: Any) -> Any:
     return data
 
 
-def _open_children(instance: WorkflowInstance) -> Counter[str]:
-    """For each container pointer id, how many pointers inside it have not ended."""
-    counts: Counter[str] = Counter()
+OpenChildren = defaultdict[str, int]
+"""For each container pointer id, how many pointers inside it have not ended."""
+
+
+def _open_children(instance: WorkflowInstance) -> OpenChildren:
+    """For each container pointer id, how many pointers inside it have not ended (0 for others).
+    A defaultdict, not a Counter: it runs several times a pass, and Counter's methods are Python."""
+    counts: OpenChildren = defaultdict(int)
     for pointer in instance.execution_pointers:
         if pointer.end_time is None:
-            counts.update(pointer.scope)
+            for scope_id in pointer.scope:
+                counts[scope_id] += 1
     return counts
 
 
@@ -172,7 +178,7 @@ class WorkflowExecutor:
     # -- running one pointer -----------------------------------------------------------------
 
     def _context(
-        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: Counter[str]
+        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
     ) -> StepExecutionContext:
         return StepExecutionContext(
             workflow=instance,
@@ -190,7 +196,7 @@ class WorkflowExecutor:
         step: WorkflowStep,
         pointer: ExecutionPointer,
         now: datetime,
-        open_children: Counter[str],
+        open_children: OpenChildren,
         result: PassResult,
     ) -> None:
         if pointer.start_time is None or pointer.status is PointerStatus.FAILED:
@@ -201,7 +207,7 @@ class WorkflowExecutor:
         context = self._context(instance, step, pointer, open_children)
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
         if self._cancellations is not None:
-            self._cancellations.add(instance.id, context.cancellation)
+            self._cancellations.add(instance.id, context)
         with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
             try:
                 body = step.body_factory()
@@ -222,7 +228,7 @@ class WorkflowExecutor:
                 return
             finally:
                 if self._cancellations is not None:
-                    self._cancellations.remove(instance.id, context.cancellation)
+                    self._cancellations.remove(instance.id, context)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
@@ -377,7 +383,7 @@ class WorkflowExecutor:
                     self._expire(instance, definition, step, pointer, now, result)
 
     def _cancel_requested(
-        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: Counter[str]
+        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
     ) -> bool:
         assert step.cancel_condition is not None
         try:
@@ -577,7 +583,10 @@ class WorkflowExecutor:
         if instance.status is not WorkflowStatus.RUNNABLE:
             instance.next_execution = None
             return
-        if all(pointer.end_time is not None for pointer in instance.execution_pointers):
+        for pointer in instance.execution_pointers:  # a loop, not all(): one Python call less per pointer
+            if pointer.end_time is None:
+                break
+        else:
             failed = self._failed_outside_saga(instance, definition)
             instance.status = WorkflowStatus.TERMINATED if failed else WorkflowStatus.COMPLETE
             instance.complete_time = now

@@ -129,7 +129,9 @@ class HealthMonitor:
 
     def succeeded(self, component: str) -> None:
         """Record a call that answered, or a worker group's loop that went round cleanly."""
-        self._parts[component].succeeded()
+        part = self._parts[component]
+        if not part._state.ok:  # several times per item: the healthy case costs no further call
+            part.succeeded()
 
     def snapshot(
         self, groups: dict[str, list[str]] | None, *, live: bool = True, providers: dict[str, object] | None = None

@@ -20,7 +20,10 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ._steps import StepExecutionContext
 
 T = TypeVar("T")
 
@@ -45,30 +48,31 @@ async def with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
 
 
 class Cancellations:
-    """The cancellation flags of the steps running on this node, by workflow id."""
+    """The steps running on this node, by workflow id, so that their cancellation flags can be set.
+    Their contexts are kept rather than the flags, which are made only when someone looks at them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._flags: dict[str, set[threading.Event]] = {}
+        self._running: dict[str, dict[int, StepExecutionContext]] = {}
 
-    def add(self, workflow_id: str, flag: threading.Event) -> None:
+    def add(self, workflow_id: str, context: StepExecutionContext) -> None:
         with self._lock:
-            self._flags.setdefault(workflow_id, set()).add(flag)
+            self._running.setdefault(workflow_id, {})[id(context)] = context
 
-    def remove(self, workflow_id: str, flag: threading.Event) -> None:
+    def remove(self, workflow_id: str, context: StepExecutionContext) -> None:
         with self._lock:
-            flags = self._flags.get(workflow_id)
-            if flags is not None:
-                flags.discard(flag)
-                if not flags:
-                    del self._flags[workflow_id]
+            running = self._running.get(workflow_id)
+            if running is not None:
+                running.pop(id(context), None)
+                if not running:
+                    del self._running[workflow_id]
 
     def cancel(self, workflow_id: str) -> None:
         """Set the flag of every step of ``workflow_id`` running here."""
         with self._lock:
-            flags = list(self._flags.get(workflow_id, ()))
-        for flag in flags:
-            flag.set()
+            contexts = list(self._running.get(workflow_id, {}).values())
+        for context in contexts:
+            context.cancellation.set()
 
 
 def run_sync_with_deadline(call: Callable[[], T], flag: threading.Event, seconds: float) -> T:

@@ -127,6 +127,8 @@ class Lifecycle:
         errors: Sequence[ExecutionError] = (),
     ) -> None:
         """Publish what one save changed, in order: steps, errors, then the workflow's transition."""
+        if not self._callbacks and not self.middleware:
+            return  # nobody listens: after every save, so not even the loops below
         for kind, pointer in step_events:
             self.publish(instance, kind.value, time, pointer)
         for error in errors:

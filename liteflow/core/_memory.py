@@ -25,7 +25,9 @@ from ._providers import (
     QueueProvider,
     QueueType,
 )
-from ._records import event_to_record, instance_to_record, read_event, read_instance
+from ._records import event_to_record, instance_to_record, json_text, read_event, read_instance
+
+_dumps = json_text  # compact, as the SQL stores write it
 
 
 class _Meta(NamedTuple):
@@ -87,7 +89,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
             self._due.pop(instance.id, None)
 
     def create_workflow(self, instance: WorkflowInstance) -> None:
-        text = json.dumps(instance_to_record(instance))
+        text = _dumps(instance_to_record(instance))
         with self._lock:
             if instance.id in self._instances:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id)
@@ -104,8 +106,10 @@ class MemoryPersistenceProvider(PersistenceProvider):
         events: Sequence[Event] = (),
     ) -> None:
         revision = instance.revision + 1
-        text = json.dumps({**instance_to_record(instance), "revision": revision})
-        event_texts = [(event, json.dumps(event_to_record(event))) for event in events]
+        record = instance_to_record(instance)
+        record["revision"] = revision
+        text = _dumps(record)
+        event_texts = [(event, _dumps(event_to_record(event))) for event in events]
         with self._lock:
             stored = self._revisions.get(instance.id)
             if stored is None:
@@ -196,7 +200,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
             return [replace(s) for s in found.values() if s.subscribe_as_of <= as_of]
 
     def create_event(self, event: Event) -> None:
-        text = json.dumps(event_to_record(event))
+        text = _dumps(event_to_record(event))
         with self._lock:
             self._store_event(event, text)
 

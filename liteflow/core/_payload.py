@@ -9,6 +9,10 @@ LiteFlow's encoding called only for what plain JSON cannot hold (objects, sets, 
 That count leaves out the few bytes of the tags that mark tuples, ``"$t"`` keys and non-str keys in
 stored JSON, so it can only be low, by about 20 bytes per such container; the size reported in a
 :class:`PayloadTooLargeError` is exact. ``max_payload_bytes=None`` skips the measuring.
+
+The data of an instance saved after a pass is measured exactly instead: the save has to turn it into
+JSON types anyway, so :class:`checked_payload` does that once, measures the result with the C
+encoder, and lends it to the save (one encode of the data per save, not two).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
+from ._records import forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json_text
 _estimate = json.JSONEncoder(separators=(",", ":"), default=to_jsonable).encode
 
 
@@ -47,12 +52,56 @@ def check_payload(value: Any, limit: int | None, what: str) -> None:
         raise PayloadTooLargeError(what, size, limit)
 
 
-def check_instance_payload(instance: WorkflowInstance, limit: int | None) -> None:
+def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> Any:
+    """Raise :class:`PayloadTooLargeError` if ``data`` is over ``limit`` bytes as stored, measured
+    exactly; return it as JSON types (what the save stores), for :class:`lent_data`."""
+    jsonable = to_jsonable(data, what)
+    try:
+        size = len(_encode(jsonable))
+    except ValueError as error:  # e.g. an int too long to write as text
+        raise SerializationError(f"cannot serialize {what}: {error}") from error
+    if size > limit:
+        raise PayloadTooLargeError(what, size, limit)
+    return jsonable
+
+
+def check_instance_payload(instance: WorkflowInstance, limit: int) -> Any:
     """Check an instance about to be saved after a pass: its data and the persistence data of its
-    open steps (those of ended steps were checked while they were open)."""
-    if limit is None:
-        return
-    check_payload(instance.data, limit, "workflow data")
+    open steps (those of ended steps were checked while they were open). Returns the data as JSON
+    types, as :func:`check_data_payload` does."""
+    jsonable = check_data_payload(instance.data, limit)
     for pointer in instance.execution_pointers:
         if pointer.end_time is None and pointer.persistence_data is not None:
             check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
+    return jsonable
+
+
+class lent_data:
+    """``with lent_data(data, jsonable): save`` lends ``jsonable`` (``data`` as JSON types, made by a
+    check above) to the save inside the block: the data is encoded once, not twice (see
+    :func:`lend_jsonable_data`). What the save does not use is forgotten on leaving."""
+
+    __slots__ = ("_data", "_jsonable")
+
+    def __init__(self, data: Any, jsonable: Any) -> None:
+        self._data, self._jsonable = data, jsonable
+
+    def __enter__(self) -> None:
+        lend_jsonable_data(self._data, self._jsonable)
+
+    def __exit__(self, *exc_info: object) -> None:
+        forget_lent_data()
+
+
+class checked_payload(lent_data):
+    """``with checked_payload(instance, limit): save`` checks the instance first (raising before
+    anything is saved), then lends the save the data it encoded to measure it. No limit: no check."""
+
+    __slots__ = ("_instance", "_limit")
+
+    def __init__(self, instance: WorkflowInstance, limit: int | None) -> None:
+        self._instance, self._limit = instance, limit
+
+    def __enter__(self) -> None:
+        if self._limit is not None:
+            lend_jsonable_data(self._instance.data, check_instance_payload(self._instance, self._limit))

@@ -15,7 +15,10 @@ the original again, so a quarantined item costs nothing and breaks nothing later
 
 from __future__ import annotations
 
+import json
+import json.encoder
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +44,63 @@ QUARANTINE = "quarantine"
 """The key that marks a quarantine record (its value says why the original could not be read)."""
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder that JSONEncoder(separators=(",", ":")).encode builds at each call, built once:
+# ASCII-escaped, compact, NaN allowed, no circular check (the JSON types that to_jsonable and the
+# record functions make hold no cycle). None without the C accelerator (another interpreter).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_chunks: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def json_text(value: Any) -> str:
+    """``value`` (JSON types only: a record, or what ``to_jsonable`` made) as compact JSON text,
+    as the stores write it. Runs for every record saved, hence the encoder built once."""
+    if _chunks is None:
+        return _encode(value)
+    return "".join(_chunks(value, 0))
+
+
+_NOTHING = object()  # never the data of an instance
+
+
+class _Lent(threading.local):
+    """Workflow data the payload check already turned into JSON types, for this thread's next save."""
+
+    data: Any = _NOTHING
+    jsonable: Any = None
+
+
+_lent = _Lent()
+
+
+def lend_jsonable_data(data: Any, jsonable: Any) -> None:
+    """Let the next :func:`instance_to_record` in this thread of an instance whose data is ``data``
+    (this very object) use ``jsonable``, its JSON types made by the payload check just before the
+    save: the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
+    _lent.data, _lent.jsonable = data, jsonable
+
+
+def forget_lent_data() -> None:
+    _lent.data, _lent.jsonable = _NOTHING, None
+
+
+def _data(data: Any) -> Any:
+    lent = _lent
+    if lent.data is data:
+        jsonable = lent.jsonable
+        lent.data, lent.jsonable = _NOTHING, None
+        return jsonable
+    return to_jsonable(data, "data")
+
+
 def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -54,23 +114,28 @@ def _value(value: Any, path: str, name: str) -> Any:
 
 
 def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
+    # Runs for every pointer at every save: the None tests and ``_value_`` (the enum's plain
+    # attribute, where ``.value`` is a property) are written out rather than called.
+    sleep_until, start_time, end_time = pointer.sleep_until, pointer.start_time, pointer.end_time
+    persistence_data, event_data = pointer.persistence_data, pointer.event_data
+    context_item, outcome = pointer.context_item, pointer.outcome
     return {
         "id": pointer.id,
         "step_id": pointer.step_id,
         "active": pointer.active,
-        "status": pointer.status.value,
-        "sleep_until": _time(pointer.sleep_until),
-        "persistence_data": _value(pointer.persistence_data, path, "persistence_data"),
-        "start_time": _time(pointer.start_time),
-        "end_time": _time(pointer.end_time),
+        "status": pointer.status._value_,
+        "sleep_until": None if sleep_until is None else sleep_until.isoformat(),
+        "persistence_data": None if persistence_data is None else _value(persistence_data, path, "persistence_data"),
+        "start_time": None if start_time is None else start_time.isoformat(),
+        "end_time": None if end_time is None else end_time.isoformat(),
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
         "event_id": pointer.event_id,
-        "event_data": _value(pointer.event_data, path, "event_data"),
-        "context_item": _value(pointer.context_item, path, "context_item"),
+        "event_data": None if event_data is None else _value(event_data, path, "event_data"),
+        "context_item": None if context_item is None else _value(context_item, path, "context_item"),
         "predecessor_id": pointer.predecessor_id,
-        "outcome": _value(pointer.outcome, path, "outcome"),
+        "outcome": None if outcome is None else _value(outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
         "retries_before_resume": pointer.retries_before_resume,
         "children": pointer.children,
@@ -141,15 +206,16 @@ def compacted_from_record(record: dict[str, Any]) -> CompactedHistory:
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     """The whole instance as JSON types. Raises SerializationError naming the failing field."""
+    next_execution, complete_time = instance.next_execution, instance.complete_time
     record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
         "version": instance.version,
         "reference": instance.reference,
-        "status": instance.status.value,
-        "next_execution": _time(instance.next_execution),
-        "create_time": _time(instance.create_time),
-        "complete_time": _time(instance.complete_time),
+        "status": instance.status._value_,
+        "next_execution": None if next_execution is None else next_execution.isoformat(),
+        "create_time": instance.create_time.isoformat(),
+        "complete_time": None if complete_time is None else complete_time.isoformat(),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
     }
@@ -157,7 +223,7 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         record.update(data=None, execution_pointers=[], raw=instance.data.raw)
         record[QUARANTINE] = instance.data.reason
         return record
-    record["data"] = to_jsonable(instance.data, "data")
+    record["data"] = _data(instance.data)
     record["execution_pointers"] = [
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)

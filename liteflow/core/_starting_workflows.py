@@ -14,7 +14,7 @@ from . import _validation as check
 from ._errors import ConcurrencyError, DuplicateWorkflowError, InvalidArgumentError
 from ._lifecycle import LifecycleEventType
 from ._models import ExecutionPointer, WorkflowInstance
-from ._payload import check_payload
+from ._payload import check_data_payload, lent_data
 from ._providers import QueueProvider, QueueType
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_INSTANCE_ID_LENGTH = 200
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._:-]+")
+_NOT_LENT = object()
 MAX_PRIORITY = 1_000_000
 """Priorities range over ``-MAX_PRIORITY..MAX_PRIORITY``; 0 is the default."""
 
@@ -77,7 +78,8 @@ def start_workflow(
     if instance_id_ is not None:
         instance_id(call, instance_id_)
     priority(call, priority_)
-    check_payload(data, host.options.max_payload_bytes, "workflow data")
+    limit = host.options.max_payload_bytes
+    jsonable = None if limit is None else check_data_payload(data, limit)
     definition = host.registry.get(workflow_id, version)
     now = host._clock()
     instance = WorkflowInstance(
@@ -94,8 +96,10 @@ def start_workflow(
         instance.id = instance_id_
     for middleware in host._lifecycle.middleware:
         middleware.before_start(instance)
+    # A middleware may have changed the data: the save then encodes it again.
+    lend = limit is not None and not host._lifecycle.middleware
     try:
-        with host._workers.calling("persistence"):
+        with host._workers.calling("persistence"), lent_data(data if lend else _NOT_LENT, jsonable):
             host.persistence.create_workflow(instance)
     except ConcurrencyError:
         if instance_id_ is None:

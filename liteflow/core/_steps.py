@@ -247,9 +247,18 @@ class StepExecutionContext:
     persistence_data: Any = None
     item: Any = None
     branch_complete: Callable[[], bool] = field(default=lambda: True, repr=False)
-    cancellation: threading.Event = field(default_factory=threading.Event, repr=False)
+    cancellation: threading.Event = field(init=False, repr=False, compare=False)
     """Set when the step should stop early: its ``timeout`` passed, or its workflow is being
-    terminated or suspended (see the README's "Timeouts that interrupt"). Check it in long loops."""
+    terminated or suspended (see the README's "Timeouts that interrupt"). Check it in long loops.
+    Made on first use (a ``threading.Event`` costs more than the rest of a quick step's context)."""
+
+    if not TYPE_CHECKING:  # for mypy the field above is a plain attribute
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "cancellation":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            # setdefault is atomic: a step and a terminate on another thread get the same flag.
+            return self.__dict__.setdefault("cancellation", threading.Event())
 
     @property
     def idempotency_key(self) -> str:

@@ -18,7 +18,7 @@ from ._errors import ConcurrencyError, SerializationError
 from ._executor import PassResult
 from ._lifecycle import LifecycleEventType
 from ._models import WorkflowInstance, WorkflowStatus
-from ._payload import check_instance_payload
+from ._payload import checked_payload
 from ._providers import QueueType
 from ._schedules import running_host
 from ._steps import WorkflowDefinition
@@ -138,14 +138,14 @@ class WorkflowTurn:
         """Save the pass; data that cannot be saved suspends the instance instead (False)."""
         host, instance = self._host, self.instance
         try:
-            check_instance_payload(instance, host.options.max_payload_bytes)
-            host._save(
-                instance,
-                before,
-                subscriptions=result.subscriptions,
-                errors=result.errors,
-                step_events=result.step_events,
-            )
+            with checked_payload(instance, host.options.max_payload_bytes):
+                host._save(
+                    instance,
+                    before,
+                    subscriptions=result.subscriptions,
+                    errors=result.errors,
+                    step_events=result.step_events,
+                )
         except SerializationError as error:
             message = f"the data left by its steps cannot be saved: {error}"
             error_type = f"liteflow.core.{type(error).__name__}"

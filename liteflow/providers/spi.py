@@ -14,7 +14,8 @@ provider written against this module uses exactly what they do. It re-exports, u
   :func:`utcnow`;
 - the mapping between those models and plain JSON records (``*_to_record``, ``*_from_record``),
   :func:`read_instance` / :func:`read_event`, which quarantine what cannot be decoded, and
-  :func:`save_rows` / :func:`event_row` for providers that keep rows in SQL tables;
+  :func:`save_rows` / :func:`event_row` for providers that keep rows in SQL tables, and
+  :func:`json_text`, the compact encoder records are written with;
 - the errors a provider raises (:class:`ProviderError`, :class:`ProviderUnavailableError`, ...);
 - :class:`Backoff` and :class:`OutageLog` for background loops that must survive outages;
 - :class:`LeasedLockProvider`, the base of locks that lapse unless renewed (the renewal thread,
@@ -60,6 +61,7 @@ from liteflow.core.spi import (
     event_row,
     event_to_record,
     instance_to_record,
+    json_text,
     read_event,
     read_instance,
     save_rows,
@@ -101,6 +103,7 @@ __all__ = [
     "event_row",
     "event_to_record",
     "instance_to_record",
+    "json_text",
     "read_event",
     "read_instance",
     "save_rows",

@@ -51,6 +51,7 @@ def test_the_spi_names_are_pinned() -> None:
         "event_row",
         "event_to_record",
         "instance_to_record",
+        "json_text",
         "read_event",
         "read_instance",
         "save_rows",

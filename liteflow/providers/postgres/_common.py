@@ -116,6 +116,26 @@ def unavailable(error: BaseException) -> bool:
     return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_CODES
 
 
+class _Watch:
+    """The block :meth:`Deadlines.watch` bounds; a class rather than a @contextmanager generator,
+    since it wraps every call."""
+
+    __slots__ = ("_conn", "_deadlines", "_key")
+
+    def __init__(self, deadlines: Deadlines, conn: psycopg.Connection[Any]) -> None:
+        self._deadlines, self._conn = deadlines, conn
+
+    def __enter__(self) -> None:
+        self._key = self._deadlines._start(self._conn)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        expired = self._deadlines._end(self._key)
+        if expired and isinstance(error, psycopg.Error):
+            raise ProviderUnavailableError(
+                f"PostgreSQL did not answer within {self._deadlines.limit:g} s; the connection was dropped"
+            ) from error
+
+
 class Deadlines:
     """Breaks the connection of a call that has waited for the server longer than ``limit`` seconds.
 
@@ -137,10 +157,12 @@ class Deadlines:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def watch(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def watch(self, conn: psycopg.Connection[Any]) -> _Watch:
         """Break ``conn`` if the block has not ended ``limit`` seconds from now; a call whose
         connection was broken raises :class:`ProviderUnavailableError` saying so."""
+        return _Watch(self, conn)
+
+    def _start(self, conn: psycopg.Connection[Any]) -> int:
         key = next(self._keys)
         with self._wakeup:
             self._calls[key] = (time.monotonic() + self.limit, conn)
@@ -149,20 +171,16 @@ class Deadlines:
                 self._thread.start()
             elif self._idle:
                 self._wakeup.notify()
-        try:
-            yield
-        except psycopg.Error as error:
-            with self._wakeup:
-                expired = key in self._expired
-            if expired:
-                raise ProviderUnavailableError(
-                    f"PostgreSQL did not answer within {self.limit:g} s; the connection was dropped"
-                ) from error
-            raise
-        finally:
-            with self._wakeup:
-                self._calls.pop(key, None)
-                self._expired.discard(key)
+        return key
+
+    def _end(self, key: int) -> bool:
+        """Forget the call ``key``; whether its deadline had passed (its connection broken)."""
+        with self._wakeup:
+            self._calls.pop(key, None)
+            if key not in self._expired:
+                return False
+            self._expired.discard(key)
+            return True
 
     def close(self) -> None:
         with self._wakeup:
@@ -324,18 +342,27 @@ def _redacted(conninfo: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", re.sub(r"password=\S+", "password=***", conninfo))
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
+class translated:  # a class named as the function it replaced: ``with translated(what):``
     """Turn driver and pool failures into :class:`ProviderError`, or :class:`ProviderUnavailableError`
-    when the server is unreachable, down, full, read-only or locked (the original as ``__cause__``)."""
-    try:
-        yield
-    except PoolTimeout as error:
-        raise ProviderUnavailableError(f"no PostgreSQL connection to {what} in time: {error}") from error
-    except psycopg.Error as error:
-        if unavailable(error):
-            raise ProviderUnavailableError(f"PostgreSQL is unavailable to {what}: {error}") from error
-        raise ProviderError(f"PostgreSQL failed to {what}: {error}") from error
+    when the server is unreachable, down, full, read-only or locked (the original as ``__cause__``).
+    A class rather than a @contextmanager generator: it wraps every call, and a generator costs
+    several Python calls more each time."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if isinstance(error, PoolTimeout):
+            raise ProviderUnavailableError(f"no PostgreSQL connection to {self._what} in time: {error}") from error
+        if isinstance(error, psycopg.Error):
+            if unavailable(error):
+                raise ProviderUnavailableError(f"PostgreSQL is unavailable to {self._what}: {error}") from error
+            raise ProviderError(f"PostgreSQL failed to {self._what}: {error}") from error
 
 
 def utc(value: datetime) -> datetime:

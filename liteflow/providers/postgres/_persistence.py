@@ -57,6 +57,7 @@ from liteflow.providers.spi import (
     error_from_record,
     event_row,
     instance_to_record,
+    json_text,
     read_event,
     read_instance,
     save_rows,
@@ -79,7 +80,7 @@ from ._common import (
 from ._schema import migrate, quoted
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = json_text
 _loads = json.loads
 _RUNNABLE = WorkflowStatus.RUNNABLE.value
 # Beside the record, the columns a quarantined instance or event (one whose record cannot be

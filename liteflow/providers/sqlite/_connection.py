@@ -1,8 +1,11 @@
 """What every SQLite provider of one file shares: opening it, translating its errors, its URLs.
 
 Errors
-    Connections come from :func:`connect` and translate the driver's errors as they are raised, so
-    no ``sqlite3`` exception that means "the database cannot be used now" reaches a caller:
+    No ``sqlite3`` exception that means "the database cannot be used now" reaches a caller. The
+    lock's connections (``connect(..., translating=True)``) translate the driver's errors as they
+    are raised; the persistence provider, which runs a statement or two per save, uses plain
+    connections and translates in the ``except`` of each method (:func:`raise_translated`), so a
+    statement costs no Python call of ours. Either way:
 
     - locked beyond the busy timeout, disk (or size limit) full, read-only, I/O error, cannot open
       the file: :class:`ProviderUnavailableError` (the call did not happen; retry when it is fixed);
@@ -80,7 +83,8 @@ def is_busy(error: BaseException) -> bool:
     return isinstance(cause, sqlite3.OperationalError) and _code(cause) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _raise_translated(error: sqlite3.Error, path: str) -> NoReturn:
+def raise_translated(error: sqlite3.Error, path: str) -> NoReturn:
+    """Raise what :func:`translate` makes of ``error`` (from it), or ``error`` itself."""
     translated = translate(error, path)
     if translated is None:
         raise error
@@ -97,25 +101,25 @@ class Cursor(sqlite3.Cursor):
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as error:
-            _raise_translated(error, self.connection.path)
+            raise_translated(error, self.connection.path)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         try:
             return super().executemany(sql, parameters)
         except sqlite3.Error as error:
-            _raise_translated(error, self.connection.path)
+            raise_translated(error, self.connection.path)
 
     def fetchone(self) -> Any:
         try:
             return super().fetchone()
         except sqlite3.Error as error:
-            _raise_translated(error, self.connection.path)
+            raise_translated(error, self.connection.path)
 
     def fetchall(self) -> list[Any]:
         try:
             return super().fetchall()
         except sqlite3.Error as error:
-            _raise_translated(error, self.connection.path)
+            raise_translated(error, self.connection.path)
 
 
 class Connection(sqlite3.Connection):
@@ -133,16 +137,19 @@ class Connection(sqlite3.Connection):
         return self.cursor(Cursor).executemany(sql, parameters)
 
 
-def connect(path: str, busy_timeout: float) -> Connection:
-    """An autocommit connection (transactions are begun explicitly) usable from any thread."""
+def connect(path: str, busy_timeout: float, *, translating: bool = True) -> sqlite3.Connection:
+    """An autocommit connection (transactions are begun explicitly) usable from any thread; with
+    ``translating``, a :class:`Connection` that raises LiteFlow's errors itself."""
     try:
-        connection = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False, factory=Connection
+        return sqlite3.connect(
+            path,
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=Connection if translating else sqlite3.Connection,
         )
     except sqlite3.Error as error:
         raise ProviderError(f"cannot open SQLite database {path!r}: {error}") from error
-    assert isinstance(connection, Connection)
-    return connection
 
 
 def retry_busy(action: Callable[[], T], busy_timeout: float) -> T:

@@ -25,7 +25,8 @@ Solo mode
     with its locks, and one that finds no other live member there is *solo*: it keeps its locks in
     memory and writes nothing per lock. A provider that joins while a member is solo refuses every
     lock (``acquire`` returns False) until that member has seen it, which happens at the solo
-    member's next ``acquire`` or within a quarter of a second: in one transaction it writes the
+    member's next ``acquire`` (one 25 ms after its last look: it reads nothing in between) or
+    within a quarter of a second (its renewal thread): in one transaction it writes the
     lease rows of the locks it holds and marks itself shared. A shared member alone again (the
     others closed or lapsed) goes back to solo at its next renewal, deleting its rows in the same
     transaction. A solo member whose own membership lapsed (a stall, the file unwritable for a
@@ -63,6 +64,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +81,7 @@ from liteflow.providers.spi import (
     ProviderUnavailableError,
 )
 
-from ._connection import MEMORY, Connection, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
 from ._owners import owner_id, owner_is_dead
 
 logger = logging.getLogger("liteflow.providers.sqlite")
@@ -125,6 +127,22 @@ _FORGET_LAPSED = "DELETE FROM lock_member WHERE expires_at < ?"
 
 _SOLO_CHECK = 0.25  # s: how often a solo member looks for newcomers, who wait for it meanwhile
 _SOLO_WAIT = 2 * _SOLO_CHECK  # s: how long a newcomer's acquire waits for that before refusing
+# s: how often a busy solo member's acquire looks too (a read of lock_member under the file's writer
+# lock: at every acquire it was a sixth of a workflow's statements)
+_SOLO_LOOK = _SOLO_CHECK / 10
+
+
+class _Process:
+    """This process's pid, kept up to date across forks without a system call per lock."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.forked)
 
 
 def _now() -> int:
@@ -132,7 +150,7 @@ def _now() -> int:
     return time.time_ns() // 1000
 
 
-def _in_transaction(connection: Connection, work: Callable[[], T]) -> T:
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
     connection.execute("BEGIN IMMEDIATE")
     try:
         result = work()
@@ -211,6 +229,10 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         self._joined = False  # our lock_member row is written
         self._solo = False
         self._solo_token = 0  # the last token handed out while solo
+        # While solo, acquire looks for newcomers at most this often (monotonic s); the renewal
+        # thread looks every _SOLO_CHECK anyway. Without the thread, at every acquire.
+        self._look_every = _SOLO_LOOK if renew else 0.0
+        self._next_look = 0.0
         self._member_until = 0  # when our membership lapses unless renewed (microseconds)
         self._closed = False
         self._write_mutex = writer_mutex(self._path)
@@ -339,12 +361,15 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         not yet written its locks."""
         if self._closed:  # checked under the mutex, which close() holds to close the connection
             raise InvalidOperationError(f"{self!r} is closed")
-        if os.getpid() != self._pid:  # its owner id names the parent, which may exit first
+        if _Process.pid != self._pid:  # its owner id names the parent, which may exit first
             raise InvalidOperationError(f"{self!r} was made in another process; make one in each process")
         now = _now()
         self._rejoin_if_lapsed(now)
+        if self._solo and time.monotonic() < self._next_look:
+            return self._take_alone(resource)  # a newcomer meanwhile waits for our next look
         others = self._live_others(now)
         if self._solo:
+            self._next_look = time.monotonic() + self._look_every
             if not others:
                 return self._take_alone(resource)
             self._go_shared()

@@ -48,13 +48,14 @@ from liteflow.providers.spi import (
     error_from_record,
     event_row,
     instance_to_record,
+    json_text,
     read_event,
     read_instance,
     save_rows,
     subscription_from_record,
 )
 
-from ._connection import MEMORY, connect, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, use_wal, writer_mutex
 from ._lock import SqliteLockProvider
 from ._schema import migrate
 
@@ -63,7 +64,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = json_text
 _loads = json.loads
 
 
@@ -198,6 +199,9 @@ class SqlitePersistenceProvider(PersistenceProvider):
         self._writer = self._connect()
         try:
             retry_busy(lambda: self._prepare(mode), busy_timeout)
+        except sqlite3.Error as error:
+            self._writer.close()
+            raise_translated(error, self._path)
         except BaseException:
             self._writer.close()
             raise
@@ -231,7 +235,8 @@ class SqlitePersistenceProvider(PersistenceProvider):
     # -- connections ---------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        return connect(self._path, self._busy_timeout)  # autocommit; errors translated (see _connection)
+        # Autocommit; errors are translated by each method's ``except sqlite3.Error`` (see _connection).
+        return connect(self._path, self._busy_timeout, translating=False)
 
     def _reader(self) -> sqlite3.Connection:
         try:
@@ -252,23 +257,42 @@ class SqlitePersistenceProvider(PersistenceProvider):
                 else:
                     alive.append((thread, old))
             connection = self._connect()
-            connection.execute("PRAGMA query_only = ON")
+            try:
+                connection.execute("PRAGMA query_only = ON")
+            except sqlite3.Error as error:
+                connection.close()
+                raise_translated(error, self._path)
             alive.append((weakref.ref(threading.current_thread()), connection))
             self._readers = alive
         self._local.connection = connection
         return connection
 
     def _fetchall(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        if self._memory:
-            with self._lock:
-                return self._writer.execute(sql, parameters).fetchall()
-        return self._reader().execute(sql, parameters).fetchall()
+        try:
+            if self._memory:
+                with self._lock:
+                    return self._writer.execute(sql, parameters).fetchall()
+            return self._reader().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
 
     def _fetchone(self, sql: str, parameters: tuple[Any, ...]) -> Any:
-        if self._memory:
+        try:
+            if self._memory:
+                with self._lock:
+                    return self._writer.execute(sql, parameters).fetchone()
+            return self._reader().execute(sql, parameters).fetchone()
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
+
+    def _write(self, sql: str, parameters: tuple[Any, ...]) -> int:
+        """One statement in autocommit; the number of rows it changed."""
+        try:
             with self._lock:
-                return self._writer.execute(sql, parameters).fetchone()
-        return self._reader().execute(sql, parameters).fetchone()
+                changed: int = self._writer.execute(sql, parameters).rowcount
+                return changed
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
 
     def close(self) -> None:
         with self._readers_lock:
@@ -296,11 +320,13 @@ class SqlitePersistenceProvider(PersistenceProvider):
             instance.revision,
             _dumps(instance_to_record(instance)),
         )
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 self._writer.execute(_INSERT_WORKFLOW, row)
-            except sqlite3.IntegrityError as error:
-                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+        except sqlite3.IntegrityError as error:
+            raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
 
     def persist_workflow(
         self,
@@ -317,25 +343,28 @@ class SqlitePersistenceProvider(PersistenceProvider):
             instance, subscriptions, terminated_subscriptions, errors, events, time=_micros, dumps=_dumps, flag=int
         )
         writer = self._writer
-        with self._lock:
-            if rows.only_update:
-                # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
-                    self._raise_lost_update(instance.id, revision)
-            else:
-                writer.execute("BEGIN IMMEDIATE")
-                try:
+        try:
+            with self._lock:
+                if rows.only_update:
+                    # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
                     if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
                         self._raise_lost_update(instance.id, revision)
-                    writer.executemany(_UPSERT_SUBSCRIPTION, rows.subscriptions)
-                    writer.executemany(_DELETE_SUBSCRIPTION, [(ended,) for ended in rows.ended])
-                    writer.executemany(_INSERT_ERROR, rows.errors)
-                    writer.executemany(_UPSERT_EVENT, rows.events)
-                    writer.execute("COMMIT")
-                except BaseException:
-                    if writer.in_transaction:
-                        writer.execute("ROLLBACK")
-                    raise
+                else:
+                    writer.execute("BEGIN IMMEDIATE")
+                    try:
+                        if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
+                            self._raise_lost_update(instance.id, revision)
+                        writer.executemany(_UPSERT_SUBSCRIPTION, rows.subscriptions)
+                        writer.executemany(_DELETE_SUBSCRIPTION, [(ended,) for ended in rows.ended])
+                        writer.executemany(_INSERT_ERROR, rows.errors)
+                        writer.executemany(_UPSERT_EVENT, rows.events)
+                        writer.execute("COMMIT")
+                    except BaseException:
+                        if writer.in_transaction:
+                            writer.execute("ROLLBACK")
+                        raise
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
         instance.revision = revision + 1
 
     def _raise_lost_update(self, workflow_id: str, revision: int) -> None:
@@ -405,9 +434,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         return event_row(event, time=_micros, dumps=_dumps, flag=int)
 
     def create_event(self, event: Event) -> None:
-        row = self._event_row(event)
-        with self._lock:
-            self._writer.execute(_UPSERT_EVENT, row)
+        self._write(_UPSERT_EVENT, self._event_row(event))
 
     @staticmethod
     def _event(row: Any) -> Event:
@@ -436,15 +463,11 @@ class SqlitePersistenceProvider(PersistenceProvider):
         return [row[0] for row in self._fetchall(_RUNNABLE_EVENTS, (_micros(as_of),))]
 
     def mark_event_processed(self, event_id: str) -> None:
-        with self._lock:
-            changed = self._writer.execute(_MARK_EVENT, (1, event_id)).rowcount
-        if changed == 0:
+        if self._write(_MARK_EVENT, (1, event_id)) == 0:
             raise EventNotFoundError(f"no event with id {event_id}")
 
     def mark_event_unprocessed(self, event_id: str) -> None:
-        with self._lock:
-            changed = self._writer.execute(_MARK_EVENT, (0, event_id)).rowcount
-        if changed == 0:
+        if self._write(_MARK_EVENT, (0, event_id)) == 0:
             raise EventNotFoundError(f"no event with id {event_id}")
 
     # -- errors and housekeeping ---------------------------------------------------------------
@@ -458,18 +481,21 @@ class SqlitePersistenceProvider(PersistenceProvider):
         marks = ", ".join("?" * len(values))
         finished = (*values, cutoff)
         writer = self._writer
-        with self._lock:
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                doomed = writer.execute(_FINISHED.format(marks), finished).fetchall() if values else []
-                if doomed:
-                    writer.executemany(_PURGE_SUBSCRIPTIONS, doomed)
-                    writer.executemany(_PURGE_ERRORS, doomed)
-                    writer.executemany(_PURGE_WORKFLOW, doomed)
-                writer.execute(_PURGE_EVENTS, (cutoff,))
-                writer.execute("COMMIT")
-            except BaseException:
-                if writer.in_transaction:
-                    writer.execute("ROLLBACK")
-                raise
+        try:
+            with self._lock:
+                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    doomed = writer.execute(_FINISHED.format(marks), finished).fetchall() if values else []
+                    if doomed:
+                        writer.executemany(_PURGE_SUBSCRIPTIONS, doomed)
+                        writer.executemany(_PURGE_ERRORS, doomed)
+                        writer.executemany(_PURGE_WORKFLOW, doomed)
+                    writer.execute(_PURGE_EVENTS, (cutoff,))
+                    writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as error:
+            raise_translated(error, self._path)
         return len(doomed)
