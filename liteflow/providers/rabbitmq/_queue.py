@@ -123,6 +123,11 @@ def _translate(what: str, error: BaseException) -> ProviderError:
     return ProviderUnavailableError(f"RabbitMQ is unavailable to {what}: {error!r}")
 
 
+def _is_dropped_socket(error: ValueError) -> bool:
+    """pika's ValueError for a socket that lost its peer between connect and first write."""
+    return str(error).startswith("Expected connected socket")
+
+
 class RabbitMQQueueProvider(QueueProvider):
     """Durable, confirmed, at-least-once queues on RabbitMQ; see the module docstring.
 
@@ -279,6 +284,12 @@ class RabbitMQQueueProvider(QueueProvider):
                 channel = self._declare(connection, channel, name)
         except _AMQP_ERRORS as error:
             raise _translate(f"connect at {self._parameters.host}:{self._parameters.port}", error) from error
+        except ValueError as error:
+            if not _is_dropped_socket(error):
+                raise
+            # pika reports a connection the other end dropped as soon as it was accepted this way.
+            where = f"{self._parameters.host}:{self._parameters.port}"
+            raise ProviderUnavailableError(f"RabbitMQ is unavailable to connect at {where}: {error!r}") from error
         with self._mutex:
             self._generation += 1
             self._connection, self._channel = connection, channel
