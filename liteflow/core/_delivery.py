@@ -139,22 +139,24 @@ class EventDelivery:
         self._controls = controls
 
     def process(self, event_id: str) -> None:
-        """The event worker's turn: deliver one event wherever it is awaited, mark it processed, then
-        go on with the turn of the last workflow it resumed, still locked and loaded, rather than
-        unlock it and queue it for a workflow worker to take, lock and load again (if a turn slot
-        is free: ``WorkflowHost._continue_turn``). The others it resumed are queued as soon as each
-        is saved, so an event that wakes many workflows still spreads over the workflow workers;
-        the turn is bounded as any (``max_passes_per_turn``)."""
+        """The event worker's turn: deliver one event wherever it is awaited, go on with the turn of
+        the last workflow it resumed, then mark the event processed.
+
+        The last workflow resumed is still locked and loaded: going on with it here saves unlocking
+        it and queueing it for a workflow worker to take, lock and load again (if a turn slot is
+        free: ``WorkflowHost._continue_turn``). The others are queued as soon as each is saved, so
+        an event that wakes many workflows still spreads over the workflow workers; the turn is
+        bounded as any (``max_passes_per_turn``). It runs before the mark, a commit that waits for
+        its flush, which the resumed step need not wait for: if the node dies in between, the event
+        is delivered again, to nobody (its subscriptions ended with the delivery's save)."""
         resumed: list[WorkflowInstance] = []  # at most one, its lock held
         try:
             self._deliver_event(event_id, resumed)
         except BaseException:
-            for instance in resumed:
+            for instance in resumed:  # its turn did not start
                 self._waiting.release(instance.id)
                 self._host._schedule(instance)
             raise
-        for instance in resumed:
-            self._host._continue_turn(instance)
 
     def _deliver_event(self, event_id: str, resumed: list[WorkflowInstance]) -> None:
         host, lock_name = self._host, _EVENT_LOCK_PREFIX + event_id
@@ -178,6 +180,8 @@ class EventDelivery:
                     self._deliver_to(s, event, resumed if n == last else None) for n, s in enumerate(subscriptions)
                 ]
                 delivered = all(results)  # to every subscription, even after a failed one
+            if resumed:
+                host._continue_turn(resumed.pop())  # which releases its lock, whatever happens
             if delivered:
                 host.persistence.mark_event_processed(event_id)
                 self._waiting.delivered(event_id)
