@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from liteflow.core import (
     QueueType,
@@ -75,7 +75,7 @@ class Blocks(Workflow):
         builder.start_with(Gate)
 
 
-def host_with(queue: RecordingQueue, workflows: list[Workflow], **options: object) -> WorkflowHost:
+def host_with(queue: RecordingQueue, workflows: list[Workflow], **options: Any) -> WorkflowHost:
     host = configure_workflow_host(queue_service=queue, idle_timeout=0.05, poll_interval=60, **options)
     for workflow in workflows:
         host.register_workflow(workflow)
