@@ -74,6 +74,10 @@ class DeliveryHost(Protocol):
     def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         """Queue an item whose state the store already holds; never raises."""
 
+    def _continue_turn(self, instance: WorkflowInstance) -> None:
+        """Go on with the turn of an instance this thread has locked, loaded and saved, or queue
+        it; the lock is released either way."""
+
 
 class WaitingDeliveries:
     """Deliveries (events, control requests) that found their workflow locked on this node: retried
@@ -135,7 +139,26 @@ class EventDelivery:
         self._controls = controls
 
     def process(self, event_id: str) -> None:
-        """The event worker's turn: deliver one event wherever it is awaited, then mark it processed."""
+        """The event worker's turn: deliver one event wherever it is awaited, go on with the turn of
+        the last workflow it resumed, then mark the event processed.
+
+        The last workflow resumed is still locked and loaded: going on with it here saves unlocking
+        it and queueing it for a workflow worker to take, lock and load again (if a turn slot is
+        free: ``WorkflowHost._continue_turn``). The others are queued as soon as each is saved, so
+        an event that wakes many workflows still spreads over the workflow workers; the turn is
+        bounded as any (``max_passes_per_turn``). It runs before the mark, a commit that waits for
+        its flush, which the resumed step need not wait for: if the node dies in between, the event
+        is delivered again, to nobody (its subscriptions ended with the delivery's save)."""
+        resumed: list[WorkflowInstance] = []  # at most one, its lock held
+        try:
+            self._deliver_event(event_id, resumed)
+        except BaseException:
+            for instance in resumed:  # its turn did not start
+                self._waiting.release(instance.id)
+                self._host._schedule(instance)
+            raise
+
+    def _deliver_event(self, event_id: str, resumed: list[WorkflowInstance]) -> None:
         host, lock_name = self._host, _EVENT_LOCK_PREFIX + event_id
         if not host.lock.acquire(lock_name):
             return
@@ -149,10 +172,16 @@ class EventDelivery:
             if event.event_name == CONTROL_EVENT:
                 delivered = self._controls.deliver(event)
             elif event.event_name == DIRECT_RESULT_EVENT:
-                delivered = self._deliver_direct(event)
+                delivered = self._deliver_direct(event, resumed)
             else:
                 subscriptions = host.persistence.get_subscriptions(event.event_name, event.event_key, event.event_time)
-                delivered = all([self._deliver_to(s, event) for s in subscriptions])  # noqa: C419 - deliver to all
+                last = len(subscriptions) - 1
+                results = [
+                    self._deliver_to(s, event, resumed if n == last else None) for n, s in enumerate(subscriptions)
+                ]
+                delivered = all(results)  # to every subscription, even after a failed one
+            if resumed:
+                host._continue_turn(resumed.pop())  # which releases its lock, whatever happens
             if delivered:
                 host.persistence.mark_event_processed(event_id)
                 self._waiting.delivered(event_id)
@@ -197,12 +226,16 @@ class EventDelivery:
             instance.next_execution = self._host.options.clock()
         self._host._save(instance, instance.status, terminated_subscriptions=[subscription.id])
 
-    def _deliver_to(self, subscription: EventSubscription, event: Event) -> bool:
-        """Deliver to one subscription; False when its workflow is busy and this must be retried."""
+    def _deliver_to(
+        self, subscription: EventSubscription, event: Event, resumed: list[WorkflowInstance] | None = None
+    ) -> bool:
+        """Deliver to one subscription; False when its workflow is busy and this must be retried.
+        A workflow it resumes is queued, or kept locked in ``resumed`` if one is given."""
         host = self._host
         if not host.lock.acquire(subscription.workflow_id):
             self._waiting.retry(event.id, subscription.workflow_id)
             return False
+        kept = False
         try:
             instance = host.persistence.get_workflow_instance(subscription.workflow_id)
             quarantine_if_unreadable(host, instance)
@@ -213,12 +246,14 @@ class EventDelivery:
                 return True
             # Not necessarily ``event``: an older one this workflow has not consumed goes first.
             # If the workflow already has every event, the step waits for the next one.
-            self.deliver_published(instance, subscription)
+            kept = self.deliver_published(instance, subscription) and _keep(instance, resumed)
         except WorkflowNotFoundError:
             return True  # purged meanwhile
         finally:
-            self._waiting.release(subscription.workflow_id)
-        host._schedule(instance)
+            if not kept:
+                self._waiting.release(subscription.workflow_id)
+        if not kept:
+            host._schedule(instance)
         return True
 
     # -- direct results (activities, user tasks) -----------------------------------------------
@@ -237,13 +272,15 @@ class EventDelivery:
         found = self._host.persistence.get_subscriptions(pointer.event_name or "", pointer.event_key or "", _FAR_FUTURE)
         return [s for s in found if s.execution_pointer_id == pointer.id]
 
-    def _deliver_direct(self, event: Event) -> bool:
+    def _deliver_direct(self, event: Event, resumed: list[WorkflowInstance]) -> bool:
         """Apply a direct result if its step still waits for it; a second result for the same
-        step finds it no longer waiting and is dropped, so a result is applied once."""
+        step finds it no longer waiting and is dropped, so a result is applied once. The workflow
+        is kept locked in ``resumed``, as the last one an event resumes is."""
         host, workflow_id, data = self._host, event.event_key, event.event_data
         if not host.lock.acquire(workflow_id):
             self._waiting.retry(event.id, workflow_id)
             return False
+        kept = False
         try:
             instance = host.persistence.get_workflow_instance(workflow_id)
             pointer = instance.pointer(data["pointer"])
@@ -256,9 +293,20 @@ class EventDelivery:
             if instance.status is WorkflowStatus.RUNNABLE:
                 instance.next_execution = host.options.clock()
             host._save(instance, instance.status, terminated_subscriptions=[s.id for s in subscriptions])
+            kept = _keep(instance, resumed)
         except WorkflowNotFoundError:
             return True  # purged meanwhile
         finally:
-            self._waiting.release(workflow_id)
-        host._schedule(instance)
+            if not kept:
+                self._waiting.release(workflow_id)
+        if not kept:
+            host._schedule(instance)
         return True
+
+
+def _keep(instance: WorkflowInstance, resumed: list[WorkflowInstance] | None) -> bool:
+    """Whether the caller keeps the lock of a workflow it has resumed, to go on with its turn."""
+    if resumed is None or instance.status is not WorkflowStatus.RUNNABLE:
+        return False  # a suspended one gets its event now and runs when resumed
+    resumed.append(instance)
+    return True

@@ -95,6 +95,9 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
             cancellations=self._cancellations,
         )
         self._health = HealthMonitor()
+        # Turns running at once: the workflow workers', and those an event worker goes on with after
+        # resuming a workflow, which it does only with a slot free (see _continue_turn).
+        self._turns = threading.BoundedSemaphore(options.max_concurrent_workflows)
         self._workers = Workers(self, self._health)
         self._timers = self._workers.timers
         self._waiters: dict[str, list[threading.Event]] = {}
@@ -529,8 +532,22 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
 
     def _process_workflow(self, workflow_id: str) -> None:
         """One turn of a workflow (see ``_turn`` and docs/architecture.md)."""
-        WorkflowTurn(self, workflow_id).run()
+        with self._turns:
+            WorkflowTurn(self, workflow_id).run()
 
     def _process_event(self, event_id: str) -> None:
         """An event worker's turn (see ``_delivery``)."""
         self._delivery.process(event_id)
+
+    def _continue_turn(self, instance: WorkflowInstance) -> None:
+        """The rest of a turn, for a workflow an event worker has resumed (see ``_delivery``). With
+        every slot taken, the workflow is queued instead: it is then the queue's order (priorities)
+        that decides what runs next, and no more than ``max_concurrent_workflows`` turns run."""
+        if not self._turns.acquire(blocking=False):
+            self._waiting.release(instance.id)
+            self._schedule(instance)
+            return
+        try:
+            WorkflowTurn(self, instance.id).continue_locked(instance)
+        finally:
+            self._turns.release()

@@ -22,10 +22,11 @@ class HostOptions:
     net after a crash, or for work another node scheduled). Wake-ups do not wait for it."""
 
     max_concurrent_workflows: int = 4
-    """Worker threads executing workflow steps."""
+    """Worker threads executing workflow steps, and the most turns of workflows run at once (an
+    event worker that resumes a workflow goes on with its turn itself when one is free)."""
 
     event_workers: int = 2
-    """Worker threads delivering published events."""
+    """Worker threads delivering published events (and going on with a workflow they resume)."""
 
     retry_interval: timedelta = timedelta(seconds=10)
     """Delay before a step with ``on_error(RETRY)`` and no interval of its own is retried."""

@@ -4,6 +4,8 @@
 describes: lock, load, re-check waits, passes, release, schedule. Each pass in turn: a missing
 definition, a pending control request, a delivery waiting for the lock, the concurrency limit, then
 the executor's pass, its sub-workflows, one save and the events for its new subscriptions.
+:meth:`WorkflowTurn.continue_locked` is the same turn from its third step, run by an event worker
+on the workflow it has just resumed (see ``_delivery``).
 """
 
 from __future__ import annotations
@@ -41,12 +43,23 @@ class WorkflowTurn:
 
     def run(self) -> None:
         """Lock, load, re-check waits, passes, release, end orphaned sub-workflows, schedule."""
+        if not self._host.lock.acquire(self._workflow_id):
+            return  # another worker has it and will schedule its next turn
+        self._run_locked()
+
+    def continue_locked(self, instance: WorkflowInstance) -> None:
+        """The same turn without its first two steps, for an instance whose lock this thread holds
+        and which it has just loaded and saved: an event worker that has resumed a waiting step
+        goes on with it here instead of handing it over through the queue."""
+        self._instance = instance
+        self._run_locked()
+
+    def _run_locked(self) -> None:
         host = self._host
         running_host.set(host)  # the schedule step starts its ticks through it
-        if not host.lock.acquire(self._workflow_id):
-            return  # another worker has it and will schedule its next turn
         try:
-            self._load()
+            if self._instance is None:
+                self._load()
             self._recheck_waits()
             self._run_passes()
         finally:
