@@ -40,11 +40,13 @@ from ._limits import Concurrency
 from ._logcontext import LogContextFilter
 from ._memory import LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider
 from ._models import (
+    CompactedHistory,
     Event,
     EventSubscription,
     ExecutionError,
     ExecutionPointer,
     PointerStatus,
+    StepTally,
     UnreadableData,
     WorkflowInstance,
     WorkflowStatus,
@@ -68,6 +70,7 @@ __all__ = [
     "ActivityError",
     "BuilderError",
     "ChildWorkflowError",
+    "CompactedHistory",
     "ComponentHealth",
     "Concurrency",
     "ConcurrencyError",
@@ -112,6 +115,7 @@ __all__ = [
     "StepBuilder",
     "StepExecutionContext",
     "StepMiddleware",
+    "StepTally",
     "StepTimeoutError",
     "UnreadableData",
     "UserAction",
