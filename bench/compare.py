@@ -109,28 +109,24 @@ def define() -> dict[str, Any]:
         def build(self, builder: WorkflowBuilder) -> None:
             builder.start_with(Noop).wait_for("go", lambda data, context: data["key"]).then(Noop)
 
+    def one_round(then: Any) -> Any:
+        """The two steps of a round of Loop and Each: a tick, then value1 += 1."""
+        return (
+            then.start_with(Tick)
+            .then(Add)
+            .input("input1", lambda data, context: data.value1)
+            .input("input2", lambda data, context: 1)
+            .output("value1", lambda step: step.output)
+        )
+
     class Loop(Workflow):
         def build(self, builder: WorkflowBuilder) -> None:
-            builder.start_with(Noop).while_(lambda data, context: data.value1 < data.value2).do(
-                lambda then: (
-                    then.start_with(Tick)
-                    .then(Add)
-                    .input("input1", lambda data, context: data.value1)
-                    .input("input2", lambda data, context: 1)
-                    .output("value1", lambda step: step.output)
-                )
-            ).then(Noop)
+            builder.start_with(Noop).while_(lambda data, context: data.value1 < data.value2).do(one_round).then(Noop)
 
     class Each(Workflow):
         def build(self, builder: WorkflowBuilder) -> None:
             builder.start_with(Noop).for_each(lambda data, context: range(data.value2), run_parallel=False).do(
-                lambda then: (
-                    then.start_with(Tick)
-                    .then(Add)
-                    .input("input1", lambda data, context: data.value1)
-                    .input("input2", lambda data, context: 1)
-                    .output("value1", lambda step: step.output)
-                )
+                one_round
             ).then(Noop)
 
     class EachInParallel(Workflow):
