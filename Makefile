@@ -30,6 +30,8 @@ test-fast: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet dbos  # the peer the benchmarks compare against
 	$(BIN)/python bench/compare.py $(COMPARE_ARGS)  # this tree against 4af9752, alternating rounds
+	$(BIN)/python bench/floor.py --store memory  # the same saves in plain Python: the floor under (a)
+	$(BIN)/python bench/floor.py --store sqlite
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_sqlite.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_postgres.py $(PG_BENCH_ARGS)  # skipped when PostgreSQL is not reachable
