@@ -52,42 +52,44 @@ def check_payload(value: Any, limit: int | None, what: str) -> None:
         raise PayloadTooLargeError(what, size, limit)
 
 
-def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> Any:
+def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> tuple[Any, str]:
     """Raise :class:`PayloadTooLargeError` if ``data`` is over ``limit`` bytes as stored, measured
-    exactly; return it as JSON types (what the save stores), for :class:`lent_data`."""
+    exactly; return it as JSON types and as the JSON text measured (what the save stores), for
+    :class:`lent_data`."""
     jsonable = to_jsonable(data, what)
     try:
-        size = len(_encode(jsonable))
+        text = _encode(jsonable)
     except ValueError as error:  # e.g. an int too long to write as text
         raise SerializationError(f"cannot serialize {what}: {error}") from error
-    if size > limit:
-        raise PayloadTooLargeError(what, size, limit)
-    return jsonable
+    if len(text) > limit:
+        raise PayloadTooLargeError(what, len(text), limit)
+    return jsonable, text
 
 
-def check_instance_payload(instance: WorkflowInstance, limit: int) -> Any:
+def check_instance_payload(instance: WorkflowInstance, limit: int) -> tuple[Any, str]:
     """Check an instance about to be saved after a pass: its data and the persistence data of its
     open steps (those of ended steps were checked while they were open). Returns the data as JSON
-    types, as :func:`check_data_payload` does."""
-    jsonable = check_data_payload(instance.data, limit)
+    types and text, as :func:`check_data_payload` does."""
+    checked = check_data_payload(instance.data, limit)
     for pointer in instance.execution_pointers:
         if pointer.end_time is None and pointer.persistence_data is not None:
             check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
-    return jsonable
+    return checked
 
 
 class lent_data:
-    """``with lent_data(data, jsonable): save`` lends ``jsonable`` (``data`` as JSON types, made by a
-    check above) to the save inside the block: the data is encoded once, not twice (see
+    """``with lent_data(data, checked): save`` lends ``checked`` (``data`` as JSON types and text,
+    made by a check above) to the save inside the block: the data is encoded once, not twice (see
     :func:`lend_jsonable_data`). What the save does not use is forgotten on leaving."""
 
-    __slots__ = ("_data", "_jsonable")
+    __slots__ = ("_data", "_checked")
 
-    def __init__(self, data: Any, jsonable: Any) -> None:
-        self._data, self._jsonable = data, jsonable
+    def __init__(self, data: Any, checked: tuple[Any, str] | None) -> None:
+        self._data, self._checked = data, checked
 
     def __enter__(self) -> None:
-        lend_jsonable_data(self._data, self._jsonable)
+        if self._checked is not None:
+            lend_jsonable_data(self._data, *self._checked)
 
     def __exit__(self, *exc_info: object) -> None:
         forget_lent_data()
@@ -104,4 +106,4 @@ class checked_payload(lent_data):
 
     def __enter__(self) -> None:
         if self._limit is not None:
-            lend_jsonable_data(self._instance.data, check_instance_payload(self._instance, self._limit))
+            lend_jsonable_data(self._instance.data, *check_instance_payload(self._instance, self._limit))

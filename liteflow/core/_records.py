@@ -72,31 +72,36 @@ _NOTHING = object()  # never the data of an instance
 
 
 class _Lent(threading.local):
-    """Workflow data the payload check already turned into JSON types, for this thread's next save."""
+    """Workflow data the payload check already turned into JSON types (and measured as JSON text),
+    for this thread's next save."""
 
     data: Any = _NOTHING
     jsonable: Any = None
+    text: str | None = None
 
 
 _lent = _Lent()
 
 
-def lend_jsonable_data(data: Any, jsonable: Any) -> None:
-    """Let the next :func:`instance_to_record` in this thread of an instance whose data is ``data``
-    (this very object) use ``jsonable``, its JSON types made by the payload check just before the
-    save: the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
-    _lent.data, _lent.jsonable = data, jsonable
+def lend_jsonable_data(data: Any, jsonable: Any, text: str | None = None) -> None:
+    """Let the next :func:`instance_to_record` (or :func:`instance_record_text`) in this thread of
+    an instance whose data is ``data`` (this very object) use ``jsonable``, its JSON types made by
+    the payload check just before the save, and ``text``, those as :func:`json_text` (the check's
+    measure): the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
+    lent = _lent
+    lent.data, lent.jsonable, lent.text = data, jsonable, text
 
 
 def forget_lent_data() -> None:
-    _lent.data, _lent.jsonable = _NOTHING, None
+    lent = _lent
+    lent.data, lent.jsonable, lent.text = _NOTHING, None, None
 
 
 def _data(data: Any) -> Any:
     lent = _lent
     if lent.data is data:
         jsonable = lent.jsonable
-        lent.data, lent.jsonable = _NOTHING, None
+        lent.data, lent.jsonable, lent.text = _NOTHING, None, None
         return jsonable
     return to_jsonable(data, "data")
 
@@ -138,8 +143,8 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "outcome": None if outcome is None else _value(outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
         "retries_before_resume": pointer.retries_before_resume,
-        "children": pointer.children,
-        "scope": pointer.scope,
+        "children": pointer.children[:],  # copies (see instance_to_record), without a call
+        "scope": pointer.scope[:],
     }
 
 
@@ -205,7 +210,15 @@ def compacted_from_record(record: dict[str, Any]) -> CompactedHistory:
 
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
-    """The whole instance as JSON types. Raises SerializationError naming the failing field."""
+    """The whole instance as JSON types. Raises SerializationError naming the failing field.
+
+    Every container in the record is new (the pointers' ``children`` and ``scope`` copied, the trace
+    context too), so the memory store can keep the record itself: nothing the caller does to the
+    instance afterwards reaches it."""
+    return _instance_record(instance, True)
+
+
+def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, Any]:
     next_execution, complete_time = instance.next_execution, instance.complete_time
     record = {
         "id": instance.id,
@@ -219,17 +232,18 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
     }
-    if isinstance(instance.data, UnreadableData):
+    if type(instance.data) is UnreadableData:
         record.update(data=None, execution_pointers=[], raw=instance.data.raw)
         record[QUARANTINE] = instance.data.reason
         return record
-    record["data"] = _data(instance.data)
+    if with_data:
+        record["data"] = _data(instance.data)
     record["execution_pointers"] = [
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)
     ]
     if instance.trace_context:  # absent rather than null: most instances carry none
-        record["trace_context"] = instance.trace_context
+        record["trace_context"] = dict(instance.trace_context)
     if instance.priority:  # absent when 0, as nearly always
         record["priority"] = instance.priority
     if instance.queued:
@@ -239,10 +253,31 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     return record
 
 
+def instance_record_text(instance: WorkflowInstance, revision: int | None = None) -> str:
+    """``json_text(instance_to_record(instance))`` (its ``"revision"`` set to ``revision`` if
+    given), the text a store writes. When the save's payload check has lent the data's text (see
+    :func:`lend_jsonable_data`), the rest of the record is encoded and that text spliced in as its
+    last field: the data is encoded to JSON once per save, for the limit and the record both."""
+    lent = _lent
+    text = lent.text
+    if text is not None and lent.data is instance.data and type(instance.data) is not UnreadableData:
+        lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        record = _instance_record(instance, False)
+        if revision is not None:
+            record["revision"] = revision
+        head = json_text(record)  # a JSON object with at least "id": ends with "}"
+        return f'{head[:-1]},"data":{text}}}'
+    record = _instance_record(instance, True)
+    if revision is not None:
+        record["revision"] = revision
+    return json_text(record)
+
+
 def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
     create_time = _parse_time(record["create_time"])
     assert create_time is not None
     quarantined = QUARANTINE in record
+    trace_context = record.get("trace_context")
     return WorkflowInstance(
         id=record["id"],
         workflow_definition_id=record["workflow_definition_id"],
@@ -256,7 +291,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         parent_workflow_id=record.get("parent_workflow_id"),
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
         execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
-        trace_context=record.get("trace_context"),
+        trace_context=None if trace_context is None else dict(trace_context),
         priority=0 if quarantined else record.get("priority", 0),
         queued=bool(record.get("queued", False)),
         compacted=None if quarantined or "compacted" not in record else compacted_from_record(record["compacted"]),
@@ -428,9 +463,9 @@ def save_rows(
     dumps: Callable[[Any], str],
     flag: Column,
 ) -> SaveRows:
-    """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values."""
-    record = instance_to_record(instance)
-    record["revision"] = instance.revision + 1
+    """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values,
+    ``dumps`` the other records into text (the instance's is :func:`instance_record_text`'s)."""
+    record = instance_record_text(instance, instance.revision + 1)  # the data encoded once (see there)
     return SaveRows(
         update=(
             instance.workflow_definition_id,
@@ -439,7 +474,7 @@ def save_rows(
             instance.status.value,
             None if instance.next_execution is None else time(instance.next_execution),
             None if instance.complete_time is None else time(instance.complete_time),
-            dumps(record),
+            record,
             instance.id,
             instance.revision,
         ),
