@@ -22,7 +22,7 @@ from ._compaction import fold_rounds
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
-from ._logcontext import bind_log_context
+from ._logcontext import log_context
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -50,6 +50,20 @@ AwaitRunner = Callable[[Awaitable[Any]], Any]
 PassMiddleware = Callable[[WorkflowInstance, Callable[[], "PassResult"]], "PassResult"]
 """Wraps every pass: ``middleware(instance, next_)`` must call ``next_()`` and return its result."""
 DefinitionLookup = Callable[[str, "int | None"], "WorkflowDefinition | None"]
+
+
+def _checked(outcome: Any, context: StepExecutionContext, run_awaitable: Callable[[Any], Any]) -> ExecutionResult:
+    """What a step's ``run`` returned, as an ExecutionResult: None is ``next()``, an awaitable is
+    run to its end first, anything else is an error."""
+    if type(outcome) is ExecutionResult:
+        return outcome
+    if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
+        outcome = run_awaitable(outcome)
+    if outcome is None:
+        return ExecutionResult.next()
+    if not isinstance(outcome, ExecutionResult):
+        raise TypeError(f"step {context.step.body_name} returned {outcome!r}, not an ExecutionResult or None")
+    return outcome
 
 
 @dataclass
@@ -145,13 +159,16 @@ class WorkflowExecutor:
         self._cancellations = cancellations
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
-        with bind_log_context(workflow_id=instance.id):
+        token = log_context.set((instance.id, None))
+        try:
             if not self._pass_middleware:
                 return self._execute(instance, definition, now)
             chain: Callable[[], PassResult] = lambda: self._execute(instance, definition, now)  # noqa: E731
             for middleware in reversed(self._pass_middleware):
                 chain = (lambda m, inner: lambda: m(instance, inner))(middleware, chain)
             return chain()
+        finally:
+            log_context.reset(token)
 
     def _execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         result = PassResult()
@@ -206,14 +223,19 @@ class WorkflowExecutor:
         pointer.sleep_until = None
         context = self._context(instance, step, pointer, open_children)
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
-        if self._cancellations is not None:
-            self._cancellations.add(instance.id, context)
-        with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
+        cancellations = self._cancellations
+        if cancellations is not None:
+            cancellations.add(instance.id, context)
+        token = log_context.set((instance.id, step.name or step.body_name))
+        try:
             try:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                outcome = self._invoke(body, context, left)
+                if left is None and not self._middleware:
+                    outcome = _checked(body.run(context), context, self._run_awaitable)
+                else:
+                    outcome = self._invoke(body, context, left)
                 if outcome.start_child is not None:
                     result.children.append(self._child_instance(instance, outcome, now))
                 if outcome.proceed:
@@ -227,9 +249,11 @@ class WorkflowExecutor:
                 self._handle_error(instance, definition, step, pointer, now, error, result)
                 return
             finally:
-                if self._cancellations is not None:
-                    self._cancellations.remove(instance.id, context)
+                if cancellations is not None:
+                    cancellations.remove(instance.id, context)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
+        finally:
+            log_context.reset(token)
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
         """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
@@ -239,13 +263,9 @@ class WorkflowExecutor:
                 outcome = body.run(context)
             else:
                 outcome = run_sync_with_deadline(lambda: body.run(context), context.cancellation, left)
-            if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
-                outcome = self._run_awaitable(outcome if left is None else with_deadline(outcome, left))
-            if outcome is None:
-                return ExecutionResult.next()
-            if not isinstance(outcome, ExecutionResult):
-                raise TypeError(f"step {context.step.body_name} returned {outcome!r}, not an ExecutionResult or None")
-            return outcome
+            if left is not None and type(outcome) is not ExecutionResult and hasattr(outcome, "__await__"):
+                outcome = with_deadline(outcome, left)
+            return _checked(outcome, context, self._run_awaitable)
 
         chain = call
         for middleware in reversed(self._middleware):
