@@ -23,6 +23,7 @@ from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
 from ._logcontext import log_context
+from ._step_limits import StepLimits
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -232,7 +233,7 @@ class WorkflowExecutor:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                if left is None and not self._middleware:
+                if left is None and self._plain(step):
                     outcome = _checked(body.run(context), context, self._run_awaitable)
                 else:
                     outcome = self._invoke(body, context, left)
@@ -254,6 +255,17 @@ class WorkflowExecutor:
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
         finally:
             log_context.reset(token)
+
+    def _plain(self, step: WorkflowStep) -> bool:
+        """Whether no middleware applies to ``step``: none, or only the host's own step limits
+        and the step has neither limit."""
+        middleware = self._middleware
+        return not middleware or (
+            len(middleware) == 1
+            and middleware[0].__class__ is StepLimits
+            and step.concurrency_limit is None
+            and step.rate_limit is None
+        )
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
         """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
