@@ -306,7 +306,10 @@ def _enter(value: Any, seen: set[int]) -> int:
 
 
 def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
-    key = _enter(items, seen)
+    key = id(items)
+    if key in seen or len(seen) >= MAX_DEPTH:
+        _enter(items, seen)  # raises, saying which
+    seen.add(key)  # _enter written out: it runs for every container of every save
     out: list[Any] = []
     try:
         for item in items:
@@ -319,7 +322,10 @@ def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
 
 
 def _encode_attrs(owner: object, attrs: dict[str, Any], seen: set[int]) -> dict[str, Any]:
-    key = _enter(owner, seen)
+    key = id(owner)
+    if key in seen or len(seen) >= MAX_DEPTH:
+        _enter(owner, seen)  # raises, saying which
+    seen.add(key)
     out: dict[str, Any] = {}
     k = ""
     try:
@@ -361,8 +367,11 @@ def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
         if info.kind == "dataclass":
             attrs = {f.name: getattr(value, f.name) for f in info.fields if hasattr(value, f.name)}
         else:
-            attrs = dict(vars(value)) if info.has_dict else {}
-            attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
+            if not info.slots:  # read, not changed: no copy needed
+                attrs = vars(value) if info.has_dict else {}
+            else:
+                attrs = dict(vars(value)) if info.has_dict else {}
+                attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
         encoded = _encode_attrs(value, attrs, seen)
     return {_TAG: info.kind, "c": info.name, "v": encoded}
 
