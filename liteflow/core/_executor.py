@@ -374,11 +374,15 @@ class WorkflowExecutor:
                         step_id=next_step.next_step,
                         predecessor_id=pointer.id,
                         context_item=pointer.context_item,
-                        scope=list(pointer.scope),
+                        scope=pointer.scope[:],
                     )
                 )
-        if result.queued is None:
-            result.queued = any(p.status is PointerStatus.QUEUED for p in instance.execution_pointers)
+        if result.queued is None:  # a loop, not any() over a generator: every step of every workflow
+            result.queued = False
+            for other in instance.execution_pointers:
+                if other.status is PointerStatus.QUEUED:
+                    result.queued = True
+                    break
         if result.queued:
             for queued in instance.execution_pointers:
                 if queued.status is PointerStatus.QUEUED and queued.predecessor_id == pointer.id:

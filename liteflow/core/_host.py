@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -77,6 +77,8 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         self.queue = queue
         self.lock = lock
         self.options = options
+        # The options are frozen, so the clock is too: read at every pass and save, without a call around it.
+        self._clock: Callable[[], datetime] = options.clock
         self.registry = WorkflowRegistry()
         self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned
@@ -432,9 +434,6 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         return _repair.fork_workflow(self, workflow_id, from_step)
 
     # -- saving and queueing -------------------------------------------------------------------
-
-    def _clock(self) -> datetime:
-        return self.options.clock()
 
     def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         """Queue an item whose state the store already holds. If the queue fails, nothing is lost
