@@ -237,9 +237,9 @@ class WorkflowExecutor:
                     outcome = _checked(body.run(context), context, self._run_awaitable)
                 else:
                     outcome = self._invoke(body, context, left)
-                if outcome.start_child is not None:
+                if outcome._start_child is not None:
                     result.children.append(self._child_instance(instance, outcome, now))
-                if outcome.proceed:
+                if outcome._proceed:
                     for prop, output in step.outputs:
                         instance.data = _set_data(instance.data, prop, output(body))
             except DeadlinePassed:
@@ -285,7 +285,7 @@ class WorkflowExecutor:
         return chain()
 
     def _child_instance(self, parent: WorkflowInstance, outcome: ExecutionResult, now: datetime) -> WorkflowInstance:
-        child = outcome.start_child
+        child = outcome._start_child
         assert child is not None
         version = child.version
         definition = self._find_definition(child.workflow_id, version)
@@ -315,41 +315,42 @@ class WorkflowExecutor:
         now: datetime,
         result: PassResult,
     ) -> None:
-        pointer.persistence_data = None if outcome.proceed else outcome.persistence_data
-        if outcome.fold_rounds and pointer.children:
-            fold_rounds(instance, definition, pointer, keep_last=len(step.children) if outcome.proceed else 0)
-        if outcome.branch_values is not None:
+        # The result's fields rather than its read-only properties: a call each, a dozen per step.
+        pointer.persistence_data = None if outcome._proceed else outcome._persistence_data
+        if outcome._fold_rounds and pointer.children:
+            fold_rounds(instance, definition, pointer, keep_last=len(step.children) if outcome._proceed else 0)
+        if outcome._branch_values is not None:
             scope = [pointer.id, *pointer.scope]
-            for value in outcome.branch_values:
-                for child_step in outcome.branch_children or step.children:
+            for value in outcome._branch_values:
+                for child_step in outcome._branch_children or step.children:
                     child = ExecutionPointer(
                         step_id=child_step, predecessor_id=pointer.id, context_item=value, scope=scope
                     )
                     pointer.children.append(child.id)
                     instance.execution_pointers.append(child)
-        if outcome.proceed:
-            self._complete(instance, definition, step, pointer, outcome.outcome_value, now, result)
-            if outcome.end_workflow:
+        if outcome._proceed:
+            self._complete(instance, definition, step, pointer, outcome._outcome_value, now, result)
+            if outcome._end_workflow:
                 self._end_workflow(instance, now)
             return
         pointer.status = PointerStatus.PENDING
-        if outcome.sleep_for is not None:
-            pointer.sleep_until = now + outcome.sleep_for
+        if outcome._sleep_for is not None:
+            pointer.sleep_until = now + outcome._sleep_for
             pointer.status = PointerStatus.SLEEPING
-        if outcome.event_name is not None:
+        if outcome._event_name is not None:
             pointer.active = False
             pointer.status = PointerStatus.WAITING_FOR_EVENT
-            pointer.event_name = outcome.event_name
-            pointer.event_key = outcome.event_key
+            pointer.event_name = outcome._event_name
+            pointer.event_key = outcome._event_key
             pointer.event_published = False
             result.subscriptions.append(
                 EventSubscription(
                     workflow_id=instance.id,
                     step_id=step.id,
                     execution_pointer_id=pointer.id,
-                    event_name=outcome.event_name,
-                    event_key=outcome.event_key or "",
-                    subscribe_as_of=outcome.event_as_of or instance.create_time,
+                    event_name=outcome._event_name,
+                    event_key=outcome._event_key or "",
+                    subscribe_as_of=outcome._event_as_of or instance.create_time,
                 )
             )
 
@@ -647,7 +648,7 @@ class WorkflowExecutor:
 
     def _failed_outside_saga(self, instance: WorkflowInstance, definition: WorkflowDefinition) -> bool:
         """A step compensated outside any saga ends the workflow as terminated."""
-        return any(
-            p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None
-            for p in instance.execution_pointers
-        )
+        for p in instance.execution_pointers:  # a loop, not any() over a generator: every workflow's end
+            if p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None:
+                return True
+        return False
