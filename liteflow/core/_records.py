@@ -124,6 +124,23 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
     sleep_until, start_time, end_time = pointer.sleep_until, pointer.start_time, pointer.end_time
     persistence_data, event_data = pointer.persistence_data, pointer.event_data
     context_item, outcome = pointer.context_item, pointer.outcome
+    # A finished pointer is written at every later save: its times' text is kept on it (see
+    # ExecutionPointer._iso), used only while the very same datetime objects are in its fields.
+    iso = pointer._iso
+    if start_time is None:
+        start = None
+    elif start_time is iso[0]:
+        start = iso[1]
+    else:
+        start = start_time.isoformat()
+    if end_time is None:
+        end = None
+    elif end_time is iso[2]:
+        end = iso[3]
+    else:
+        end = end_time.isoformat()
+    if start is not iso[1] or end is not iso[3]:
+        pointer._iso = (start_time, start, end_time, end)  # type: ignore[misc]  # see ExecutionPointer._iso
     return {
         "id": pointer.id,
         "step_id": pointer.step_id,
@@ -131,8 +148,8 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "status": pointer.status._value_,
         "sleep_until": None if sleep_until is None else sleep_until.isoformat(),
         "persistence_data": None if persistence_data is None else _value(persistence_data, path, "persistence_data"),
-        "start_time": None if start_time is None else start_time.isoformat(),
-        "end_time": None if end_time is None else end_time.isoformat(),
+        "start_time": start,
+        "end_time": end,
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
@@ -219,7 +236,13 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
 
 
 def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, Any]:
-    next_execution, complete_time = instance.next_execution, instance.complete_time
+    next_execution, complete_time, create_time = instance.next_execution, instance.complete_time, instance.create_time
+    iso = instance._iso  # the create time's text, kept as the pointers' times are (see pointer_to_record)
+    if create_time is iso[0]:
+        created = iso[1]
+    else:
+        created = create_time.isoformat()
+        instance._iso = (create_time, created)  # type: ignore[misc]  # see WorkflowInstance._iso
     record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
@@ -227,7 +250,7 @@ def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, A
         "reference": instance.reference,
         "status": instance.status._value_,
         "next_execution": None if next_execution is None else next_execution.isoformat(),
-        "create_time": instance.create_time.isoformat(),
+        "create_time": created,
         "complete_time": None if complete_time is None else complete_time.isoformat(),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
