@@ -10,12 +10,13 @@ deliveries waiting for a lock), ``_controls.Controls`` (suspend, resume, termina
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +44,7 @@ from ._models import (
     ExecutionPointer,
     WorkflowInstance,
     WorkflowStatus,
+    utcnow,
 )
 from ._options import HostOptions
 from ._payload import check_payload
@@ -58,6 +60,8 @@ from ._user_tasks import UserAction, open_user_actions, publish_user_action
 from ._workers import Workers
 
 logger = logging.getLogger("liteflow")
+
+_C_UTCNOW: Callable[[], datetime] = functools.partial(datetime.now, timezone.utc)  # utcnow() without its frame
 
 _RESERVED_PREFIX = "liteflow."
 
@@ -77,8 +81,9 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         self.queue = queue
         self.lock = lock
         self.options = options
-        # The options are frozen, so the clock is too: read at every pass and save, without a call around it.
-        self._clock: Callable[[], datetime] = options.clock
+        # The options are frozen, so the clock is too: read at every pass and save, without a call
+        # around it (the default, utcnow, as the C call it makes).
+        self._clock: Callable[[], datetime] = _C_UTCNOW if options.clock is utcnow else options.clock
         self.registry = WorkflowRegistry()
         self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned

@@ -279,6 +279,15 @@ def _encode(value: Any, seen: set[int]) -> Any:
         if _TAG in value or not _STR.issuperset(map(type, value)):  # some key is not a str
             return {_TAG: "dict", "v": _encode_pairs(value, seen)}
         return _encode_attrs(value, value, seen)
+    info = _class_infos.get(t)  # a class met before: straight there, the most common case left
+    if (
+        info is not None
+        and type(info) is not str
+        and t not in _CONTAINERS  # (a decoded record may have named one: they keep their own tags)
+        and t not in _VALUES
+        and t is not types.SimpleNamespace
+    ):
+        return _encode_instance(value, t, seen, info)
     tag = _CONTAINERS.get(t)
     if tag is not None:
         items = _encode_items(value, seen)
@@ -352,8 +361,9 @@ def _encode_pairs(d: dict[Any, Any], seen: set[int]) -> list[Any]:
     return pairs
 
 
-def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
-    info = _class_info(cls)
+def _encode_instance(value: Any, cls: type, seen: set[int], info: _ClassInfo | str | None = None) -> Any:
+    if info is None:
+        info = _class_info(cls)
     if isinstance(info, str):
         raise _Fail(f"type {_qualified(cls)} is not supported; {_HINT} or use plain data{info}")
     if info.kind == "enum":
