@@ -178,12 +178,18 @@ class WorkflowExecutor:
             self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
         pointers = instance.execution_pointers
-        due = [pointer for pointer in pointers if _awake(pointer, now) and not open_children[pointer.id]]
+        # _awake written out for the common case (active, not sleeping): it runs for every pointer.
+        due = [
+            pointer
+            for pointer in pointers
+            if ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now))
+            and not open_children[pointer.id]
+        ]
         for pointer in due:
             if instance.status is not WorkflowStatus.RUNNABLE:
                 break
-            if not _awake(pointer, now):  # ended earlier in this pass (end_workflow, compensation)
-                continue
+            if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
+                continue  # ended earlier in this pass (end_workflow, compensation)
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
             result.steps_run += 1

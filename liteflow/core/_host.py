@@ -465,7 +465,8 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         """Persist an instance (lock held) and tell everyone who cares what changed."""
         now = self._clock()
         events: list[Event] = []
-        ended = instance.is_finished and before not in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+        finished = instance.status is WorkflowStatus.COMPLETE or instance.status is WorkflowStatus.TERMINATED
+        ended = finished and before is not WorkflowStatus.COMPLETE and before is not WorkflowStatus.TERMINATED
         if ended and instance.parent_workflow_id is not None:
             outcome = {"status": instance.status.value, "data": instance.data}
             events.append(Event(CHILD_COMPLETED_EVENT, instance.id, outcome, event_time=now))

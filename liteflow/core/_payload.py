@@ -22,7 +22,7 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
-from ._records import forget_lent_data, json_text, lend_jsonable_data
+from ._records import _NOTHING, _lent, forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
@@ -92,7 +92,8 @@ class lent_data:
             lend_jsonable_data(self._data, *self._checked)
 
     def __exit__(self, *exc_info: object) -> None:
-        forget_lent_data()
+        if _lent.data is not _NOTHING:  # the save usually took it (and so forgot it) already
+            forget_lent_data()
 
 
 class checked_payload(lent_data):

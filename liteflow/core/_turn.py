@@ -143,7 +143,8 @@ class WorkflowTurn:
             return False
         for subscription in result.subscriptions:
             host._delivery.deliver_published(instance, subscription)
-        self._orphans += children_to_end(instance, waits, definition)
+        if waits:
+            self._orphans += children_to_end(instance, waits, definition)
         return True
 
     def _create_child(self, child: WorkflowInstance) -> None:
