@@ -122,7 +122,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         revision = instance.revision + 1
         record = instance_to_record(instance)
         record["revision"] = revision
-        event_texts = [(event, _dumps(event_to_record(event))) for event in events]
+        event_texts = [(event, _dumps(event_to_record(event))) for event in events] if events else ()
         with self._lock:
             stored = self._revisions.get(instance.id)
             if stored is None:
