@@ -23,7 +23,6 @@ from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
 from ._logcontext import log_context
-from ._step_limits import StepLimits
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -32,6 +31,7 @@ from ._models import (
     WorkflowInstance,
     WorkflowStatus,
 )
+from ._step_limits import StepLimits
 from ._steps import (
     _ANY,
     ErrorBehavior,
@@ -281,8 +281,13 @@ class WorkflowExecutor:
                 outcome = body.run(context)
             else:
                 outcome = run_sync_with_deadline(lambda: body.run(context), context.cancellation, left)
-            if left is not None and type(outcome) is not ExecutionResult and hasattr(outcome, "__await__"):
-                outcome = with_deadline(outcome, left)
+            if (
+                left is not None
+                and outcome is not None
+                and not isinstance(outcome, ExecutionResult)
+                and hasattr(outcome, "__await__")
+            ):
+                outcome = with_deadline(outcome, left)  # then run by _checked
             return _checked(outcome, context, self._run_awaitable)
 
         chain = call

@@ -82,7 +82,7 @@ class lent_data:
     made by a check above) to the save inside the block: the data is encoded once, not twice (see
     :func:`lend_jsonable_data`). What the save does not use is forgotten on leaving."""
 
-    __slots__ = ("_data", "_checked")
+    __slots__ = ("_checked", "_data")
 
     def __init__(self, data: Any, checked: tuple[Any, str] | None) -> None:
         self._data, self._checked = data, checked

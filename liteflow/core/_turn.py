@@ -99,8 +99,9 @@ class WorkflowTurn:
         if not self._is_due(instance, now) and not limits.may_take_slot(instance):
             return False
         definition = self._definition  # looked up once per turn, unless the instance moved to another
-        if definition is None or definition.id != instance.workflow_definition_id or definition.version != instance.version:
-            definition = self._definition = host.registry.find(instance.workflow_definition_id, instance.version)
+        wanted_id, wanted_version = instance.workflow_definition_id, instance.version
+        if definition is None or definition.id != wanted_id or definition.version != wanted_version:
+            definition = self._definition = host.registry.find(wanted_id, wanted_version)
         if definition is None:
             self._suspend_unregistered()
             return False
