@@ -315,9 +315,16 @@ def _enter(value: Any, seen: set[int]) -> int:
 
 
 def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
-    key = id(items)
-    if key in seen or len(seen) >= MAX_DEPTH:
+    if len(seen) >= MAX_DEPTH:
         _enter(items, seen)  # raises, saying which
+    for item in items:
+        if type(item) not in _SCALARS:
+            break
+    else:  # only scalars, as most lists in data: nothing inside can lead back to it, a copy is all
+        return list(items)
+    key = id(items)
+    if key in seen:
+        _enter(items, seen)  # raises: a cycle
     seen.add(key)  # _enter written out: it runs for every container of every save
     out: list[Any] = []
     try:
