@@ -96,7 +96,12 @@ class WorkflowTurn:
         host, instance = self._host, self._instance
         assert instance is not None, "loaded first"
         now = host._clock()
-        if not self._is_due(instance, now) and not limits.may_take_slot(instance):
+        due = (  # _is_due written out: before every pass
+            instance.status is WorkflowStatus.RUNNABLE
+            and instance.next_execution is not None
+            and instance.next_execution <= now
+        )
+        if not due and not limits.may_take_slot(instance):
             return False
         definition = self._definition  # looked up once per turn, unless the instance moved to another
         wanted_id, wanted_version = instance.workflow_definition_id, instance.version
