@@ -228,11 +228,18 @@ class WorkflowExecutor:
             result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = self._context(instance, step, pointer, open_children)
+        context = StepExecutionContext(  # self._context written out: every step
+            workflow=instance,
+            step=step,
+            execution_pointer=pointer,
+            persistence_data=pointer.persistence_data,
+            item=pointer.context_item,
+            branch_complete=lambda: open_children[pointer.id] == 0,
+        )
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
-        cancellations = self._cancellations
-        if cancellations is not None:
-            cancellations.add(instance.id, context)
+        running = None if self._cancellations is None else self._cancellations.running
+        if running is not None:  # Cancellations.add written out
+            running[id(context)] = (instance.id, context)
         token = log_context.set((instance.id, step.name or step.body_name))
         try:
             try:
@@ -240,7 +247,11 @@ class WorkflowExecutor:
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
                 if left is None and self._plain(step):
-                    outcome = _checked(body.run(context), context, self._run_awaitable)
+                    outcome = body.run(context)
+                    if outcome is None:  # as _checked makes it, without the two calls
+                        outcome = ExecutionResult(proceed=True)
+                    elif type(outcome) is not ExecutionResult:
+                        outcome = _checked(outcome, context, self._run_awaitable)
                 else:
                     outcome = self._invoke(body, context, left)
                 if outcome._start_child is not None:
@@ -256,8 +267,8 @@ class WorkflowExecutor:
                 self._handle_error(instance, definition, step, pointer, now, error, result)
                 return
             finally:
-                if cancellations is not None:
-                    cancellations.remove(instance.id, context)
+                if running is not None:  # Cancellations.remove
+                    running.pop(id(context), None)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
         finally:
             log_context.reset(token)
@@ -376,7 +387,7 @@ class WorkflowExecutor:
         result: PassResult,
     ) -> None:
         """End a pointer successfully and start the steps that follow its outcome."""
-        _end(pointer, PointerStatus.COMPLETE, now)
+        pointer.active, pointer.status, pointer.end_time, pointer.sleep_until = False, PointerStatus.COMPLETE, now, None
         pointer.outcome = outcome_value
         result.step_events.append((StepEvent.COMPLETED, pointer))
         for next_step in step.outcomes:

@@ -57,17 +57,19 @@ class Cancellations:
     rare, and they are at most a few per worker thread."""
 
     def __init__(self) -> None:
-        self._running: dict[int, tuple[str, StepExecutionContext]] = {}
+        self.running: dict[int, tuple[str, StepExecutionContext]] = {}
+        """id(context) -> (workflow id, context); the executor adds and removes its steps here
+        directly, as :meth:`add` and :meth:`remove` do."""
 
     def add(self, workflow_id: str, context: StepExecutionContext) -> None:
-        self._running[id(context)] = (workflow_id, context)
+        self.running[id(context)] = (workflow_id, context)
 
     def remove(self, workflow_id: str, context: StepExecutionContext) -> None:
-        self._running.pop(id(context), None)
+        self.running.pop(id(context), None)
 
     def cancel(self, workflow_id: str) -> None:
         """Set the flag of every step of ``workflow_id`` running here."""
-        running = self._running.copy()  # one C call: atomic against the workers' add and remove
+        running = self.running.copy()  # one C call: atomic against the workers' add and remove
         for running_id, context in running.values():
             if running_id == workflow_id:
                 context.cancellation.set()

@@ -106,5 +106,11 @@ class checked_payload(lent_data):
         self._instance, self._limit = instance, limit
 
     def __enter__(self) -> None:
-        if self._limit is not None:
-            lend_jsonable_data(self._instance.data, *check_instance_payload(self._instance, self._limit))
+        limit = self._limit
+        if limit is not None:  # check_instance_payload, written out: every save
+            instance = self._instance
+            checked = check_data_payload(instance.data, limit)
+            for pointer in instance.execution_pointers:
+                if pointer.end_time is None and pointer.persistence_data is not None:
+                    check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
+            lend_jsonable_data(instance.data, *checked)
