@@ -97,15 +97,6 @@ def forget_lent_data() -> None:
     lent.data, lent.jsonable, lent.text = _NOTHING, None, None
 
 
-def _data(data: Any) -> Any:
-    lent = _lent
-    if lent.data is data:
-        jsonable = lent.jsonable
-        lent.data, lent.jsonable, lent.text = _NOTHING, None, None
-        return jsonable
-    return to_jsonable(data, "data")
-
-
 def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -267,7 +258,12 @@ def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, A
         record[QUARANTINE] = instance.data.reason
         return record
     if with_data:
-        record["data"] = _data(instance.data)
+        data, lent = instance.data, _lent  # _data written out: every save
+        if lent.data is data:
+            record["data"] = lent.jsonable
+            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        else:
+            record["data"] = to_jsonable(data, "data")
     record["execution_pointers"] = [
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)

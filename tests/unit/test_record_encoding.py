@@ -87,6 +87,20 @@ def test_a_loaded_instance_shares_nothing_with_the_memory_store() -> None:
     assert fresh.trace_context == {"traceparent": "00-abc-def-01"}
 
 
+def test_the_memory_store_keeps_a_finished_instance_as_text_and_reads_it_back_the_same() -> None:
+    store = MemoryPersistenceProvider()
+    instance = _rich_instance()
+    store.create_workflow(instance)
+    assert isinstance(store._instances[instance.id], dict)
+    instance.status, instance.complete_time, instance.next_execution = WorkflowStatus.COMPLETE, T0, None
+    with checked_payload(instance, 10_000):  # the data's text lent, spliced in
+        store.persist_workflow(instance)
+    stored = store._instances[instance.id]
+    assert isinstance(stored, str)
+    assert json.loads(stored) == {**instance_to_record(instance), "revision": 1}
+    assert store.get_workflow_instance(instance.id) == instance
+
+
 def test_an_undecodable_memory_record_is_quarantined_with_its_text_as_raw() -> None:
     store = MemoryPersistenceProvider()
     instance = make_instance()
