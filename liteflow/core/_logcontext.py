@@ -17,21 +17,6 @@ directly (``token = log_context.set((workflow_id, step))`` ... ``log_context.res
 variable, no object per bind, as it runs twice per step of every workflow."""
 
 
-class bind_log_context:  # a class named as the function it replaced: ``with bind_log_context(...):``
-    """Bind the workflow id (and step) for the ``with`` block, for callers off the hot path."""
-
-    __slots__ = ("_token", "_value")
-
-    def __init__(self, *, workflow_id: str, step: str | None = None) -> None:
-        self._value = (workflow_id, step)
-
-    def __enter__(self) -> None:
-        self._token = log_context.set(self._value)
-
-    def __exit__(self, *exc_info: object) -> None:
-        log_context.reset(self._token)
-
-
 class LogContextFilter(logging.Filter):
     """Adds ``workflow_id`` and ``step`` to each record (never filters a record out).
 
