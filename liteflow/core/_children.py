@@ -18,14 +18,16 @@ from ._steps import WorkflowDefinition, WorkflowStep
 
 def child_waits(instance: WorkflowInstance) -> dict[str, str]:
     """The instance's steps waiting for a sub-workflow: pointer id -> child instance id."""
-    return {
-        pointer.id: pointer.event_key
-        for pointer in instance.execution_pointers
-        if pointer.event_name == CHILD_COMPLETED_EVENT
-        and pointer.status is PointerStatus.WAITING_FOR_EVENT
-        and not pointer.event_published
-        and pointer.event_key
-    }
+    waits: dict[str, str] = {}
+    for pointer in instance.execution_pointers:  # a loop, not a comprehension: before every pass
+        if (
+            pointer.event_name == CHILD_COMPLETED_EVENT
+            and pointer.status is PointerStatus.WAITING_FOR_EVENT
+            and not pointer.event_published
+            and pointer.event_key
+        ):
+            waits[pointer.id] = pointer.event_key
+    return waits
 
 
 def abandons(step: WorkflowStep) -> bool:

@@ -22,7 +22,7 @@ from ._compaction import fold_rounds
 from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
-from ._logcontext import bind_log_context
+from ._logcontext import log_context
 from ._models import (
     EventSubscription,
     ExecutionError,
@@ -31,6 +31,7 @@ from ._models import (
     WorkflowInstance,
     WorkflowStatus,
 )
+from ._step_limits import StepLimits
 from ._steps import (
     _ANY,
     ErrorBehavior,
@@ -50,6 +51,20 @@ AwaitRunner = Callable[[Awaitable[Any]], Any]
 PassMiddleware = Callable[[WorkflowInstance, Callable[[], "PassResult"]], "PassResult"]
 """Wraps every pass: ``middleware(instance, next_)`` must call ``next_()`` and return its result."""
 DefinitionLookup = Callable[[str, "int | None"], "WorkflowDefinition | None"]
+
+
+def _checked(outcome: Any, context: StepExecutionContext, run_awaitable: Callable[[Any], Any]) -> ExecutionResult:
+    """What a step's ``run`` returned, as an ExecutionResult: None is ``next()``, an awaitable is
+    run to its end first, anything else is an error."""
+    if type(outcome) is ExecutionResult:
+        return outcome
+    if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
+        outcome = run_awaitable(outcome)
+    if outcome is None:
+        return ExecutionResult.next()
+    if not isinstance(outcome, ExecutionResult):
+        raise TypeError(f"step {context.step.body_name} returned {outcome!r}, not an ExecutionResult or None")
+    return outcome
 
 
 @dataclass
@@ -145,13 +160,16 @@ class WorkflowExecutor:
         self._cancellations = cancellations
 
     def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
-        with bind_log_context(workflow_id=instance.id):
+        token = log_context.set((instance.id, None))
+        try:
             if not self._pass_middleware:
                 return self._execute(instance, definition, now)
             chain: Callable[[], PassResult] = lambda: self._execute(instance, definition, now)  # noqa: E731
             for middleware in reversed(self._pass_middleware):
                 chain = (lambda m, inner: lambda: m(instance, inner))(middleware, chain)
             return chain()
+        finally:
+            log_context.reset(token)
 
     def _execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
         result = PassResult()
@@ -160,12 +178,18 @@ class WorkflowExecutor:
             self._cancel_and_expire(instance, definition, now, result)
         open_children = _open_children(instance)
         pointers = instance.execution_pointers
-        due = [pointer for pointer in pointers if _awake(pointer, now) and not open_children[pointer.id]]
+        # _awake written out for the common case (active, not sleeping): it runs for every pointer.
+        due = [
+            pointer
+            for pointer in pointers
+            if ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now))
+            and not open_children[pointer.id]
+        ]
         for pointer in due:
             if instance.status is not WorkflowStatus.RUNNABLE:
                 break
-            if not _awake(pointer, now):  # ended earlier in this pass (end_workflow, compensation)
-                continue
+            if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
+                continue  # ended earlier in this pass (end_workflow, compensation)
             step = definition.steps[pointer.step_id]
             self._run_pointer(instance, definition, step, pointer, now, open_children, result)
             result.steps_run += 1
@@ -204,19 +228,35 @@ class WorkflowExecutor:
             result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = self._context(instance, step, pointer, open_children)
+        context = StepExecutionContext(  # self._context written out: every step
+            workflow=instance,
+            step=step,
+            execution_pointer=pointer,
+            persistence_data=pointer.persistence_data,
+            item=pointer.context_item,
+            branch_complete=lambda: open_children[pointer.id] == 0,
+        )
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
-        if self._cancellations is not None:
-            self._cancellations.add(instance.id, context)
-        with bind_log_context(workflow_id=instance.id, step=step.name or step.body_name):
+        running = None if self._cancellations is None else self._cancellations.running
+        if running is not None:  # Cancellations.add written out
+            running[id(context)] = (instance.id, context)
+        token = log_context.set((instance.id, step.name or step.body_name))
+        try:
             try:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                outcome = self._invoke(body, context, left)
-                if outcome.start_child is not None:
+                if left is None and self._plain(step):
+                    outcome = body.run(context)
+                    if outcome is None:  # as _checked makes it, without the two calls
+                        outcome = ExecutionResult(proceed=True)
+                    elif type(outcome) is not ExecutionResult:
+                        outcome = _checked(outcome, context, self._run_awaitable)
+                else:
+                    outcome = self._invoke(body, context, left)
+                if outcome._start_child is not None:
                     result.children.append(self._child_instance(instance, outcome, now))
-                if outcome.proceed:
+                if outcome._proceed:
                     for prop, output in step.outputs:
                         instance.data = _set_data(instance.data, prop, output(body))
             except DeadlinePassed:
@@ -227,9 +267,22 @@ class WorkflowExecutor:
                 self._handle_error(instance, definition, step, pointer, now, error, result)
                 return
             finally:
-                if self._cancellations is not None:
-                    self._cancellations.remove(instance.id, context)
+                if running is not None:  # Cancellations.remove
+                    running.pop(id(context), None)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
+        finally:
+            log_context.reset(token)
+
+    def _plain(self, step: WorkflowStep) -> bool:
+        """Whether no middleware applies to ``step``: none, or only the host's own step limits
+        and the step has neither limit."""
+        middleware = self._middleware
+        return not middleware or (
+            len(middleware) == 1
+            and middleware[0].__class__ is StepLimits
+            and step.concurrency_limit is None
+            and step.rate_limit is None
+        )
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
         """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
@@ -239,13 +292,14 @@ class WorkflowExecutor:
                 outcome = body.run(context)
             else:
                 outcome = run_sync_with_deadline(lambda: body.run(context), context.cancellation, left)
-            if outcome is not None and not isinstance(outcome, ExecutionResult) and hasattr(outcome, "__await__"):
-                outcome = self._run_awaitable(outcome if left is None else with_deadline(outcome, left))
-            if outcome is None:
-                return ExecutionResult.next()
-            if not isinstance(outcome, ExecutionResult):
-                raise TypeError(f"step {context.step.body_name} returned {outcome!r}, not an ExecutionResult or None")
-            return outcome
+            if (
+                left is not None
+                and outcome is not None
+                and not isinstance(outcome, ExecutionResult)
+                and hasattr(outcome, "__await__")
+            ):
+                outcome = with_deadline(outcome, left)  # then run by _checked
+            return _checked(outcome, context, self._run_awaitable)
 
         chain = call
         for middleware in reversed(self._middleware):
@@ -253,7 +307,7 @@ class WorkflowExecutor:
         return chain()
 
     def _child_instance(self, parent: WorkflowInstance, outcome: ExecutionResult, now: datetime) -> WorkflowInstance:
-        child = outcome.start_child
+        child = outcome._start_child
         assert child is not None
         version = child.version
         definition = self._find_definition(child.workflow_id, version)
@@ -283,41 +337,42 @@ class WorkflowExecutor:
         now: datetime,
         result: PassResult,
     ) -> None:
-        pointer.persistence_data = None if outcome.proceed else outcome.persistence_data
-        if outcome.fold_rounds and pointer.children:
-            fold_rounds(instance, definition, pointer, keep_last=len(step.children) if outcome.proceed else 0)
-        if outcome.branch_values is not None:
+        # The result's fields rather than its read-only properties: a call each, a dozen per step.
+        pointer.persistence_data = None if outcome._proceed else outcome._persistence_data
+        if outcome._fold_rounds and pointer.children:
+            fold_rounds(instance, definition, pointer, keep_last=len(step.children) if outcome._proceed else 0)
+        if outcome._branch_values is not None:
             scope = [pointer.id, *pointer.scope]
-            for value in outcome.branch_values:
-                for child_step in outcome.branch_children or step.children:
+            for value in outcome._branch_values:
+                for child_step in outcome._branch_children or step.children:
                     child = ExecutionPointer(
                         step_id=child_step, predecessor_id=pointer.id, context_item=value, scope=scope
                     )
                     pointer.children.append(child.id)
                     instance.execution_pointers.append(child)
-        if outcome.proceed:
-            self._complete(instance, definition, step, pointer, outcome.outcome_value, now, result)
-            if outcome.end_workflow:
+        if outcome._proceed:
+            self._complete(instance, definition, step, pointer, outcome._outcome_value, now, result)
+            if outcome._end_workflow:
                 self._end_workflow(instance, now)
             return
         pointer.status = PointerStatus.PENDING
-        if outcome.sleep_for is not None:
-            pointer.sleep_until = now + outcome.sleep_for
+        if outcome._sleep_for is not None:
+            pointer.sleep_until = now + outcome._sleep_for
             pointer.status = PointerStatus.SLEEPING
-        if outcome.event_name is not None:
+        if outcome._event_name is not None:
             pointer.active = False
             pointer.status = PointerStatus.WAITING_FOR_EVENT
-            pointer.event_name = outcome.event_name
-            pointer.event_key = outcome.event_key
+            pointer.event_name = outcome._event_name
+            pointer.event_key = outcome._event_key
             pointer.event_published = False
             result.subscriptions.append(
                 EventSubscription(
                     workflow_id=instance.id,
                     step_id=step.id,
                     execution_pointer_id=pointer.id,
-                    event_name=outcome.event_name,
-                    event_key=outcome.event_key or "",
-                    subscribe_as_of=outcome.event_as_of or instance.create_time,
+                    event_name=outcome._event_name,
+                    event_key=outcome._event_key or "",
+                    subscribe_as_of=outcome._event_as_of or instance.create_time,
                 )
             )
 
@@ -332,7 +387,7 @@ class WorkflowExecutor:
         result: PassResult,
     ) -> None:
         """End a pointer successfully and start the steps that follow its outcome."""
-        _end(pointer, PointerStatus.COMPLETE, now)
+        pointer.active, pointer.status, pointer.end_time, pointer.sleep_until = False, PointerStatus.COMPLETE, now, None
         pointer.outcome = outcome_value
         result.step_events.append((StepEvent.COMPLETED, pointer))
         for next_step in step.outcomes:
@@ -342,11 +397,15 @@ class WorkflowExecutor:
                         step_id=next_step.next_step,
                         predecessor_id=pointer.id,
                         context_item=pointer.context_item,
-                        scope=list(pointer.scope),
+                        scope=pointer.scope[:],
                     )
                 )
-        if result.queued is None:
-            result.queued = any(p.status is PointerStatus.QUEUED for p in instance.execution_pointers)
+        if result.queued is None:  # a loop, not any() over a generator: every step of every workflow
+            result.queued = False
+            for other in instance.execution_pointers:
+                if other.status is PointerStatus.QUEUED:
+                    result.queued = True
+                    break
         if result.queued:
             for queued in instance.execution_pointers:
                 if queued.status is PointerStatus.QUEUED and queued.predecessor_id == pointer.id:
@@ -611,7 +670,7 @@ class WorkflowExecutor:
 
     def _failed_outside_saga(self, instance: WorkflowInstance, definition: WorkflowDefinition) -> bool:
         """A step compensated outside any saga ends the workflow as terminated."""
-        return any(
-            p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None
-            for p in instance.execution_pointers
-        )
+        for p in instance.execution_pointers:  # a loop, not any() over a generator: every workflow's end
+            if p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None:
+                return True
+        return False

@@ -10,12 +10,13 @@ deliveries waiting for a lock), ``_controls.Controls`` (suspend, resume, termina
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 import warnings
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +44,7 @@ from ._models import (
     ExecutionPointer,
     WorkflowInstance,
     WorkflowStatus,
+    utcnow,
 )
 from ._options import HostOptions
 from ._payload import check_payload
@@ -58,6 +60,8 @@ from ._user_tasks import UserAction, open_user_actions, publish_user_action
 from ._workers import Workers
 
 logger = logging.getLogger("liteflow")
+
+_C_UTCNOW: Callable[[], datetime] = functools.partial(datetime.now, timezone.utc)  # utcnow() without its frame
 
 _RESERVED_PREFIX = "liteflow."
 
@@ -77,6 +81,9 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         self.queue = queue
         self.lock = lock
         self.options = options
+        # The options are frozen, so the clock is too: read at every pass and save, without a call
+        # around it (the default, utcnow, as the C call it makes).
+        self._clock: Callable[[], datetime] = _C_UTCNOW if options.clock is utcnow else options.clock
         self.registry = WorkflowRegistry()
         self.registry.register(ScheduleWorkflow())  # every host runs schedules (see _schedules)
         self._owned = owned
@@ -433,9 +440,6 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
 
     # -- saving and queueing -------------------------------------------------------------------
 
-    def _clock(self) -> datetime:
-        return self.options.clock()
-
     def _announce(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
         """Queue an item whose state the store already holds. If the queue fails, nothing is lost
         (the poll finds the item in the store), so the call that saved it happened and must not
@@ -461,7 +465,8 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         """Persist an instance (lock held) and tell everyone who cares what changed."""
         now = self._clock()
         events: list[Event] = []
-        ended = instance.is_finished and before not in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+        finished = instance.status is WorkflowStatus.COMPLETE or instance.status is WorkflowStatus.TERMINATED
+        ended = finished and before is not WorkflowStatus.COMPLETE and before is not WorkflowStatus.TERMINATED
         if ended and instance.parent_workflow_id is not None:
             outcome = {"status": instance.status.value, "data": instance.data}
             events.append(Event(CHILD_COMPLETED_EVENT, instance.id, outcome, event_time=now))

@@ -48,31 +48,31 @@ async def with_deadline(awaitable: Awaitable[T], seconds: float) -> T:
 
 
 class Cancellations:
-    """The steps running on this node, by workflow id, so that their cancellation flags can be set.
-    Their contexts are kept rather than the flags, which are made only when someone looks at them."""
+    """The steps running on this node, so that their cancellation flags can be set by workflow id.
+    Their contexts are kept rather than the flags, which are made only when someone looks at them.
+
+    Keyed by the context, not the workflow: adding and removing are then single dict operations,
+    atomic without a lock (they run for every step), and two threads running steps of one workflow
+    (a lock lease that lapsed) cannot lose each other's entry. ``cancel`` looks through all of them:
+    rare, and they are at most a few per worker thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[str, dict[int, StepExecutionContext]] = {}
+        self.running: dict[int, tuple[str, StepExecutionContext]] = {}
+        """id(context) -> (workflow id, context); the executor adds and removes its steps here
+        directly, as :meth:`add` and :meth:`remove` do."""
 
     def add(self, workflow_id: str, context: StepExecutionContext) -> None:
-        with self._lock:
-            self._running.setdefault(workflow_id, {})[id(context)] = context
+        self.running[id(context)] = (workflow_id, context)
 
     def remove(self, workflow_id: str, context: StepExecutionContext) -> None:
-        with self._lock:
-            running = self._running.get(workflow_id)
-            if running is not None:
-                running.pop(id(context), None)
-                if not running:
-                    del self._running[workflow_id]
+        self.running.pop(id(context), None)
 
     def cancel(self, workflow_id: str) -> None:
         """Set the flag of every step of ``workflow_id`` running here."""
-        with self._lock:
-            contexts = list(self._running.get(workflow_id, {}).values())
-        for context in contexts:
-            context.cancellation.set()
+        running = self.running.copy()  # one C call: atomic against the workers' add and remove
+        for running_id, context in running.values():
+            if running_id == workflow_id:
+                context.cancellation.set()
 
 
 def run_sync_with_deadline(call: Callable[[], T], flag: threading.Event, seconds: float) -> T:

@@ -96,6 +96,11 @@ class ExecutionPointer:
     scope: list[str] = field(default_factory=list)
     """Ids of the enclosing container pointers, innermost first."""
 
+    _iso: ClassVar[tuple[Any, ...]] = (None, None, None, None)
+    # Not a field: (start_time, its isoformat, end_time, its isoformat) as last written by
+    # ``_records.pointer_to_record``, which every save calls for every pointer. Each string is used
+    # only while its datetime (immutable) is the very object in the field, so it is never stale.
+
 
 @dataclass
 class StepTally:
@@ -148,6 +153,10 @@ class WorkflowInstance:
     """Set on a sub-workflow: the instance that started it and waits for it."""
     revision: int = 0
     """Incremented by every save; a save based on an older revision fails (optimistic concurrency)."""
+
+    _iso: ClassVar[tuple[Any, ...]] = (None, None)
+    # Not a field: (create_time, its isoformat) as last written by ``_records.instance_to_record``
+    # (see ExecutionPointer._iso).
     trace_context: dict[str, str] | None = None
     """The W3C trace context of the call that started it (set by :mod:`liteflow.tracing`), so its
     steps join the caller's trace on whichever node runs them."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
-from ._records import forget_lent_data, json_text, lend_jsonable_data
+from ._records import _NOTHING, _lent, forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
@@ -52,45 +52,48 @@ def check_payload(value: Any, limit: int | None, what: str) -> None:
         raise PayloadTooLargeError(what, size, limit)
 
 
-def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> Any:
+def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> tuple[Any, str]:
     """Raise :class:`PayloadTooLargeError` if ``data`` is over ``limit`` bytes as stored, measured
-    exactly; return it as JSON types (what the save stores), for :class:`lent_data`."""
+    exactly; return it as JSON types and as the JSON text measured (what the save stores), for
+    :class:`lent_data`."""
     jsonable = to_jsonable(data, what)
     try:
-        size = len(_encode(jsonable))
+        text = _encode(jsonable)
     except ValueError as error:  # e.g. an int too long to write as text
         raise SerializationError(f"cannot serialize {what}: {error}") from error
-    if size > limit:
-        raise PayloadTooLargeError(what, size, limit)
-    return jsonable
+    if len(text) > limit:
+        raise PayloadTooLargeError(what, len(text), limit)
+    return jsonable, text
 
 
-def check_instance_payload(instance: WorkflowInstance, limit: int) -> Any:
+def check_instance_payload(instance: WorkflowInstance, limit: int) -> tuple[Any, str]:
     """Check an instance about to be saved after a pass: its data and the persistence data of its
     open steps (those of ended steps were checked while they were open). Returns the data as JSON
-    types, as :func:`check_data_payload` does."""
-    jsonable = check_data_payload(instance.data, limit)
+    types and text, as :func:`check_data_payload` does."""
+    checked = check_data_payload(instance.data, limit)
     for pointer in instance.execution_pointers:
         if pointer.end_time is None and pointer.persistence_data is not None:
             check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
-    return jsonable
+    return checked
 
 
 class lent_data:
-    """``with lent_data(data, jsonable): save`` lends ``jsonable`` (``data`` as JSON types, made by a
-    check above) to the save inside the block: the data is encoded once, not twice (see
+    """``with lent_data(data, checked): save`` lends ``checked`` (``data`` as JSON types and text,
+    made by a check above) to the save inside the block: the data is encoded once, not twice (see
     :func:`lend_jsonable_data`). What the save does not use is forgotten on leaving."""
 
-    __slots__ = ("_data", "_jsonable")
+    __slots__ = ("_checked", "_data")
 
-    def __init__(self, data: Any, jsonable: Any) -> None:
-        self._data, self._jsonable = data, jsonable
+    def __init__(self, data: Any, checked: tuple[Any, str] | None) -> None:
+        self._data, self._checked = data, checked
 
     def __enter__(self) -> None:
-        lend_jsonable_data(self._data, self._jsonable)
+        if self._checked is not None:
+            lend_jsonable_data(self._data, *self._checked)
 
     def __exit__(self, *exc_info: object) -> None:
-        forget_lent_data()
+        if _lent.data is not _NOTHING:  # the save usually took it (and so forgot it) already
+            forget_lent_data()
 
 
 class checked_payload(lent_data):
@@ -103,5 +106,11 @@ class checked_payload(lent_data):
         self._instance, self._limit = instance, limit
 
     def __enter__(self) -> None:
-        if self._limit is not None:
-            lend_jsonable_data(self._instance.data, check_instance_payload(self._instance, self._limit))
+        limit = self._limit
+        if limit is not None:  # check_instance_payload, written out: every save
+            instance = self._instance
+            checked = check_data_payload(instance.data, limit)
+            for pointer in instance.execution_pointers:
+                if pointer.end_time is None and pointer.persistence_data is not None:
+                    check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
+            lend_jsonable_data(instance.data, *checked)

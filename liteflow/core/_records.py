@@ -72,37 +72,36 @@ _NOTHING = object()  # never the data of an instance
 
 
 class _Lent(threading.local):
-    """Workflow data the payload check already turned into JSON types, for this thread's next save."""
+    """Workflow data the payload check already turned into JSON types (and measured as JSON text),
+    for this thread's next save."""
 
     data: Any = _NOTHING
     jsonable: Any = None
+    text: str | None = None
 
 
 _lent = _Lent()
 
 
-def lend_jsonable_data(data: Any, jsonable: Any) -> None:
-    """Let the next :func:`instance_to_record` in this thread of an instance whose data is ``data``
-    (this very object) use ``jsonable``, its JSON types made by the payload check just before the
-    save: the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
-    _lent.data, _lent.jsonable = data, jsonable
+def lend_jsonable_data(data: Any, jsonable: Any, text: str | None = None) -> None:
+    """Let the next :func:`instance_to_record` (or :func:`instance_record_text`) in this thread of
+    an instance whose data is ``data`` (this very object) use ``jsonable``, its JSON types made by
+    the payload check just before the save, and ``text``, those as :func:`json_text` (the check's
+    measure): the data is encoded once per save, not twice. Used once; :func:`forget_lent_data` ends it."""
+    lent = _lent
+    lent.data, lent.jsonable, lent.text = data, jsonable, text
 
 
 def forget_lent_data() -> None:
-    _lent.data, _lent.jsonable = _NOTHING, None
-
-
-def _data(data: Any) -> Any:
     lent = _lent
-    if lent.data is data:
-        jsonable = lent.jsonable
-        lent.data, lent.jsonable = _NOTHING, None
-        return jsonable
-    return to_jsonable(data, "data")
+    lent.data, lent.jsonable, lent.text = _NOTHING, None, None
 
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -119,6 +118,23 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
     sleep_until, start_time, end_time = pointer.sleep_until, pointer.start_time, pointer.end_time
     persistence_data, event_data = pointer.persistence_data, pointer.event_data
     context_item, outcome = pointer.context_item, pointer.outcome
+    # A finished pointer is written at every later save: its times' text is kept on it (see
+    # ExecutionPointer._iso), used only while the very same datetime objects are in its fields.
+    iso = pointer._iso
+    if start_time is None:
+        start = None
+    elif start_time is iso[0]:
+        start = iso[1]
+    else:
+        start = start_time.isoformat()
+    if end_time is None:
+        end = None
+    elif end_time is iso[2]:
+        end = iso[3]
+    else:
+        end = end_time.isoformat()
+    if start is not iso[1] or end is not iso[3]:
+        pointer._iso = (start_time, start, end_time, end)  # type: ignore[misc]  # see ExecutionPointer._iso
     return {
         "id": pointer.id,
         "step_id": pointer.step_id,
@@ -126,8 +142,8 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "status": pointer.status._value_,
         "sleep_until": None if sleep_until is None else sleep_until.isoformat(),
         "persistence_data": None if persistence_data is None else _value(persistence_data, path, "persistence_data"),
-        "start_time": None if start_time is None else start_time.isoformat(),
-        "end_time": None if end_time is None else end_time.isoformat(),
+        "start_time": start,
+        "end_time": end,
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
@@ -138,29 +154,33 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "outcome": None if outcome is None else _value(outcome, path, "outcome"),
         "retry_count": pointer.retry_count,
         "retries_before_resume": pointer.retries_before_resume,
-        "children": pointer.children,
-        "scope": pointer.scope,
+        "children": pointer.children[:],  # copies (see instance_to_record), without a call
+        "scope": pointer.scope[:],
     }
 
 
 def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
+    # Runs for every pointer at every load: the None tests written out, as in pointer_to_record.
+    sleep_until, start_time, end_time = record["sleep_until"], record["start_time"], record["end_time"]
+    persistence_data, event_data = record["persistence_data"], record["event_data"]
+    context_item, outcome = record["context_item"], record["outcome"]
     return ExecutionPointer(
         id=record["id"],
         step_id=record["step_id"],
         active=record["active"],
         status=PointerStatus(record["status"]),
-        sleep_until=_parse_time(record["sleep_until"]),
-        persistence_data=from_jsonable(record["persistence_data"]),
-        start_time=_parse_time(record["start_time"]),
-        end_time=_parse_time(record["end_time"]),
+        sleep_until=None if sleep_until is None else _fromisoformat(sleep_until),
+        persistence_data=None if persistence_data is None else from_jsonable(persistence_data),
+        start_time=None if start_time is None else _fromisoformat(start_time),
+        end_time=None if end_time is None else _fromisoformat(end_time),
         event_name=record["event_name"],
         event_key=record["event_key"],
         event_published=record["event_published"],
         event_id=record["event_id"],
-        event_data=from_jsonable(record["event_data"]),
-        context_item=from_jsonable(record["context_item"]),
+        event_data=None if event_data is None else from_jsonable(event_data),
+        context_item=None if context_item is None else from_jsonable(context_item),
         predecessor_id=record["predecessor_id"],
-        outcome=from_jsonable(record["outcome"]),
+        outcome=None if outcome is None else from_jsonable(outcome),
         retry_count=record["retry_count"],
         retries_before_resume=record.get("retries_before_resume", 0),
         children=list(record["children"]),
@@ -205,8 +225,22 @@ def compacted_from_record(record: dict[str, Any]) -> CompactedHistory:
 
 
 def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
-    """The whole instance as JSON types. Raises SerializationError naming the failing field."""
-    next_execution, complete_time = instance.next_execution, instance.complete_time
+    """The whole instance as JSON types. Raises SerializationError naming the failing field.
+
+    Every container in the record is new (the pointers' ``children`` and ``scope`` copied, the trace
+    context too), so the memory store can keep the record itself: nothing the caller does to the
+    instance afterwards reaches it."""
+    return _instance_record(instance, True)
+
+
+def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, Any]:
+    next_execution, complete_time, create_time = instance.next_execution, instance.complete_time, instance.create_time
+    iso = instance._iso  # the create time's text, kept as the pointers' times are (see pointer_to_record)
+    if create_time is iso[0]:
+        created = iso[1]
+    else:
+        created = create_time.isoformat()
+        instance._iso = (create_time, created)  # type: ignore[misc]  # see WorkflowInstance._iso
     record = {
         "id": instance.id,
         "workflow_definition_id": instance.workflow_definition_id,
@@ -214,22 +248,28 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
         "reference": instance.reference,
         "status": instance.status._value_,
         "next_execution": None if next_execution is None else next_execution.isoformat(),
-        "create_time": instance.create_time.isoformat(),
+        "create_time": created,
         "complete_time": None if complete_time is None else complete_time.isoformat(),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
     }
-    if isinstance(instance.data, UnreadableData):
+    if type(instance.data) is UnreadableData:
         record.update(data=None, execution_pointers=[], raw=instance.data.raw)
         record[QUARANTINE] = instance.data.reason
         return record
-    record["data"] = _data(instance.data)
+    if with_data:
+        data, lent = instance.data, _lent  # _data written out: every save
+        if lent.data is data:
+            record["data"] = lent.jsonable
+            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        else:
+            record["data"] = to_jsonable(data, "data")
     record["execution_pointers"] = [
         pointer_to_record(pointer, f"execution_pointers[{index}]")
         for index, pointer in enumerate(instance.execution_pointers)
     ]
     if instance.trace_context:  # absent rather than null: most instances carry none
-        record["trace_context"] = instance.trace_context
+        record["trace_context"] = dict(instance.trace_context)
     if instance.priority:  # absent when 0, as nearly always
         record["priority"] = instance.priority
     if instance.queued:
@@ -239,10 +279,31 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
     return record
 
 
+def instance_record_text(instance: WorkflowInstance, revision: int | None = None) -> str:
+    """``json_text(instance_to_record(instance))`` (its ``"revision"`` set to ``revision`` if
+    given), the text a store writes. When the save's payload check has lent the data's text (see
+    :func:`lend_jsonable_data`), the rest of the record is encoded and that text spliced in as its
+    last field: the data is encoded to JSON once per save, for the limit and the record both."""
+    lent = _lent
+    text = lent.text
+    if text is not None and lent.data is instance.data and type(instance.data) is not UnreadableData:
+        lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        record = _instance_record(instance, False)
+        if revision is not None:
+            record["revision"] = revision
+        head = json_text(record)  # a JSON object with at least "id": ends with "}"
+        return f'{head[:-1]},"data":{text}}}'
+    record = _instance_record(instance, True)
+    if revision is not None:
+        record["revision"] = revision
+    return json_text(record)
+
+
 def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
     create_time = _parse_time(record["create_time"])
     assert create_time is not None
     quarantined = QUARANTINE in record
+    trace_context = record.get("trace_context")
     return WorkflowInstance(
         id=record["id"],
         workflow_definition_id=record["workflow_definition_id"],
@@ -256,7 +317,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         parent_workflow_id=record.get("parent_workflow_id"),
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
         execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
-        trace_context=record.get("trace_context"),
+        trace_context=None if trace_context is None else dict(trace_context),
         priority=0 if quarantined else record.get("priority", 0),
         queued=bool(record.get("queued", False)),
         compacted=None if quarantined or "compacted" not in record else compacted_from_record(record["compacted"]),
@@ -428,9 +489,9 @@ def save_rows(
     dumps: Callable[[Any], str],
     flag: Column,
 ) -> SaveRows:
-    """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values."""
-    record = instance_to_record(instance)
-    record["revision"] = instance.revision + 1
+    """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values,
+    ``dumps`` the other records into text (the instance's is :func:`instance_record_text`'s)."""
+    record = instance_record_text(instance, instance.revision + 1)  # the data encoded once (see there)
     return SaveRows(
         update=(
             instance.workflow_definition_id,
@@ -439,7 +500,7 @@ def save_rows(
             instance.status.value,
             None if instance.next_execution is None else time(instance.next_execution),
             None if instance.complete_time is None else time(instance.complete_time),
-            dumps(record),
+            record,
             instance.id,
             instance.revision,
         ),

@@ -279,6 +279,15 @@ def _encode(value: Any, seen: set[int]) -> Any:
         if _TAG in value or not _STR.issuperset(map(type, value)):  # some key is not a str
             return {_TAG: "dict", "v": _encode_pairs(value, seen)}
         return _encode_attrs(value, value, seen)
+    info = _class_infos.get(t)  # a class met before: straight there, the most common case left
+    if (
+        info is not None
+        and type(info) is not str
+        and t not in _CONTAINERS  # (a decoded record may have named one: they keep their own tags)
+        and t not in _VALUES
+        and t is not types.SimpleNamespace
+    ):
+        return _encode_instance(value, t, seen, info)
     tag = _CONTAINERS.get(t)
     if tag is not None:
         items = _encode_items(value, seen)
@@ -306,7 +315,17 @@ def _enter(value: Any, seen: set[int]) -> int:
 
 
 def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
-    key = _enter(items, seen)
+    if len(seen) >= MAX_DEPTH:
+        _enter(items, seen)  # raises, saying which
+    for item in items:
+        if type(item) not in _SCALARS:
+            break
+    else:  # only scalars, as most lists in data: nothing inside can lead back to it, a copy is all
+        return list(items)
+    key = id(items)
+    if key in seen:
+        _enter(items, seen)  # raises: a cycle
+    seen.add(key)  # _enter written out: it runs for every container of every save
     out: list[Any] = []
     try:
         for item in items:
@@ -319,7 +338,10 @@ def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
 
 
 def _encode_attrs(owner: object, attrs: dict[str, Any], seen: set[int]) -> dict[str, Any]:
-    key = _enter(owner, seen)
+    key = id(owner)
+    if key in seen or len(seen) >= MAX_DEPTH:
+        _enter(owner, seen)  # raises, saying which
+    seen.add(key)
     out: dict[str, Any] = {}
     k = ""
     try:
@@ -346,8 +368,9 @@ def _encode_pairs(d: dict[Any, Any], seen: set[int]) -> list[Any]:
     return pairs
 
 
-def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
-    info = _class_info(cls)
+def _encode_instance(value: Any, cls: type, seen: set[int], info: _ClassInfo | str | None = None) -> Any:
+    if info is None:
+        info = _class_info(cls)
     if isinstance(info, str):
         raise _Fail(f"type {_qualified(cls)} is not supported; {_HINT} or use plain data{info}")
     if info.kind == "enum":
@@ -361,8 +384,11 @@ def _encode_instance(value: Any, cls: type, seen: set[int]) -> Any:
         if info.kind == "dataclass":
             attrs = {f.name: getattr(value, f.name) for f in info.fields if hasattr(value, f.name)}
         else:
-            attrs = dict(vars(value)) if info.has_dict else {}
-            attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
+            if not info.slots:  # read, not changed: no copy needed
+                attrs = vars(value) if info.has_dict else {}
+            else:
+                attrs = dict(vars(value)) if info.has_dict else {}
+                attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
         encoded = _encode_attrs(value, attrs, seen)
     return {_TAG: info.kind, "c": info.name, "v": encoded}
 

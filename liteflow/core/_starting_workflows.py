@@ -79,7 +79,7 @@ def start_workflow(
         instance_id(call, instance_id_)
     priority(call, priority_)
     limit = host.options.max_payload_bytes
-    jsonable = None if limit is None else check_data_payload(data, limit)
+    checked = None if limit is None else check_data_payload(data, limit)
     definition = host.registry.get(workflow_id, version)
     now = host._clock()
     instance = WorkflowInstance(
@@ -99,7 +99,7 @@ def start_workflow(
     # A middleware may have changed the data: the save then encodes it again.
     lend = limit is not None and not host._lifecycle.middleware
     try:
-        with host._workers.calling("persistence"), lent_data(data if lend else _NOT_LENT, jsonable):
+        with host._workers.calling("persistence"), lent_data(data if lend else _NOT_LENT, checked):
             host.persistence.create_workflow(instance)
     except ConcurrencyError:
         if instance_id_ is None:

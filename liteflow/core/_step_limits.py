@@ -44,15 +44,19 @@ def check_step_limit(label: str, setting: str, name: Any, limit: Any) -> None:
         raise BuilderError(f"{label}: {setting} limit must be an int of at least 1, got {limit!r}")
 
 
-def step_limits(
-    host: WorkflowHost,
-) -> Callable[[StepExecutionContext, StepBody, Callable[[], ExecutionResult]], ExecutionResult]:
-    """The step middleware that applies both limits (a no-op for steps with neither)."""
+class StepLimits:
+    """The step middleware that applies both limits (a no-op for steps with neither). A class, so
+    the executor can tell it from the user's middleware and skip it for a step without limits."""
 
-    def middleware(
-        context: StepExecutionContext, body: StepBody, next_: Callable[[], ExecutionResult]
+    __slots__ = ("_host",)
+
+    def __init__(self, host: WorkflowHost) -> None:
+        self._host = host
+
+    def __call__(
+        self, context: StepExecutionContext, body: StepBody, next_: Callable[[], ExecutionResult]
     ) -> ExecutionResult:
-        step = context.step
+        host, step = self._host, context.step
         if step.concurrency_limit is None and step.rate_limit is None:
             return next_()
         slot = None
@@ -70,7 +74,10 @@ def step_limits(
             if slot is not None:
                 host.lock.release(slot)
 
-    return middleware
+
+def step_limits(host: WorkflowHost) -> StepLimits:
+    """The step middleware that applies both limits (a no-op for steps with neither)."""
+    return StepLimits(host)
 
 
 def _take_slot(host: WorkflowHost, name: str, limit: int) -> str | None:

@@ -40,6 +40,7 @@ class WorkflowTurn:
         self._instance: WorkflowInstance | None = None
         self._orphans: list[str] = []
         self._yielded = False
+        self._definition: WorkflowDefinition | None = None
 
     def run(self) -> None:
         """Lock, load, re-check waits, passes, release, end orphaned sub-workflows, schedule."""
@@ -80,8 +81,10 @@ class WorkflowTurn:
     def _recheck_waits(self) -> None:
         """Events published for the waits of a due instance: normally looked up right after its
         subscription is saved; this covers a node that died in between."""
-        if self._is_due(self.instance, self._host._clock()):
-            self._host._delivery.recheck_waits(self.instance)
+        instance = self._instance
+        assert instance is not None, "loaded first"
+        if self._is_due(instance, self._host._clock()):
+            self._host._delivery.recheck_waits(instance)
 
     def _run_passes(self) -> None:
         for _ in range(self._host.options.max_passes_per_turn):
@@ -90,10 +93,20 @@ class WorkflowTurn:
 
     def _next_pass(self) -> bool:
         """Run one pass if the instance is ready for one; False ends the turn."""
-        host, instance, now = self._host, self.instance, self._host._clock()
-        if not self._is_due(instance, now) and not limits.may_take_slot(instance):
+        host, instance = self._host, self._instance
+        assert instance is not None, "loaded first"
+        now = host._clock()
+        due = (  # _is_due written out: before every pass
+            instance.status is WorkflowStatus.RUNNABLE
+            and instance.next_execution is not None
+            and instance.next_execution <= now
+        )
+        if not due and not limits.may_take_slot(instance):
             return False
-        definition = host.registry.find(instance.workflow_definition_id, instance.version)
+        definition = self._definition  # looked up once per turn, unless the instance moved to another
+        wanted_id, wanted_version = instance.workflow_definition_id, instance.version
+        if definition is None or definition.id != wanted_id or definition.version != wanted_version:
+            definition = self._definition = host.registry.find(wanted_id, wanted_version)
         if definition is None:
             self._suspend_unregistered()
             return False
@@ -122,7 +135,8 @@ class WorkflowTurn:
 
     def _execute(self, definition: WorkflowDefinition, now: datetime) -> bool:
         """The executor's pass, its sub-workflows, its save, then the events for its new waits."""
-        host, instance = self._host, self.instance
+        host, instance = self._host, self._instance
+        assert instance is not None, "loaded first"
         before, waits = instance.status, child_waits(instance)
         result = host._executor.execute(instance, definition, now)
         for child in result.children:
@@ -135,7 +149,8 @@ class WorkflowTurn:
             return False
         for subscription in result.subscriptions:
             host._delivery.deliver_published(instance, subscription)
-        self._orphans += children_to_end(instance, waits, definition)
+        if waits:
+            self._orphans += children_to_end(instance, waits, definition)
         return True
 
     def _create_child(self, child: WorkflowInstance) -> None:
@@ -149,7 +164,8 @@ class WorkflowTurn:
 
     def _save(self, before: WorkflowStatus, result: PassResult) -> bool:
         """Save the pass; data that cannot be saved suspends the instance instead (False)."""
-        host, instance = self._host, self.instance
+        host, instance = self._host, self._instance
+        assert instance is not None, "loaded first"
         try:
             with checked_payload(instance, host.options.max_payload_bytes):
                 host._save(

@@ -15,7 +15,9 @@ provider written against this module uses exactly what they do. It re-exports, u
 - the mapping between those models and plain JSON records (``*_to_record``, ``*_from_record``),
   :func:`read_instance` / :func:`read_event`, which quarantine what cannot be decoded, and
   :func:`save_rows` / :func:`event_row` for providers that keep rows in SQL tables, and
-  :func:`json_text`, the compact encoder records are written with;
+  :func:`json_text`, the compact encoder records are written with, and
+  :func:`instance_record_text`, an instance's record as that text with its data encoded once per
+  save;
 - the errors a provider raises (:class:`ProviderError`, :class:`ProviderUnavailableError`, ...);
 - :class:`Backoff` and :class:`OutageLog` for background loops that must survive outages;
 - :class:`LeasedLockProvider`, the base of locks that lapse unless renewed (the renewal thread,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +21,10 @@ class TestMemoryPersistence(PersistenceContract):
         provider.close()
 
     def corrupt_instance(self, persistence: MemoryPersistenceProvider, workflow_id: str, data_json: str) -> None:
-        persistence._instances[workflow_id] = splice_json(persistence._instances[workflow_id], "data", data_json)
+        # Stored as a record (a dict); written back as text, which the store also reads, as a database would hold it.
+        stored = persistence._instances[workflow_id]
+        text = stored if isinstance(stored, str) else json.dumps(stored)
+        persistence._instances[workflow_id] = splice_json(text, "data", data_json)
 
     def corrupt_event(self, persistence: MemoryPersistenceProvider, event_id: str, data_json: str) -> None:
         persistence._events[event_id] = splice_json(persistence._events[event_id], "event_data", data_json)

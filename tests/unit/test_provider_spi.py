@@ -50,6 +50,7 @@ def test_the_spi_names_are_pinned() -> None:
         "error_to_record",
         "event_row",
         "event_to_record",
+        "instance_record_text",
         "instance_to_record",
         "json_text",
         "read_event",

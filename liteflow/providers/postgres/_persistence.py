@@ -56,7 +56,7 @@ from liteflow.providers.spi import (
     WorkflowStatus,
     error_from_record,
     event_row,
-    instance_to_record,
+    instance_record_text,
     json_text,
     read_event,
     read_instance,
@@ -252,7 +252,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
             utc(instance.create_time),
             None if instance.complete_time is None else utc(instance.complete_time),
             instance.revision,
-            _dumps(instance_to_record(instance)),
+            instance_record_text(instance),  # the start's data encoded once
         )
         notify = self._runnable_now(instance)
         with translated("create a workflow"), self._pool.connection() as conn:

@@ -47,7 +47,7 @@ from liteflow.providers.spi import (
     WorkflowStatus,
     error_from_record,
     event_row,
-    instance_to_record,
+    instance_record_text,
     json_text,
     read_event,
     read_instance,
@@ -318,7 +318,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
             _micros(instance.create_time),
             None if instance.complete_time is None else _micros(instance.complete_time),
             instance.revision,
-            _dumps(instance_to_record(instance)),
+            instance_record_text(instance),  # the start's data encoded once
         )
         try:
             with self._lock:
