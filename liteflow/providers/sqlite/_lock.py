@@ -81,7 +81,7 @@ from liteflow.providers.spi import (
     ProviderUnavailableError,
 )
 
-from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, tune_writer, use_wal, writer_mutex
 from ._owners import owner_id, owner_is_dead
 
 logger = logging.getLogger("liteflow.providers.sqlite")
@@ -272,6 +272,9 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         with self._write_mutex:
             use_wal(connection, self._path)
             connection.execute("PRAGMA synchronous = NORMAL")  # a lease outlives no crash of the machine
+            # Its commits (renewals) would otherwise checkpoint at SQLite's default of 1,000 pages,
+            # under the file's writer lock that the store's saves wait on.
+            tune_writer(connection)
             if connection.execute(_TABLES).fetchone()[0] != len(_TABLE_NAMES):  # read-only files open too
                 _in_transaction(connection, self._create_tables)
             self._set_mode(_in_transaction(connection, self._write_membership))

@@ -55,7 +55,7 @@ from liteflow.providers.spi import (
     subscription_from_record,
 )
 
-from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, tune_writer, use_wal, writer_mutex
 from ._lock import SqliteLockProvider
 from ._schema import migrate
 
@@ -212,6 +212,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         if not self._memory:
             use_wal(self._writer, self._path)
         self._writer.execute(f"PRAGMA synchronous = {mode}")
+        tune_writer(self._writer)
         migrate(self._writer)
 
     @classmethod
