@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -501,3 +502,88 @@ def test_the_test_host_keeps_the_in_process_lock_on_a_sqlite_file(db_path: Path)
         assert isinstance(test.host.lock, LocalLockProvider)
     finally:
         store.close()
+
+
+# -- solo without the file's writer mutex ------------------------------------------------------------
+
+
+def test_alone_a_provider_locks_and_unlocks_while_a_save_holds_the_file_s_writer_mutex(
+    make_lock: Callable[..., SqliteLockProvider],
+) -> None:
+    lock = make_lock()
+    assert lock.acquire(new_id()) and lock._solo
+    lock._next_look = time.monotonic() + 60  # no look for newcomers due during the test
+    resource, done = new_id(), threading.Event()
+
+    def take_and_give_back() -> None:
+        assert lock.acquire(resource) and not lock.acquire(resource)
+        lock.release(resource)
+        assert lock.acquire(resource)
+        done.set()
+
+    with lock._write_mutex:  # what a save of the store on the same file holds while it writes
+        worker = threading.Thread(target=take_and_give_back)
+        worker.start()
+        assert done.wait(10), "a solo lock waited for the file's writer mutex"
+    worker.join(10)
+
+
+def test_while_publishing_locks_are_taken_and_given_back_only_with_the_writer_mutex(
+    make_lock: Callable[..., SqliteLockProvider],
+) -> None:
+    lock = make_lock()
+    held = new_id()
+    assert lock.acquire(held)
+    lock._next_look = time.monotonic() + 60
+    lock._publishing = True  # as _publish sets it before reading the locks it writes as rows
+    assert lock._take_if_alone(new_id()) is None
+    writes = lock._connection.total_changes
+    lock.release(held)  # through the writer mutex (no row: still solo, the publish did not commit)
+    assert lock.token(held) is None and lock._connection.total_changes == writes
+    lock._published()
+    assert lock._take_if_alone(held) is True
+
+
+def test_a_second_provider_joining_busy_solo_threads_never_holds_a_lock_with_them(
+    make_lock: Callable[..., SqliteLockProvider],
+) -> None:
+    first = make_lock()
+    resources = [new_id() for _ in range(4)]
+    holders: dict[str, SqliteLockProvider] = {}
+    guard = threading.Lock()
+    overlaps: list[str] = []
+    taken = {"first": 0, "second": 0}
+    stop = threading.Event()
+
+    def hammer(lock: SqliteLockProvider, name: str) -> None:
+        while not stop.is_set():
+            for resource in resources:
+                if not lock.acquire(resource):
+                    continue
+                with guard:
+                    if resource in holders:
+                        overlaps.append(resource)
+                    holders[resource] = lock
+                    taken[name] += 1
+                with guard:
+                    del holders[resource]
+                lock.release(resource)
+
+    threads = [threading.Thread(target=hammer, args=(first, "first")) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: taken["first"] > 200, 20, "the solo member to lock alone")
+        second = make_lock()
+        extra = [threading.Thread(target=hammer, args=(second, "second")) for _ in range(2)]
+        for thread in extra:
+            thread.start()
+        threads += extra
+        wait_until(lambda: taken["second"] > 50, 30, "the newcomer to lock too")
+        before = taken["first"]
+        wait_until(lambda: taken["first"] > before + 50, 30, "the first member to go on locking, shared")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not overlaps, f"two providers held {overlaps[:3]} at once"

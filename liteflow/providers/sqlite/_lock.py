@@ -81,7 +81,7 @@ from liteflow.providers.spi import (
     ProviderUnavailableError,
 )
 
-from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, is_read_only, parse_url, retry_busy, tune_writer, use_wal, writer_mutex
 from ._owners import owner_id, owner_is_dead
 
 logger = logging.getLogger("liteflow.providers.sqlite")
@@ -229,6 +229,7 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         self._joined = False  # our lock_member row is written
         self._solo = False
         self._solo_token = 0  # the last token handed out while solo
+        self._publishing = False  # writing our locks as lease rows: none is taken or given back alone
         # While solo, acquire looks for newcomers at most this often (monotonic s); the renewal
         # thread looks every _SOLO_CHECK anyway. Without the thread, at every acquire.
         self._look_every = _SOLO_LOOK if renew else 0.0
@@ -272,6 +273,9 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         with self._write_mutex:
             use_wal(connection, self._path)
             connection.execute("PRAGMA synchronous = NORMAL")  # a lease outlives no crash of the machine
+            # Its commits (renewals) would otherwise checkpoint at SQLite's default of 1,000 pages,
+            # under the file's writer lock that the store's saves wait on.
+            tune_writer(connection)
             if connection.execute(_TABLES).fetchone()[0] != len(_TABLE_NAMES):  # read-only files open too
                 _in_transaction(connection, self._create_tables)
             self._set_mode(_in_transaction(connection, self._write_membership))
@@ -294,8 +298,8 @@ class SqliteLockProvider(LeasedLockProvider[int]):
     def _set_mode(self, mode: _Mode) -> None:
         with self._mutex:
             self._solo, self._member_until = mode.solo, mode.member_until
-            if mode.solo:
-                self._solo_token = mode.solo_token
+            if mode.solo:  # a lock taken alone meanwhile (without the write mutex) has a later token
+                self._solo_token = max(self._solo_token, mode.solo_token)
 
     def _live_others(self, now: int) -> list[tuple[str, bool]]:
         """The other members whose membership has not lapsed and whose process is not known dead."""
@@ -304,11 +308,18 @@ class SqliteLockProvider(LeasedLockProvider[int]):
 
     def _go_shared(self) -> None:
         """With the write mutex: write the lease rows of the locks we hold alone, and mark us shared."""
-        self._apply(*_in_transaction(self._connection, self._publish))
+        try:
+            self._apply(*_in_transaction(self._connection, self._publish))
+        finally:
+            self._published()
 
     def _publish(self) -> tuple[_Mode, list[str]]:
         """Transaction body: our locks held alone become lease rows, and we are marked shared, at
-        once (a member that sees us shared trusts the rows). Returns the mode and the locks lost."""
+        once (a member that sees us shared trusts the rows). Returns the mode and the locks lost.
+        From here until :meth:`_published`, locks are taken and given back only with the write
+        mutex (see :meth:`_take_if_alone`), so the rows written are all the locks we hold."""
+        with self._mutex:
+            self._publishing = True
         connection, now = self._connection, _now()
         lost: list[str] = []
         for resource, token in self._held.items():
@@ -318,6 +329,11 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         connection.execute(_RAISE_FENCE, (self._solo_token,))
         connection.execute(_JOIN, (self._owner, now + self._lease_us, 1))
         return _Mode(False, now + self._lease_us), lost
+
+    def _published(self) -> None:
+        """After :meth:`_publish` committed (we are shared now) or failed (still solo, nothing written)."""
+        with self._mutex:
+            self._publishing = False
 
     def _apply(self, mode: _Mode, lost: list[str]) -> None:
         """After the commit: drop the locks found lost, and take the new mode."""
@@ -343,6 +359,9 @@ class SqliteLockProvider(LeasedLockProvider[int]):
     # -- locks ---------------------------------------------------------------------------------
 
     def acquire(self, resource: str) -> bool:
+        taken = self._take_if_alone(resource)
+        if taken is not None:
+            return taken
         if not self._joined and not self._closed:
             retry_busy(self._join, self._busy_timeout)
         # A member that joined while another was solo waits (briefly) for it to write its locks,
@@ -355,6 +374,26 @@ class SqliteLockProvider(LeasedLockProvider[int]):
                 return taken
             if time.monotonic() > deadline or self._stopping.wait(0.02):
                 return False
+
+    def _take_if_alone(self, resource: str) -> bool | None:
+        """Without the file's write mutex (a save of the store may hold it): whether ``resource`` was
+        taken in memory, or None to go the way of :meth:`_try_acquire`.
+
+        Only while solo, not publishing, with our membership current and our last look for
+        newcomers recent (a newcomer waits for the next look, which the slow path makes). Every
+        change of mode takes ``_mutex``, held here, after the transaction that makes it; publishing
+        sets its flag under ``_mutex`` before it reads the locks it writes, so no lock taken here is
+        missing from the rows a newcomer trusts."""
+        with self._mutex:
+            if not self._solo or self._publishing or self._closed or _Process.pid != self._pid:
+                return None
+            if time.monotonic() >= self._next_look or _now() >= self._member_until:
+                return None
+            if resource in self._held:
+                return False
+            self._solo_token += 1
+            self._held[resource] = self._solo_token
+            return True
 
     def _try_acquire(self, resource: str) -> bool | None:
         """With the write mutex: whether ``resource`` was taken, or None while a solo member has
@@ -427,6 +466,10 @@ class SqliteLockProvider(LeasedLockProvider[int]):
         return self._holding(resource)
 
     def release(self, resource: str) -> None:
+        with self._mutex:  # solo and not publishing: held here only, nothing to write (no write mutex)
+            if self._solo and not self._publishing:
+                self._held.pop(resource, None)
+                return
         try:
             with self._write_mutex:
                 with self._mutex:
@@ -446,7 +489,10 @@ class SqliteLockProvider(LeasedLockProvider[int]):
             if self._closed or not self._joined:
                 return
             self._rejoin_if_lapsed(_now())
-            self._apply(*_in_transaction(self._connection, self._renew))
+            try:
+                self._apply(*_in_transaction(self._connection, self._renew))
+            finally:
+                self._published()  # in case _renew published
 
     def _renew(self) -> tuple[_Mode, list[str]]:
         """Transaction body: extend our membership and leases. Solo with a newcomer: publish our

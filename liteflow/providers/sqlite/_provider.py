@@ -20,13 +20,16 @@ Durability
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from itertools import compress
 from typing import Any
 
 from liteflow.providers.spi import (
@@ -55,7 +58,7 @@ from liteflow.providers.spi import (
     subscription_from_record,
 )
 
-from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, use_wal, writer_mutex
+from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, tune_writer, use_wal, writer_mutex
 from ._lock import SqliteLockProvider
 from ._schema import migrate
 
@@ -87,6 +90,60 @@ _UPDATE_WORKFLOW = (
     "UPDATE workflow SET definition_id = ?, version = ?, reference = ?, status = ?, next_execution = ?,"
     " complete_time = ?, revision = revision + 1, record = ? WHERE id = ? AND revision = ?"
 )
+# A save writes only the indexed columns whose values differ from the row's (see _Known): an index
+# whose columns an UPDATE does not name is not touched, and each index touched is a page more in the
+# WAL. Between two steps usually only next_execution changes (2.8 pages per save instead of 4.5).
+_COLUMNS = ("definition_id", "version", "reference", "status", "next_execution", "complete_time")
+_FINISHED_STATUSES = frozenset((WorkflowStatus.COMPLETE.value, WorkflowStatus.TERMINATED.value))
+
+
+@functools.cache
+def _update_sql(changed: tuple[bool, ...]) -> str:
+    """The UPDATE of a save that writes the columns flagged in ``changed`` (of :data:`_COLUMNS`)."""
+    sets = [f"{name} = ?" for name, flag in zip(_COLUMNS, changed) if flag]
+    sets += ["revision = revision + 1", "record = ?"]
+    return f"UPDATE workflow SET {', '.join(sets)} WHERE id = ? AND revision = ?"
+
+
+class _Known:
+    """The indexed columns of workflow rows, by id, as this provider last read or wrote them, with
+    the revision they go with.
+
+    A row's revision grows by one at every write of it (by any process), so a row at revision ``r``
+    has the columns it had when it was read or written at ``r``; a save is applied only if the row is
+    still at the revision of the instance saved (``WHERE revision = ?``). So when the columns known
+    for that revision differ from the new values in only some columns, writing those leaves none
+    stale; otherwise (not known, or known for another revision) the save writes them all.
+    Finished instances are forgotten; the map is emptied if it ever holds more than ``limit`` ids
+    (reads of many instances that are never saved here).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._rows: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        self._limit = limit
+
+    def remember(self, workflow_id: str, revision: int, columns: tuple[Any, ...]) -> None:
+        if columns[3] in _FINISHED_STATUSES:
+            self._rows.pop(workflow_id, None)
+            return
+        rows = self._rows
+        if len(rows) >= self._limit and workflow_id not in rows:
+            rows.clear()
+        rows[workflow_id] = (revision, columns)
+
+    def forget(self, workflow_id: str) -> None:
+        self._rows.pop(workflow_id, None)
+
+    def update(self, update: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        """The UPDATE statement and its parameters for ``update`` (a full save's parameters:
+        the columns, the record, the id, the revision)."""
+        known = self._rows.get(update[7])
+        if known is None or known[0] != update[8]:
+            return _UPDATE_WORKFLOW, update
+        changed = tuple(map(operator.ne, update[:6], known[1]))
+        return _update_sql(changed), (*compress(update, changed), *update[6:])
+
+
 _WORKFLOW_REVISION = "SELECT revision FROM workflow WHERE id = ?"
 # Beside the record, the columns a quarantined instance (one whose record cannot be decoded) is
 # rebuilt from.
@@ -196,6 +253,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._known = _Known()
         self._writer = self._connect()
         try:
             retry_busy(lambda: self._prepare(mode), busy_timeout)
@@ -212,6 +270,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         if not self._memory:
             use_wal(self._writer, self._path)
         self._writer.execute(f"PRAGMA synchronous = {mode}")
+        tune_writer(self._writer)
         migrate(self._writer)
 
     @classmethod
@@ -327,6 +386,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
             raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
         except sqlite3.Error as error:
             raise_translated(error, self._path)
+        self._known.remember(instance.id, instance.revision, (*row[1:6], row[7]))
 
     def persist_workflow(
         self,
@@ -342,17 +402,18 @@ class SqlitePersistenceProvider(PersistenceProvider):
         rows = save_rows(
             instance, subscriptions, terminated_subscriptions, errors, events, time=_micros, dumps=_dumps, flag=int
         )
+        update, parameters = self._known.update(rows.update)
         writer = self._writer
         try:
             with self._lock:
                 if rows.only_update:
                     # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                    if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
+                    if writer.execute(update, parameters).rowcount == 0:
                         self._raise_lost_update(instance.id, revision)
                 else:
                     writer.execute("BEGIN IMMEDIATE")
                     try:
-                        if writer.execute(_UPDATE_WORKFLOW, rows.update).rowcount == 0:
+                        if writer.execute(update, parameters).rowcount == 0:
                             self._raise_lost_update(instance.id, revision)
                         writer.executemany(_UPSERT_SUBSCRIPTION, rows.subscriptions)
                         writer.executemany(_DELETE_SUBSCRIPTION, [(ended,) for ended in rows.ended])
@@ -366,6 +427,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         except sqlite3.Error as error:
             raise_translated(error, self._path)
         instance.revision = revision + 1
+        self._known.remember(instance.id, revision + 1, rows.update[:6])
 
     def _raise_lost_update(self, workflow_id: str, revision: int) -> None:
         """Called with the writer lock held, after an update that matched no row."""
@@ -401,6 +463,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         row = self._fetchone(_SELECT_WORKFLOW, (workflow_id,))
         if row is None:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+        self._known.remember(workflow_id, row[1], (*row[3:8], row[9]))
         return self._instance(row)
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
@@ -498,4 +561,6 @@ class SqlitePersistenceProvider(PersistenceProvider):
                     raise
         except sqlite3.Error as error:
             raise_translated(error, self._path)
+        for (workflow_id,) in doomed:
+            self._known.forget(workflow_id)
         return len(doomed)
