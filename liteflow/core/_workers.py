@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from ._backoff import Backoff
+from ._gil import let_others_run
 from ._health import WORKER_GROUPS, Health, HealthMonitor, provider_failure
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
@@ -212,6 +213,7 @@ class Workers:
         group = _GROUP_OF_QUEUE[queue]
         backoff = Backoff(_FIRST_BACKOFF, MAX_BACKOFF)
         while self._running:
+            let_others_run()  # between two items, holding no lock (see _gil)
             try:
                 item_id = self._host.queue.dequeue(queue, idle)
             except Exception as error:
