@@ -80,7 +80,7 @@ class TestSingleNodeQueue(QueueContract):
         for item in ("a", "b", "c"):
             queue.enqueue(QueueType.WORKFLOW, item)
         # Those woken by the consumer before them: without that, two would sleep their 60 s.
-        _wait_for(lambda: sorted(got) == ["a", "b", "c"])
+        _wait_for(lambda: set(got) == {"a", "b", "c"})
 
 
 def _consumers(queue: SingleNodeQueueProvider, count: int) -> list[str | None]:
