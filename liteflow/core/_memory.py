@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import replace
@@ -296,23 +295,16 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
 class SingleNodeQueueProvider(QueueProvider):
     """Queues in this process: higher priority first, then first in, first out. An id already
-    waiting is not queued twice; queued again with a higher priority, it moves up.
-
-    Waking consumers: one waiting consumer is woken when an item arrives and no consumer of that
-    queue has been woken yet (a woken one is on its way to take it); a consumer that takes an item
-    and leaves more behind wakes the next one. So at most one wake-up is in flight per queue, a
-    burst reaches every idle consumer one after the other, and no consumer is woken to find the
-    queue empty (each wake-up costs a context switch and a hand-off of the GIL)."""
+    waiting is not queued twice; queued again with a higher priority, it moves up."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        lock = threading.Lock()
+        # One condition per queue on a shared lock: an item wakes one consumer of its own queue.
+        self._ready = {queue: threading.Condition(lock) for queue in QueueType}
+        self._lock = lock
         # Per queue, one FIFO per priority that has items waiting (nearly always just 0).
         self._queues: dict[QueueType, dict[int, deque[str]]] = {queue: {} for queue in QueueType}
         self._waiting: dict[QueueType, dict[str, int]] = {queue: {} for queue in QueueType}  # id -> priority
-        # Per queue: the consumers asleep (each on its own lock, released to wake it), and whether
-        # one has been woken and has not yet come back for an item.
-        self._sleepers: dict[QueueType, deque[threading.Lock]] = {queue: deque() for queue in QueueType}
-        self._woken: dict[QueueType, bool] = dict.fromkeys(QueueType, False)
         self._closed = False
 
     def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
@@ -331,19 +323,13 @@ class SingleNodeQueueProvider(QueueProvider):
             if items is None:
                 items = levels[priority] = deque()
             items.append(item_id)
-            if not self._woken[queue] and self._sleepers[queue]:
-                self._wake(queue)
-
-    def _wake(self, queue: QueueType) -> None:
-        """Wake the consumer asleep longest; called with the lock held."""
-        self._woken[queue] = True
-        self._sleepers[queue].popleft().release()
+            self._ready[queue].notify()
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._lock:
             levels = self._queues[queue]
-            if not levels and not self._closed and timeout > 0:
-                self._sleep(queue, timeout)
+            if not levels and not self._closed:
+                self._ready[queue].wait_for(lambda: bool(levels) or self._closed, timeout)
             if not levels:
                 return None
             priority = max(levels) if len(levels) > 1 else next(iter(levels))
@@ -352,40 +338,13 @@ class SingleNodeQueueProvider(QueueProvider):
             if not items:
                 del levels[priority]
             del self._waiting[queue][item_id]
-            if levels and not self._woken[queue] and self._sleepers[queue]:
-                self._wake(queue)  # more left: the next idle consumer takes the next one
             return item_id
-
-    def _sleep(self, queue: QueueType, timeout: float) -> None:
-        """Wait, letting go of the lock, until an item is there, the queue is closed or ``timeout``
-        passes; called with the lock held."""
-        levels, sleepers = self._queues[queue], self._sleepers[queue]
-        deadline = time.monotonic() + timeout
-        while True:
-            waiter = threading.Lock()
-            waiter.acquire()
-            sleepers.append(waiter)
-            self._lock.release()
-            try:
-                waiter.acquire(True, timeout)
-            finally:
-                self._lock.acquire()
-                if waiter in sleepers:
-                    sleepers.remove(waiter)  # not woken: timed out (or interrupted)
-                else:
-                    self._woken[queue] = False  # the wake-up was for this consumer, which is here now
-            if levels or self._closed:
-                return
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                return
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for queue, sleepers in self._sleepers.items():
-                while sleepers:
-                    self._wake(queue)
+            for ready in self._ready.values():
+                ready.notify_all()
 
 
 class LocalLockProvider(LockProvider):

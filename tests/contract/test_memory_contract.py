@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from liteflow.core import (
-    Event,
-    LocalLockProvider,
-    MemoryPersistenceProvider,
-    QueueType,
-    SingleNodeQueueProvider,
-    WorkflowStatus,
-)
+from liteflow.core import Event, LocalLockProvider, MemoryPersistenceProvider, SingleNodeQueueProvider, WorkflowStatus
 from liteflow.testing import LockContract, PersistenceContract, QueueContract
 from liteflow.testing._persistence_contract import SECOND, T0, make_instance, make_subscription
 from liteflow.testing._quarantine_contract import splice_json
@@ -64,39 +55,6 @@ class TestSingleNodeQueue(QueueContract):
         provider = SingleNodeQueueProvider()
         yield provider
         provider.close()
-
-    # The wake-up rule (memory only): one wake-up in flight per queue, passed on by the consumer
-    # that takes an item and leaves more behind.
-
-    def test_an_item_wakes_one_sleeping_consumer(self, queue: SingleNodeQueueProvider) -> None:
-        got = _consumers(queue, 3)
-        queue.enqueue(QueueType.WORKFLOW, "a")
-        _wait_for(lambda: got == ["a"])
-        _wait_for(lambda: not queue._woken[QueueType.WORKFLOW])  # the woken one came back
-        assert len(queue._sleepers[QueueType.WORKFLOW]) == 2  # the others were left asleep
-
-    def test_a_burst_reaches_every_sleeping_consumer(self, queue: SingleNodeQueueProvider) -> None:
-        got = _consumers(queue, 3)
-        for item in ("a", "b", "c"):
-            queue.enqueue(QueueType.WORKFLOW, item)
-        # Those woken by the consumer before them: without that, two would sleep their 60 s.
-        _wait_for(lambda: set(got) == {"a", "b", "c"})
-
-
-def _consumers(queue: SingleNodeQueueProvider, count: int) -> list[str | None]:
-    """``count`` threads asleep in a 60 s dequeue of the workflow queue; what they get."""
-    got: list[str | None] = []
-    for _ in range(count):
-        threading.Thread(target=lambda: got.append(queue.dequeue(QueueType.WORKFLOW, 60.0)), daemon=True).start()
-    _wait_for(lambda: len(queue._sleepers[QueueType.WORKFLOW]) == count)
-    return got
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.001)  # polling a condition, with the deadline above
 
 
 class TestLocalLock(LockContract):
