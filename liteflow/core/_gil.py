@@ -21,15 +21,19 @@ import threading
 import time
 
 YIELD_EVERY = 0.001
-"""Seconds between two voluntary hand-offs of a thread (well inside the 5 ms switch interval)."""
+"""Seconds of a thread's CPU time between two voluntary hand-offs (well inside the 5 ms switch
+interval)."""
 
 _last = threading.local()
 
 
 def let_others_run() -> None:
-    """Let waiting threads have the GIL if this thread last did so ``YIELD_EVERY`` ago or more.
-    Call it only while holding no lock."""
-    now = time.monotonic()
+    """Let waiting threads have the GIL if this thread has run for ``YIELD_EVERY`` since it last
+    did so. Call it only while holding no lock.
+
+    Run, not elapsed: the thread's CPU time, which does not grow while it sleeps in a queue or
+    waits for the GIL, so a worker that was idle does not hand the GIL away on its first item."""
+    now = time.thread_time()
     if now - getattr(_last, "at", 0.0) >= YIELD_EVERY:
         time.sleep(0)  # releases the GIL; a thread waiting for it takes it now
-        _last.at = time.monotonic()
+        _last.at = time.thread_time()
