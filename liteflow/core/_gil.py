@@ -5,14 +5,15 @@ it from its holder at whatever instruction that is running, which may be inside 
 engine's short ``with lock:`` sections (the queue, the store, the lock, the host's tables). The
 thread that then wants that lock blocks; when the lock is handed to it, it owns the lock while it
 waits for the GIL, so the next thread wanting the lock blocks too, and so on: a lock convoy, in
-which every acquisition of that lock becomes a hand-off between threads (measured: 2 to 8 futex
-calls per workflow on one such lock, and up to twice the CPU per workflow, until the convoy
-breaks up by chance).
+which every acquisition of that lock becomes a hand-off between threads, until the convoy breaks
+up by chance (measured, workload (a) of bench/compare.py: 2.6 to 7.9 futex calls per workflow on
+one such lock, a different one in each run; see bench/README.md, round four).
 
 So the host's threads, and a thread starting workflows, let go of the GIL themselves between two
 items, holding no lock, once they have run for :data:`YIELD_EVERY`: the waiting threads get the
 GIL at such points instead of from a forced switch, and a convoy that formed anyway dissolves at
-the next one. A thread that has no one waiting behind it pays one system call per interval.
+the next one. The cost: reading the thread's CPU clock at every call (about a microsecond), and
+one ``sleep(0)`` per interval, which is a hand-off only if a thread is waiting.
 """
 
 from __future__ import annotations
