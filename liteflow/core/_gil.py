@@ -6,7 +6,7 @@ engine's short ``with lock:`` sections (the queue, the store, the lock, the host
 thread that then wants that lock blocks; when the lock is handed to it, it owns the lock while it
 waits for the GIL, so the next thread wanting the lock blocks too, and so on: a lock convoy, in
 which every acquisition of that lock becomes a hand-off between threads, until the convoy breaks
-up by chance (measured, workload (a) of bench/compare.py: 2.6 to 7.9 futex calls per workflow on
+up by chance (measured, workload (a) of bench/compare.py: 1 to 8 futex calls per workflow on
 one such lock, a different one in each run; see bench/README.md, round four).
 
 So the host's threads, and a thread starting workflows, let go of the GIL themselves between two
