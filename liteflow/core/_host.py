@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+from queue import Empty, SimpleQueue
 from types import TracebackType
 from typing import Any
 
@@ -104,7 +105,10 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         self._health = HealthMonitor()
         # Turns running at once: the workflow workers', and those an event worker goes on with after
         # resuming a workflow, which it does only with a slot free (see _continue_turn).
-        self._turns = threading.BoundedSemaphore(options.max_concurrent_workflows)
+        # A slot is a token taken from this queue (C calls, no lock held in Python: see _gil).
+        self._turns: SimpleQueue[None] = SimpleQueue()
+        for _ in range(options.max_concurrent_workflows):
+            self._turns.put(None)
         self._workers = Workers(self, self._health)
         self._timers = self._workers.timers
         self._waiters: dict[str, list[threading.Event]] = {}
@@ -311,11 +315,15 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         check.text("wait_for_workflow", "workflow_id", workflow_id)
         timeout = check.timeout("wait_for_workflow", "timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        instance = self.persistence.get_workflow_instance(workflow_id)
+        if instance.is_finished:
+            return instance  # the common case when waiting for many in turn: no waiter to set up
         ended = threading.Event()
         with self._waiters_lock:
             self._waiters.setdefault(workflow_id, []).append(ended)
         try:
             while True:
+                # Read after registering: an end saved before then is seen here, one after sets ``ended``.
                 instance = self.persistence.get_workflow_instance(workflow_id)
                 if instance.is_finished:
                     return instance
@@ -482,7 +490,9 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         if before is WorkflowStatus.RUNNABLE and instance.status is not WorkflowStatus.RUNNABLE:
             limits.release(self, instance)
         self._lifecycle.after_save(instance, before, now, step_events, errors)
-        if ended:
+        # Without the lock when nobody waits (a dict read is atomic): a waiter registering now
+        # reads the store after registering, and so sees the end saved above.
+        if ended and instance.id in self._waiters:
             with self._waiters_lock:
                 for waiter in self._waiters.get(instance.id, ()):
                     waiter.set()
@@ -537,8 +547,11 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
 
     def _process_workflow(self, workflow_id: str) -> None:
         """One turn of a workflow (see ``_turn`` and docs/architecture.md)."""
-        with self._turns:
+        self._turns.get()
+        try:
             WorkflowTurn(self, workflow_id).run()
+        finally:
+            self._turns.put(None)
 
     def _process_event(self, event_id: str) -> None:
         """An event worker's turn (see ``_delivery``)."""
@@ -548,11 +561,13 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
         """The rest of a turn, for a workflow an event worker has resumed (see ``_delivery``). With
         every slot taken, the workflow is queued instead: it is then the queue's order (priorities)
         that decides what runs next, and no more than ``max_concurrent_workflows`` turns run."""
-        if not self._turns.acquire(blocking=False):
+        try:
+            self._turns.get_nowait()
+        except Empty:
             self._waiting.release(instance.id)
             self._schedule(instance)
             return
         try:
             WorkflowTurn(self, instance.id).continue_locked(instance)
         finally:
-            self._turns.release()
+            self._turns.put(None)

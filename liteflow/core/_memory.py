@@ -393,23 +393,21 @@ class SingleNodeQueueProvider(QueueProvider):
 
 
 class LocalLockProvider(LockProvider):
-    """Locks within this process."""
+    """Locks within this process.
+
+    Without a mutex: taking a lock is one ``dict.setdefault`` and releasing one ``dict.pop``, each
+    atomic, so two threads racing for a resource cannot both win, and a thread that loses the GIL
+    here holds up no other thread (see ``_gil`` on lock convoys)."""
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._held: set[str] = set()
+        self._held: dict[str, object] = {}
 
     def acquire(self, resource: str) -> bool:
-        with self._mutex:
-            if resource in self._held:
-                return False
-            self._held.add(resource)
-            return True
+        mine = object()
+        return self._held.setdefault(resource, mine) is mine
 
     def release(self, resource: str) -> None:
-        with self._mutex:
-            self._held.discard(resource)
+        self._held.pop(resource, None)
 
     def close(self) -> None:
-        with self._mutex:
-            self._held.clear()
+        self._held.clear()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _validation as check
 from ._errors import ConcurrencyError, DuplicateWorkflowError, InvalidArgumentError
+from ._gil import let_others_run
 from ._lifecycle import LifecycleEventType
 from ._models import ExecutionPointer, WorkflowInstance
 from ._payload import check_data_payload, lent_data
@@ -107,6 +108,7 @@ def start_workflow(
         return _existing(host, instance)
     host._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
     host._announce(QueueType.WORKFLOW, instance.id, instance.priority)
+    let_others_run()  # a caller starting many in a row, holding no lock now (see _gil)
     return instance.id
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
+from types import TracebackType
 from typing import Protocol
 
 from ._backoff import Backoff
+from ._gil import let_others_run
 from ._health import WORKER_GROUPS, Health, HealthMonitor, provider_failure
 from ._options import HostOptions
 from ._providers import LockProvider, PersistenceProvider, QueueProvider, QueueType
@@ -58,6 +59,30 @@ class WorkersHost(Protocol):
         """Deliver one event."""
 
 
+class _Calling:
+    """What :meth:`Workers.calling` returns: a context manager without state, so one per
+    component is shared by every call and every thread (cheaper than a generator per call)."""
+
+    __slots__ = ("_component", "_workers")
+
+    def __init__(self, workers: Workers, component: str) -> None:
+        self._workers, self._component = workers, component
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        workers = self._workers
+        if error is None:
+            workers._health.succeeded(self._component)
+        elif isinstance(error, Exception):
+            failed = provider_failure(error, workers._providers())
+            if failed is not None:
+                workers._health.failed(failed, error)
+
+
 class Workers:
     """The host's threads (workers, poller, timers, supervisor) and the health report built from
     what they see; owned by the host."""
@@ -75,6 +100,7 @@ class Workers:
         self._wake_supervisor = threading.Event()
         self._running = False
         self._stopping = threading.Event()
+        self._callings: dict[str, _Calling] = {}
 
     @property
     def running(self) -> bool:
@@ -133,17 +159,12 @@ class Workers:
         supervised = self._supervisor is not None and self._supervisor.is_alive()
         return self._health.snapshot(dead, live=supervised or not self._running, providers=self._providers())
 
-    @contextmanager
-    def calling(self, component: str) -> Iterator[None]:
+    def calling(self, component: str) -> _Calling:
         """Record the outcome of a caller's provider call in the health report; errors go on up."""
-        try:
-            yield
-        except Exception as error:
-            failed = provider_failure(error, self._providers())
-            if failed is not None:
-                self._health.failed(failed, error)
-            raise
-        self._health.succeeded(component)
+        calling = self._callings.get(component)
+        if calling is None:
+            calling = self._callings[component] = _Calling(self, component)
+        return calling
 
     def _providers(self) -> dict[str, object]:
         host = self._host
@@ -212,6 +233,7 @@ class Workers:
         group = _GROUP_OF_QUEUE[queue]
         backoff = Backoff(_FIRST_BACKOFF, MAX_BACKOFF)
         while self._running:
+            let_others_run()  # between two items, holding no lock (see _gil)
             try:
                 item_id = self._host.queue.dequeue(queue, idle)
             except Exception as error:

@@ -5,6 +5,8 @@
 ("paid", "order-42"), "ship") started with the reference "order-42"; ``MyWorkflow`` (Hello,
 AddNumbers, Goodbye) is registered too."""
 
+import time
+
 
 class OrderWorkflow(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
@@ -34,7 +36,23 @@ def start_docs_host() -> tuple[WorkflowHost, str]:
     started.register_workflow(MyWorkflow())
     started.start()
     teardown.append(started.stop)
-    return started, started.start_workflow("OrderWorkflow", reference="order-42")
+    workflow_id = started.start_workflow("OrderWorkflow", reference="order-42")
+    _until_parked(started, workflow_id)
+    return started, workflow_id
+
+
+def _until_parked(started: WorkflowHost, workflow_id: str) -> None:
+    """Until the instance waits for its event and no worker holds it: a control asked for earlier
+    would only be recorded, to be applied when the running turn ends, and a page's block expects
+    it to apply at once."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pointers = started.get_workflow_instance(workflow_id).execution_pointers
+        if any(p.status is PointerStatus.WAITING_FOR_EVENT for p in pointers) and started.lock.acquire(workflow_id):
+            started.lock.release(workflow_id)
+            return
+        time.sleep(0.005)  # polling a condition, with the deadline above
+    raise AssertionError(f"workflow {workflow_id} never reached its wait_for step")
 
 
 host, workflow_id = start_docs_host()
