@@ -51,6 +51,8 @@ from liteflow.providers.spi import (
     ExecutionError,
     InstanceQuery,
     PersistenceProvider,
+    QueueProvider,
+    QueueType,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
@@ -77,7 +79,11 @@ from ._common import (
     translated,
     utc,
 )
+from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
+
+_Joint = tuple[str, str, Listener]
+"""What :meth:`PostgresQueueProvider.joint_enqueue` gives a store."""
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
 _dumps = json_text
@@ -241,7 +247,19 @@ class PostgresPersistenceProvider(PersistenceProvider):
             and utc(instance.next_execution) <= utcnow()
         )
 
-    def create_workflow(self, instance: WorkflowInstance) -> None:
+    def create_workflow_queued(self, instance: WorkflowInstance, queue: QueueProvider) -> bool:
+        """Store ``instance`` and queue its id, in one transaction and one round trip, when ``queue``
+        is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
+        otherwise return False having done nothing. See :meth:`create_workflow`."""
+        if not isinstance(queue, PostgresQueueProvider):
+            return False
+        joint = queue.joint_enqueue(self._pool.target, self.schema)
+        if joint is None:
+            return False
+        self.create_workflow(instance, _joint=joint)
+        return True
+
+    def create_workflow(self, instance: WorkflowInstance, *, _joint: _Joint | None = None) -> None:
         row = (
             instance.id,
             instance.workflow_definition_id,
@@ -255,6 +273,9 @@ class PostgresPersistenceProvider(PersistenceProvider):
             _dumps(instance_to_record(instance)),
         )
         notify = self._runnable_now(instance)
+        if _joint is not None:
+            self._create_queued(instance, row, notify, _joint)
+            return
         with translated("create a workflow"), self._pool.connection() as conn:
             try:
                 if notify:
@@ -265,6 +286,32 @@ class PostgresPersistenceProvider(PersistenceProvider):
                     conn.execute(self._sql.insert_workflow, row)
             except pg_errors.UniqueViolation as error:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+
+    def _create_queued(self, instance: WorkflowInstance, row: tuple[Any, ...], notify: bool, joint: _Joint) -> None:
+        """The insert and the queue row in one explicit transaction, and the notifications after its
+        COMMIT (so that no commit waits for its WAL flush holding the server's lock that orders
+        notifying commits), all one simple query: one round trip, parameters bound by the client."""
+        queue_sql, notify_sql, listener = joint
+        name = QueueType.WORKFLOW.value
+        sql = f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT; {notify_sql}"
+        parameters: tuple[Any, ...] = (*row, name, instance.id, instance.priority, name)
+        if notify:
+            sql += f"; {self._sql.notify}"
+            parameters += (self._channel,)
+        with translated("create a workflow"), self._pool.connection() as conn:
+            pid = conn.info.backend_pid
+            listener.expect(name, pid)
+            committed = False
+            try:
+                psycopg.ClientCursor(conn).execute(sql, parameters)
+                committed = True
+            except pg_errors.UniqueViolation as error:
+                conn.execute("ROLLBACK")
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+            finally:
+                if not committed:
+                    listener.unexpect(name, pid)
+        listener.sent(name)  # a consumer of this process wakes now, not after the round trip
 
     def persist_workflow(
         self,

@@ -1,0 +1,145 @@
+"""The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
+row commit together or not at all (``create_workflow_queued``), and a pooled connection broken under
+a call is replaced.
+
+The server is ``LITEFLOW_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
+tests skip when it is unreachable, except with ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+
+from liteflow.core import (
+    ConcurrencyError,
+    ProviderError,
+    ProviderUnavailableError,
+    StepBody,
+    StepExecutionContext,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowInstance,
+    WorkflowStatus,
+    configure_workflow_host,
+)
+from liteflow.core._providers import QueueType
+from liteflow.providers.postgres import PostgresPersistenceProvider, PostgresQueueProvider
+
+from conftest import Schema  # type: ignore[import-not-found]
+
+
+def sql(url: str, statement: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, parameters or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+def rows(url: str, schema: str) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """The stored workflow ids, and the queue rows (queue, item id, priority)."""
+    workflows = [r[0] for r in sql(url, f'SELECT id FROM "{schema}".workflow ORDER BY id')]
+    queued = sql(url, f'SELECT queue, item_id, priority FROM "{schema}".queue_item ORDER BY item_id')
+    return workflows, [(str(q), str(i), int(p)) for q, i, p in queued]
+
+
+def test_a_store_and_a_queue_on_one_schema_create_and_queue_in_one_transaction(
+    postgres_url: str, schema: Schema
+) -> None:
+    name, elsewhere = schema(), schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    queue = PostgresQueueProvider(postgres_url, schema=name)
+    other = PostgresQueueProvider(postgres_url, schema=elsewhere)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1, priority=7)
+        assert store.create_workflow_queued(instance, queue) is True
+        assert rows(postgres_url, name) == ([instance.id], [("workflow", instance.id, 7)])
+        # This process's consumer is woken at once, and the notification's trip back adds nothing.
+        deadline = time.monotonic() + 5
+        while queue._listener._expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queue._listener._expected == {}
+        assert queue._listener._tickets == {"workflow": 1}
+        assert queue.dequeue(QueueType.WORKFLOW, 0) == instance.id
+
+        # The same id again: nothing is stored or queued, and the connection is usable after.
+        with pytest.raises(ConcurrencyError):
+            store.create_workflow_queued(WorkflowInstance(id=instance.id, workflow_definition_id="x", version=1), queue)
+        assert queue._listener._expected == {}
+        assert rows(postgres_url, name)[0] == [instance.id]
+        assert store.get_workflow_instance(instance.id).workflow_definition_id == "flow"
+
+        # A queue in another schema (or database) is not joined: the host queues on its own.
+        assert store.create_workflow_queued(WorkflowInstance(workflow_definition_id="flow", version=1), other) is False
+        assert rows(postgres_url, name)[0] == [instance.id]
+        assert rows(postgres_url, elsewhere) == ([], [])
+    finally:
+        for provider in (other, queue, store):
+            provider.close()
+
+
+def test_a_start_whose_queue_row_fails_stores_nothing(postgres_url: str, schema: Schema) -> None:
+    """Without the joint transaction the instance would be stored and the failed enqueue only
+    reported (the poll finds it); with it, neither row is written and the start raises."""
+    name = schema()
+    url = f"{postgres_url}?schema={name}"
+    check = f'ALTER TABLE "{name}".queue_item ADD CONSTRAINT no_doomed CHECK (item_id <> %s)'
+    with configure_workflow_host(url, url, url, poll_interval=60) as host:
+        host.register_workflow(Count())
+        sql(postgres_url, check.replace("%s", "'doomed'"))
+        try:
+            with pytest.raises(ProviderError):
+                host.start_workflow("Count", 1, {}, instance_id="doomed")
+            assert rows(postgres_url, name) == ([], [])
+            started = host.start_workflow("Count", 1, {}, instance_id="fine")
+            assert host.wait_for_workflow(started, 10).status is WorkflowStatus.COMPLETE
+        finally:
+            sql(postgres_url, f'ALTER TABLE "{name}".queue_item DROP CONSTRAINT no_doomed')
+
+
+class Counting(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        context.workflow.data["n"] = context.workflow.data.get("n", 0) + 1
+
+
+class Count(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Counting).then(Counting)
+
+
+def test_a_pooled_connection_killed_under_the_store_is_replaced(postgres_url: str, schema: Schema) -> None:
+    store = PostgresPersistenceProvider(postgres_url, schema=schema(), min_size=2, max_size=2)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1)
+        store.create_workflow(instance)
+        with store._pool.connection() as first, store._pool.connection() as second:
+            pids = [first.info.backend_pid, second.info.backend_pid]
+        sql(postgres_url, "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        failures = 0
+        for _ in range(6):  # at most one call fails per dead connection; the pool replaces them
+            try:
+                assert store.get_workflow_instance(instance.id).id == instance.id
+            except ProviderUnavailableError:
+                failures += 1
+        assert failures <= 2
+        assert store.get_workflow_instance(instance.id).id == instance.id
+        with store._pool.connection() as conn:
+            assert conn.info.backend_pid not in pids
+    finally:
+        store.close()
+
+
+def test_a_failed_transaction_gives_its_connection_back_clean(postgres_url: str, schema: Schema) -> None:
+    store = PostgresPersistenceProvider(postgres_url, schema=schema(), min_size=1, max_size=1)
+    try:
+        with pytest.raises(psycopg.errors.UndefinedTable), store._pool.connection() as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT * FROM no_such_table")
+        with store._pool.connection() as conn:  # the one connection, rolled back on the way in
+            assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
+        store.create_workflow(WorkflowInstance(workflow_definition_id="flow", version=1))
+    finally:
+        store.close()
