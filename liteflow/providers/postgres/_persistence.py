@@ -79,6 +79,7 @@ from ._common import (
     translated,
     utc,
 )
+from ._group_commit import GroupCommit
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
@@ -110,6 +111,10 @@ class _Sql:
             f"UPDATE {s}.workflow SET definition_id = %s, version = %s, reference = %s, status = %s,"
             " next_execution = %s, complete_time = %s, revision = revision + 1, record = %s"
             " WHERE id = %s AND revision = %s"
+        )
+        # The update of a save that writes more rows: fails (division by zero) if the revision moved on.
+        self.checked_update_workflow = (
+            f"WITH saved AS ({self.update_workflow} RETURNING 1) SELECT 1 / count(*) FROM saved"
         )
         self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
         self.select_workflow = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow WHERE id = %s"
@@ -219,6 +224,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         except BaseException:
             self._pool.close()
             raise
+        self._group = GroupCommit(self._pool, self._sql.update_workflow)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresPersistenceProvider:
@@ -329,19 +335,23 @@ class PostgresPersistenceProvider(PersistenceProvider):
         )
         notify = self._runnable_now(instance) or (self._notify and bool(rows.events))
         sql = self._sql
-        with translated("save a workflow"), self._pool.connection() as conn:
-            if rows.only_update and not notify:
-                # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                if conn.execute(sql.update_workflow, rows.update).rowcount == 0:
+        if rows.only_update and not notify:
+            # One UPDATE, in autocommit, or in one transaction with other threads' (group commit).
+            if self._group.update(rows.update) == 0:
+                with translated("save a workflow"), self._pool.connection() as conn:
                     self._raise_lost_update(conn, instance.id, revision)
-            else:
-                # One round trip for the whole transaction (pipeline mode): BEGIN, the statements
-                # and COMMIT are sent together; the revision check is read before COMMIT is sent,
-                # and a lost update rolls everything back.
-                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as saved, conn.cursor() as cursor:
+            instance.revision = revision + 1
+            return
+        with translated("save a workflow"), self._pool.connection() as conn:
+            # One round trip for the whole transaction (pipeline mode, statements rather than
+            # conn.transaction(), which waits for an answer to BEGIN and to COMMIT): a lost update
+            # fails the checked UPDATE (a division by its zero row count), which aborts the rest.
+            try:
+                with conn.pipeline(), conn.cursor() as cursor:
+                    cursor.execute("BEGIN")
                     if rows.ended and not (rows.subscriptions or rows.errors or rows.events):
                         cursor.execute(sql.asynchronous)  # a delivery: see Durability
-                    saved.execute(sql.update_workflow, rows.update)
+                    cursor.execute(sql.checked_update_workflow, rows.update)
                     if rows.subscriptions:
                         cursor.executemany(sql.upsert_subscription, rows.subscriptions)
                     if rows.ended:
@@ -352,9 +362,10 @@ class PostgresPersistenceProvider(PersistenceProvider):
                         cursor.executemany(sql.upsert_event, rows.events)
                     if notify:
                         cursor.execute(sql.notify, (self._channel,))
-                    pipeline.sync()
-                    if saved.rowcount == 0:
-                        self._raise_lost_update(conn, instance.id, revision)
+                    cursor.execute("COMMIT")
+            except pg_errors.DivisionByZero:
+                conn.execute("ROLLBACK")
+                self._raise_lost_update(conn, instance.id, revision)
         instance.revision = revision + 1
 
     def _raise_lost_update(self, conn: psycopg.Connection[Any], workflow_id: str, revision: int) -> None:
