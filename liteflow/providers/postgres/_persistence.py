@@ -1,10 +1,15 @@
 """A :class:`PersistenceProvider` on PostgreSQL, with psycopg 3 and a ``psycopg_pool`` pool.
 
-Connections
+Connections and round trips
     Every call borrows an autocommit connection from the pool for one statement, or for one
     explicit transaction when it writes more than one row (sent in pipeline mode: one round trip
     for BEGIN, the statements and COMMIT). Nothing is held between calls, so
     ``max_size`` bounds the connections one provider opens whatever the number of host threads.
+    A plain save (the instance alone) is one UPDATE; the plain saves of threads that save at the
+    same time share one transaction and one round trip (group commit: :mod:`._group_commit`).
+    With a :class:`PostgresQueueProvider` on the same connection string and schema,
+    :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
+    round trip.
 
 Consistency
     ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
