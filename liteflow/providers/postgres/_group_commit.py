@@ -27,7 +27,7 @@ import psycopg
 
 from liteflow.providers.spi import ProviderError, ProviderUnavailableError
 
-from ._common import Database, translated
+from ._common import Database, cursor, translated
 
 _MOST = 32
 """Most saves in one batch."""
@@ -110,7 +110,7 @@ class GroupCommit:
         for save in batch:
             try:
                 with translated("save a workflow"), self._database.connection() as conn:
-                    save.rowcount = conn.execute(self._sql, save.parameters).rowcount
+                    save.rowcount = cursor(conn).execute(self._sql, save.parameters).rowcount
             except ProviderError as error:
                 save.error = error
 

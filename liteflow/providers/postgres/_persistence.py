@@ -79,6 +79,7 @@ from ._common import (
     Listener,
     check_schema,
     conninfo_from_url,
+    cursor,
     flag,
     open_pool,
     translated,
@@ -352,22 +353,22 @@ class PostgresPersistenceProvider(PersistenceProvider):
             # conn.transaction(), which waits for an answer to BEGIN and to COMMIT): a lost update
             # fails the checked UPDATE (a division by its zero row count), which aborts the rest.
             try:
-                with conn.pipeline(), conn.cursor() as cursor:
-                    cursor.execute("BEGIN")
+                with conn.pipeline(), conn.cursor() as statements:
+                    statements.execute("BEGIN")
                     if rows.ended and not (rows.subscriptions or rows.errors or rows.events):
-                        cursor.execute(sql.asynchronous)  # a delivery: see Durability
-                    cursor.execute(sql.checked_update_workflow, rows.update)
+                        statements.execute(sql.asynchronous)  # a delivery: see Durability
+                    statements.execute(sql.checked_update_workflow, rows.update)
                     if rows.subscriptions:
-                        cursor.executemany(sql.upsert_subscription, rows.subscriptions)
+                        statements.executemany(sql.upsert_subscription, rows.subscriptions)
                     if rows.ended:
-                        cursor.execute(sql.delete_subscriptions, (rows.ended,))
+                        statements.execute(sql.delete_subscriptions, (rows.ended,))
                     if rows.errors:
-                        cursor.executemany(sql.insert_error, rows.errors)
+                        statements.executemany(sql.insert_error, rows.errors)
                     if rows.events:
-                        cursor.executemany(sql.upsert_event, rows.events)
+                        statements.executemany(sql.upsert_event, rows.events)
                     if notify:
-                        cursor.execute(sql.notify, (self._channel,))
-                    cursor.execute("COMMIT")
+                        statements.execute(sql.notify, (self._channel,))
+                    statements.execute("COMMIT")
             except pg_errors.DivisionByZero:
                 conn.execute("ROLLBACK")
                 self._raise_lost_update(conn, instance.id, revision)
@@ -384,7 +385,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     def _fetchall(self, what: str, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
         with translated(what), self._pool.connection() as conn:
-            return conn.execute(sql, parameters).fetchall()
+            return cursor(conn).execute(sql, parameters).fetchall()
 
     @staticmethod
     def _instance(row: tuple[Any, ...]) -> WorkflowInstance:

@@ -66,6 +66,7 @@ from ._common import (
     Listener,
     check_schema,
     conninfo_from_url,
+    cursor,
     open_pool,
     translated,
 )
@@ -194,7 +195,7 @@ class PostgresQueueProvider(QueueProvider):
             self._listener.expect(name, pid)
             sent = False
             try:
-                sent = conn.execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
+                sent = cursor(conn).execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
             finally:
                 if not sent:
                     self._listener.unexpect(name, pid)
@@ -244,9 +245,9 @@ class PostgresQueueProvider(QueueProvider):
                 if acked:
                     ids, tokens = [a[0] for a in acked], [a[1] for a in acked]
                     parameters = (ids, tokens, token, self.visibility_timeout, name, ids)
-                    row = conn.execute(self._ack_and_take_sql, parameters).fetchone()
+                    row = cursor(conn).execute(self._ack_and_take_sql, parameters).fetchone()
                 else:
-                    row = conn.execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+                    row = cursor(conn).execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
         except BaseException:
             if acked:
                 with self._taken_lock:
