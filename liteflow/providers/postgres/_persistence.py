@@ -300,16 +300,22 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
     def _create_queued(self, instance: WorkflowInstance, row: tuple[Any, ...], notify: bool, joint: _Joint) -> None:
-        """The insert and the queue row in one explicit transaction, and the notifications after its
-        COMMIT (so that no commit waits for its WAL flush holding the server's lock that orders
-        notifying commits), all one simple query: one round trip, parameters bound by the client."""
+        """The insert and the queue row in one explicit transaction, then the notifications in a
+        second one that does not wait for its WAL flush (a notifying transaction gets an xid, so its
+        commit is written, and it holds the server's lock that orders notifying commits until it is
+        flushed: the queue's own enqueue commits asynchronously for that reason), all one simple
+        query: one round trip, parameters bound by the client. Skipped if the first one fails."""
         queue_sql, notify_sql, listener = joint
         name = QueueType.WORKFLOW.value
-        sql = f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT; {notify_sql}"
+        notifications = notify_sql
         parameters: tuple[Any, ...] = (*row, name, instance.id, instance.priority, name)
         if notify:
-            sql += f"; {self._sql.notify}"
+            notifications += f"; {self._sql.notify}"
             parameters += (self._channel,)
+        sql = (
+            f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT;"
+            f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
+        )
         with translated("create a workflow"), self._pool.connection() as conn:
             pid = conn.info.backend_pid
             listener.expect(name, pid)
