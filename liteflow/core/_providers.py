@@ -82,6 +82,16 @@ class PersistenceProvider(ABC):
         otherwise :class:`SerializationError` is raised and nothing is stored. If an instance with
         that id exists, :class:`ConcurrencyError` is raised and the stored one is left unchanged."""
 
+    def create_workflow_queued(self, instance: WorkflowInstance, queue: QueueProvider) -> bool:
+        """Optional: store a new instance as :meth:`create_workflow` does and, in the same
+        transaction, queue its id on ``queue`` (``QueueType.WORKFLOW``, ``instance.priority``), so
+        that a start is one commit instead of two: for a store whose queue lives in the same
+        database. Both happen or neither does (a :class:`ConcurrencyError` queues nothing).
+
+        Return False, having done nothing, when this store cannot do it for ``queue`` (the
+        default): the host then calls :meth:`create_workflow` and queues the id itself."""
+        return False
+
     @abstractmethod
     def persist_workflow(
         self,

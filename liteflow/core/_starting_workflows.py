@@ -101,13 +101,17 @@ def start_workflow(
     lend = limit is not None and not host._lifecycle.middleware
     try:
         with host._workers.calling("persistence"), lent_data(data if lend else _NOT_LENT, checked):
-            host.persistence.create_workflow(instance)
+            # A store whose queue lives in its database queues the id in the create's transaction.
+            queued = host.persistence.create_workflow_queued(instance, host.queue)
+            if not queued:
+                host.persistence.create_workflow(instance)
     except ConcurrencyError:
         if instance_id_ is None:
             raise  # a random id collided: not something to hide
         return _existing(host, instance)
     host._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
-    host._announce(QueueType.WORKFLOW, instance.id, instance.priority)
+    if not queued:
+        host._announce(QueueType.WORKFLOW, instance.id, instance.priority)
     let_others_run()  # a caller starting many in a row, holding no lock now (see _gil)
     return instance.id
 

@@ -43,6 +43,7 @@ from ._common import (
     STATEMENT_TIMEOUT,
     check_schema,
     conninfo_from_url,
+    cursor,
     open_pool,
     translated,
 )
@@ -122,7 +123,7 @@ class PostgresLockProvider(LeasedLockProvider[int]):
 
     def acquire(self, resource: str) -> bool:
         with translated(f"lock {resource}"), self._pool.connection() as conn:
-            row = conn.execute(self._acquire_sql, (resource, self._owner, self.lease)).fetchone()
+            row = cursor(conn).execute(self._acquire_sql, (resource, self._owner, self.lease)).fetchone()
         if row is None:
             return False
         self._hold(resource, int(row[0]))
@@ -136,7 +137,7 @@ class PostgresLockProvider(LeasedLockProvider[int]):
     def _give_back(self, resource: str, token: int) -> None:
         try:
             with translated(f"unlock {resource}"), self._pool.connection() as conn:
-                conn.execute(self._release_sql, (resource, token))
+                cursor(conn).execute(self._release_sql, (resource, token))
         except ProviderError as error:
             raise ProviderError(f"{error} (the lock lapses within {self.lease} s)") from error.__cause__
 

@@ -1,10 +1,15 @@
 """A :class:`PersistenceProvider` on PostgreSQL, with psycopg 3 and a ``psycopg_pool`` pool.
 
-Connections
+Connections and round trips
     Every call borrows an autocommit connection from the pool for one statement, or for one
     explicit transaction when it writes more than one row (sent in pipeline mode: one round trip
     for BEGIN, the statements and COMMIT). Nothing is held between calls, so
     ``max_size`` bounds the connections one provider opens whatever the number of host threads.
+    A plain save (the instance alone) is one UPDATE; the plain saves of threads that save at the
+    same time share one transaction and one round trip (group commit: :mod:`._group_commit`).
+    With a :class:`PostgresQueueProvider` on the same connection string and schema,
+    :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
+    round trip.
 
 Consistency
     ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
@@ -51,6 +56,8 @@ from liteflow.providers.spi import (
     ExecutionError,
     InstanceQuery,
     PersistenceProvider,
+    QueueProvider,
+    QueueType,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
@@ -72,12 +79,18 @@ from ._common import (
     Listener,
     check_schema,
     conninfo_from_url,
+    cursor,
     flag,
     open_pool,
     translated,
     utc,
 )
+from ._group_commit import GroupCommit
+from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
+
+_Joint = tuple[str, str, Listener]
+"""What :meth:`PostgresQueueProvider.joint_enqueue` gives a store."""
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
 _dumps = json_text
@@ -104,6 +117,10 @@ class _Sql:
             f"UPDATE {s}.workflow SET definition_id = %s, version = %s, reference = %s, status = %s,"
             " next_execution = %s, complete_time = %s, revision = revision + 1, record = %s"
             " WHERE id = %s AND revision = %s"
+        )
+        # The update of a save that writes more rows: fails (division by zero) if the revision moved on.
+        self.checked_update_workflow = (
+            f"WITH saved AS ({self.update_workflow} RETURNING 1) SELECT 1 / count(*) FROM saved"
         )
         self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
         self.select_workflow = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow WHERE id = %s"
@@ -213,6 +230,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         except BaseException:
             self._pool.close()
             raise
+        self._group = GroupCommit(self._pool, self._sql.update_workflow)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresPersistenceProvider:
@@ -241,7 +259,19 @@ class PostgresPersistenceProvider(PersistenceProvider):
             and utc(instance.next_execution) <= utcnow()
         )
 
-    def create_workflow(self, instance: WorkflowInstance) -> None:
+    def create_workflow_queued(self, instance: WorkflowInstance, queue: QueueProvider) -> bool:
+        """Store ``instance`` and queue its id, in one transaction and one round trip, when ``queue``
+        is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
+        otherwise return False having done nothing. See :meth:`create_workflow`."""
+        if not isinstance(queue, PostgresQueueProvider):
+            return False
+        joint = queue.joint_enqueue(self._pool.target, self.schema)
+        if joint is None:
+            return False
+        self.create_workflow(instance, _joint=joint)
+        return True
+
+    def create_workflow(self, instance: WorkflowInstance, *, _joint: _Joint | None = None) -> None:
         row = (
             instance.id,
             instance.workflow_definition_id,
@@ -255,6 +285,9 @@ class PostgresPersistenceProvider(PersistenceProvider):
             instance_record_text(instance),  # the start's data encoded once
         )
         notify = self._runnable_now(instance)
+        if _joint is not None:
+            self._create_queued(instance, row, notify, _joint)
+            return
         with translated("create a workflow"), self._pool.connection() as conn:
             try:
                 if notify:
@@ -265,6 +298,38 @@ class PostgresPersistenceProvider(PersistenceProvider):
                     conn.execute(self._sql.insert_workflow, row)
             except pg_errors.UniqueViolation as error:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+
+    def _create_queued(self, instance: WorkflowInstance, row: tuple[Any, ...], notify: bool, joint: _Joint) -> None:
+        """The insert and the queue row in one explicit transaction, then the notifications in a
+        second one that does not wait for its WAL flush (a notifying transaction gets an xid, so its
+        commit is written, and it holds the server's lock that orders notifying commits until it is
+        flushed: the queue's own enqueue commits asynchronously for that reason), all one simple
+        query: one round trip, parameters bound by the client. Skipped if the first one fails."""
+        queue_sql, notify_sql, listener = joint
+        name = QueueType.WORKFLOW.value
+        notifications = notify_sql
+        parameters: tuple[Any, ...] = (*row, name, instance.id, instance.priority, name)
+        if notify:
+            notifications += f"; {self._sql.notify}"
+            parameters += (self._channel,)
+        sql = (
+            f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT;"
+            f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
+        )
+        with translated("create a workflow"), self._pool.connection() as conn:
+            pid = conn.info.backend_pid
+            listener.expect(name, pid)
+            committed = False
+            try:
+                psycopg.ClientCursor(conn).execute(sql, parameters)
+                committed = True
+            except pg_errors.UniqueViolation as error:
+                conn.execute("ROLLBACK")
+                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
+            finally:
+                if not committed:
+                    listener.unexpect(name, pid)
+        listener.sent(name)  # a consumer of this process wakes now, not after the round trip
 
     def persist_workflow(
         self,
@@ -282,32 +347,37 @@ class PostgresPersistenceProvider(PersistenceProvider):
         )
         notify = self._runnable_now(instance) or (self._notify and bool(rows.events))
         sql = self._sql
-        with translated("save a workflow"), self._pool.connection() as conn:
-            if rows.only_update and not notify:
-                # One statement: autocommit is atomic and saves a BEGIN and a COMMIT.
-                if conn.execute(sql.update_workflow, rows.update).rowcount == 0:
+        if rows.only_update and not notify:
+            # One UPDATE, in autocommit, or in one transaction with other threads' (group commit).
+            if self._group.update(rows.update) == 0:
+                with translated("save a workflow"), self._pool.connection() as conn:
                     self._raise_lost_update(conn, instance.id, revision)
-            else:
-                # One round trip for the whole transaction (pipeline mode): BEGIN, the statements
-                # and COMMIT are sent together; the revision check is read before COMMIT is sent,
-                # and a lost update rolls everything back.
-                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as saved, conn.cursor() as cursor:
+            instance.revision = revision + 1
+            return
+        with translated("save a workflow"), self._pool.connection() as conn:
+            # One round trip for the whole transaction (pipeline mode, statements rather than
+            # conn.transaction(), which waits for an answer to BEGIN and to COMMIT): a lost update
+            # fails the checked UPDATE (a division by its zero row count), which aborts the rest.
+            try:
+                with conn.pipeline(), conn.cursor() as statements:
+                    statements.execute("BEGIN")
                     if rows.ended and not (rows.subscriptions or rows.errors or rows.events):
-                        cursor.execute(sql.asynchronous)  # a delivery: see Durability
-                    saved.execute(sql.update_workflow, rows.update)
+                        statements.execute(sql.asynchronous)  # a delivery: see Durability
+                    statements.execute(sql.checked_update_workflow, rows.update)
                     if rows.subscriptions:
-                        cursor.executemany(sql.upsert_subscription, rows.subscriptions)
+                        statements.executemany(sql.upsert_subscription, rows.subscriptions)
                     if rows.ended:
-                        cursor.execute(sql.delete_subscriptions, (rows.ended,))
+                        statements.execute(sql.delete_subscriptions, (rows.ended,))
                     if rows.errors:
-                        cursor.executemany(sql.insert_error, rows.errors)
+                        statements.executemany(sql.insert_error, rows.errors)
                     if rows.events:
-                        cursor.executemany(sql.upsert_event, rows.events)
+                        statements.executemany(sql.upsert_event, rows.events)
                     if notify:
-                        cursor.execute(sql.notify, (self._channel,))
-                    pipeline.sync()
-                    if saved.rowcount == 0:
-                        self._raise_lost_update(conn, instance.id, revision)
+                        statements.execute(sql.notify, (self._channel,))
+                    statements.execute("COMMIT")
+            except pg_errors.DivisionByZero:
+                conn.execute("ROLLBACK")
+                self._raise_lost_update(conn, instance.id, revision)
         instance.revision = revision + 1
 
     def _raise_lost_update(self, conn: psycopg.Connection[Any], workflow_id: str, revision: int) -> None:
@@ -321,7 +391,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     def _fetchall(self, what: str, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
         with translated(what), self._pool.connection() as conn:
-            return conn.execute(sql, parameters).fetchall()
+            return cursor(conn).execute(sql, parameters).fetchall()
 
     @staticmethod
     def _instance(row: tuple[Any, ...]) -> WorkflowInstance:

@@ -66,6 +66,7 @@ from ._common import (
     Listener,
     check_schema,
     conninfo_from_url,
+    cursor,
     open_pool,
     translated,
 )
@@ -139,6 +140,14 @@ class PostgresQueueProvider(QueueProvider):
             " AND id <> ALL(%s::bigint[]) ORDER BY priority DESC, visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " RETURNING id, item_id"
         )
+        # For a store on the same database and schema: the enqueue inside its create's
+        # transaction, the notification sent after its COMMIT (see joint_enqueue).
+        self._joint_sql = (
+            f"INSERT INTO {s}.queue_item (queue, item_id, visible_at, priority) VALUES (%s, %s, now(), %s)"
+            " ON CONFLICT (queue, item_id) WHERE taken_by IS NULL DO UPDATE SET priority = EXCLUDED.priority"
+            f" WHERE {s}.queue_item.priority < EXCLUDED.priority"
+        )
+        self._joint_notify_sql = f"SELECT pg_notify('{channel}', %s)"
         self._return_sql = f"UPDATE {s}.queue_item SET visible_at = now() WHERE id = ANY(%s) AND taken_by = ANY(%s)"
         self._node = secrets.token_hex(6)
         self._deliveries = itertools.count(1)
@@ -186,12 +195,22 @@ class PostgresQueueProvider(QueueProvider):
             self._listener.expect(name, pid)
             sent = False
             try:
-                sent = conn.execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
+                sent = cursor(conn).execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
             finally:
                 if not sent:
                     self._listener.unexpect(name, pid)
         if sent:
             self._listener.sent(name)  # a consumer of this process wakes now, not after the round trip
+
+    def joint_enqueue(self, target: frozenset[tuple[str, object]], schema: str) -> tuple[str, str, Listener] | None:
+        """For :meth:`PostgresPersistenceProvider.create_workflow_queued`: the statement that queues
+        an item (parameters: queue, item id, priority) inside another connection's transaction, the
+        statement that notifies the consumers (parameter: queue) after its COMMIT, and the listener
+        to tell (``expect``/``sent``/``unexpect``, as :meth:`enqueue` does); None unless this queue
+        lives in the database ``target`` and the schema ``schema``."""
+        if self._closed or schema != self.schema or target != self._pool.target:
+            return None
+        return self._joint_sql, self._joint_notify_sql, self._listener
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         name = QueueType(queue).value
@@ -226,9 +245,9 @@ class PostgresQueueProvider(QueueProvider):
                 if acked:
                     ids, tokens = [a[0] for a in acked], [a[1] for a in acked]
                     parameters = (ids, tokens, token, self.visibility_timeout, name, ids)
-                    row = conn.execute(self._ack_and_take_sql, parameters).fetchone()
+                    row = cursor(conn).execute(self._ack_and_take_sql, parameters).fetchone()
                 else:
-                    row = conn.execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+                    row = cursor(conn).execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
         except BaseException:
             if acked:
                 with self._taken_lock:

@@ -1,0 +1,268 @@
+"""The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
+row commit together or not at all (``create_workflow_queued``), and a pooled connection broken under
+a call is replaced.
+
+The server is ``LITEFLOW_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
+tests skip when it is unreachable, except with ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+
+from conftest import Schema  # type: ignore[import-not-found]
+
+from liteflow.core import (
+    ConcurrencyError,
+    ExecutionError,
+    ProviderError,
+    ProviderUnavailableError,
+    StepBody,
+    StepExecutionContext,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowInstance,
+    WorkflowStatus,
+    configure_workflow_host,
+)
+from liteflow.core._providers import QueueType
+from liteflow.providers.postgres import PostgresPersistenceProvider, PostgresQueueProvider
+
+
+def sql(url: str, statement: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, parameters or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+def rows(url: str, schema: str) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """The stored workflow ids, and the queue rows (queue, item id, priority)."""
+    workflows = [r[0] for r in sql(url, f'SELECT id FROM "{schema}".workflow ORDER BY id')]
+    queued = sql(url, f'SELECT queue, item_id, priority FROM "{schema}".queue_item ORDER BY item_id')
+    return workflows, [(str(q), str(i), int(p)) for q, i, p in queued]
+
+
+def test_a_store_and_a_queue_on_one_schema_create_and_queue_in_one_transaction(
+    postgres_url: str, schema: Schema
+) -> None:
+    name, elsewhere = schema(), schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    queue = PostgresQueueProvider(postgres_url, schema=name)
+    other = PostgresQueueProvider(postgres_url, schema=elsewhere)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1, priority=7)
+        assert store.create_workflow_queued(instance, queue) is True
+        assert rows(postgres_url, name) == ([instance.id], [("workflow", instance.id, 7)])
+        # This process's consumer is woken at once, and the notification's trip back adds nothing.
+        deadline = time.monotonic() + 5
+        while queue._listener._expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert queue._listener._expected == {}
+        assert queue._listener._tickets == {"workflow": 1}
+        assert queue.dequeue(QueueType.WORKFLOW, 0) == instance.id
+
+        # The same id again: nothing is stored or queued, and the connection is usable after.
+        with pytest.raises(ConcurrencyError):
+            store.create_workflow_queued(WorkflowInstance(id=instance.id, workflow_definition_id="x", version=1), queue)
+        assert queue._listener._expected == {}
+        assert rows(postgres_url, name)[0] == [instance.id]
+        assert store.get_workflow_instance(instance.id).workflow_definition_id == "flow"
+
+        # A queue in another schema (or database) is not joined: the host queues on its own.
+        assert store.create_workflow_queued(WorkflowInstance(workflow_definition_id="flow", version=1), other) is False
+        assert rows(postgres_url, name)[0] == [instance.id]
+        assert rows(postgres_url, elsewhere) == ([], [])
+    finally:
+        for provider in (other, queue, store):
+            provider.close()
+
+
+def test_a_start_whose_queue_row_fails_stores_nothing(postgres_url: str, schema: Schema) -> None:
+    """Without the joint transaction the instance would be stored and the failed enqueue only
+    reported (the poll finds it); with it, neither row is written and the start raises."""
+    name = schema()
+    url = f"{postgres_url}?schema={name}"
+    check = f'ALTER TABLE "{name}".queue_item ADD CONSTRAINT no_doomed CHECK (item_id <> %s)'
+    with configure_workflow_host(url, url, url, poll_interval=60) as host:
+        host.register_workflow(Count())
+        sql(postgres_url, check.replace("%s", "'doomed'"))
+        try:
+            with pytest.raises(ProviderError):
+                host.start_workflow("Count", 1, {}, instance_id="doomed")
+            assert rows(postgres_url, name) == ([], [])
+            started = host.start_workflow("Count", 1, {}, instance_id="fine")
+            assert host.wait_for_workflow(started, 10).status is WorkflowStatus.COMPLETE
+        finally:
+            sql(postgres_url, f'ALTER TABLE "{name}".queue_item DROP CONSTRAINT no_doomed')
+
+
+class Counting(StepBody):
+    def run(self, context: StepExecutionContext) -> None:
+        context.workflow.data["n"] = context.workflow.data.get("n", 0) + 1
+
+
+class Count(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Counting).then(Counting)
+
+
+def test_a_pooled_connection_killed_under_the_store_is_replaced(postgres_url: str, schema: Schema) -> None:
+    store = PostgresPersistenceProvider(postgres_url, schema=schema(), min_size=2, max_size=2)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1)
+        store.create_workflow(instance)
+        with store._pool.connection() as first, store._pool.connection() as second:
+            pids = [first.info.backend_pid, second.info.backend_pid]
+        sql(postgres_url, "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        failures = 0
+        for _ in range(6):  # at most one call fails per dead connection; the pool replaces them
+            try:
+                assert store.get_workflow_instance(instance.id).id == instance.id
+            except ProviderUnavailableError:
+                failures += 1
+        assert failures <= 2
+        assert store.get_workflow_instance(instance.id).id == instance.id
+        with store._pool.connection() as conn:
+            assert conn.info.backend_pid not in pids
+    finally:
+        store.close()
+
+
+def test_a_failed_transaction_gives_its_connection_back_clean(postgres_url: str, schema: Schema) -> None:
+    store = PostgresPersistenceProvider(postgres_url, schema=schema(), min_size=1, max_size=1)
+    try:
+        with pytest.raises(psycopg.errors.UndefinedTable), store._pool.connection() as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT * FROM no_such_table")
+        with store._pool.connection() as conn:  # the one connection, rolled back on the way in
+            assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
+        store.create_workflow(WorkflowInstance(workflow_definition_id="flow", version=1))
+    finally:
+        store.close()
+
+
+# -- group commit of plain saves ---------------------------------------------------------------------
+
+
+def saved_concurrently(
+    postgres_url: str, store: PostgresPersistenceProvider, blocked: WorkflowInstance, others: list[WorkflowInstance]
+) -> dict[str, BaseException | None]:
+    """Save ``blocked`` while another session holds its row, so that its save (the batch's leader)
+    waits at the server; save ``others`` meanwhile, each in its own thread (they queue behind it),
+    then let go. Each id -> what its save raised (None if it succeeded)."""
+    outcome: dict[str, BaseException | None] = {}
+
+    def save(instance: WorkflowInstance) -> None:
+        try:
+            store.persist_workflow(instance)
+            outcome[instance.id] = None
+        except BaseException as error:
+            outcome[instance.id] = error
+
+    holder = psycopg.connect(postgres_url, autocommit=True)
+    try:
+        holder.execute("BEGIN")
+        holder.execute(f'SELECT 1 FROM "{store.schema}".workflow WHERE id = %s FOR UPDATE', (blocked.id,))
+        threads = [threading.Thread(target=save, args=(instance,)) for instance in (blocked, *others)]
+        threads[0].start()
+        deadline = time.monotonic() + 10
+        while not store._group._leading:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        for thread in threads[1:]:
+            thread.start()
+        while len(store._group._waiting) < len(others):  # all queued behind the leader
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        holder.execute("COMMIT")
+        for thread in threads:
+            thread.join(10)
+    finally:
+        holder.close()
+    return outcome
+
+
+def xmins(postgres_url: str, store: PostgresPersistenceProvider, instances: list[WorkflowInstance]) -> set[str]:
+    """The transactions that last wrote these instances' rows."""
+    rows = sql(
+        postgres_url,
+        f'SELECT xmin::text FROM "{store.schema}".workflow WHERE id = ANY(%s)',
+        ([i.id for i in instances],),
+    )
+    return {row[0] for row in rows}
+
+
+def created(store: PostgresPersistenceProvider, count: int, **fields: Any) -> list[WorkflowInstance]:
+    instances = [WorkflowInstance(workflow_definition_id="flow", version=1, **fields) for _ in range(count)]
+    for instance in instances:
+        store.create_workflow(instance)
+        instance.data = {"saved": True}
+    return instances
+
+
+def test_saves_that_overlap_commit_together_each_with_its_revision_check(postgres_url: str, schema: Schema) -> None:
+    store = PostgresPersistenceProvider(postgres_url, schema=schema())
+    try:
+        blocked, *others = created(store, 6)
+        stale = others[-1]
+        store.persist_workflow(copy := store.get_workflow_instance(stale.id))  # someone else saved it first
+        outcome = saved_concurrently(postgres_url, store, blocked, others)
+        assert isinstance(outcome.pop(stale.id), ConcurrencyError)
+        assert outcome == dict.fromkeys(outcome, None)
+        fresh = others[:-1]
+        assert len(xmins(postgres_url, store, fresh)) == 1  # one transaction for the batch behind the leader
+        assert xmins(postgres_url, store, fresh) != xmins(postgres_url, store, [blocked])
+        for instance in (blocked, *fresh):
+            assert instance.revision == 1
+            loaded = store.get_workflow_instance(instance.id)
+            assert (loaded.revision, loaded.data) == (1, {"saved": True})
+        assert store.get_workflow_instance(stale.id).revision == copy.revision
+    finally:
+        store.close()
+
+
+def test_a_save_the_server_refuses_fails_alone_in_a_batch(postgres_url: str, schema: Schema) -> None:
+    name = schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    sql(postgres_url, f"ALTER TABLE \"{name}\".workflow ADD CONSTRAINT no_bad CHECK (reference <> 'bad')")
+    try:
+        blocked, *others = created(store, 5)
+        others[1].reference = "bad"
+        outcome = saved_concurrently(postgres_url, store, blocked, others)
+        assert isinstance(outcome.pop(others[1].id), ProviderError)
+        assert outcome == dict.fromkeys(outcome, None)
+        assert [store.get_workflow_instance(i.id).revision for i in others] == [1, 0, 1, 1]
+    finally:
+        sql(postgres_url, f'ALTER TABLE "{name}".workflow DROP CONSTRAINT no_bad')
+        store.close()
+
+
+def test_a_save_that_writes_more_rows_is_checked_and_atomic(postgres_url: str, schema: Schema) -> None:
+    """Such a save is one round trip: its UPDATE fails when the revision moved on, and nothing of
+    it is written."""
+    store = PostgresPersistenceProvider(postgres_url, schema=schema())
+    try:
+        (instance,) = created(store, 1)
+        stale = store.get_workflow_instance(instance.id)
+        error = ExecutionError(workflow_id=instance.id, execution_pointer_id="p", step_id=0, message="boom")
+        store.persist_workflow(instance, errors=[error])
+        with pytest.raises(ConcurrencyError):
+            store.persist_workflow(
+                stale,
+                errors=[ExecutionError(workflow_id=instance.id, execution_pointer_id="p", step_id=0, message="stale")],
+            )
+        assert [e.message for e in store.get_errors(instance.id)] == ["boom"]
+        store.persist_workflow(
+            instance,
+            errors=[ExecutionError(workflow_id=instance.id, execution_pointer_id="p", step_id=0, message="again")],
+        )
+        assert [e.message for e in store.get_errors(instance.id)] == ["boom", "again"]
+        assert store.get_workflow_instance(instance.id).revision == 2
+    finally:
+        store.close()
