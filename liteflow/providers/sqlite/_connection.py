@@ -177,13 +177,15 @@ def use_wal(connection: sqlite3.Connection, path: str) -> None:
         raise ProviderError(f"could not put SQLite database {path!r} in WAL mode (got {mode})")
 
 
-# Pages of WAL after which a commit copies them back into the database file (SQLite's default is
-# 1,000). A checkpoint runs inside the commit that crosses the mark, on the caller's thread and under
-# the writer lock, and copies every page written since the last one: at 1,000 pages it came every
-# 50-60 workflows and was a fifth of a workflow's CPU (workload (d)); at 10,000 a page rewritten
-# many times in between (the hot ends of the indexes, the rows of running instances) is copied once.
-# The WAL then reaches about 40 MB before it is reused from its start.
-WAL_CHECKPOINT_PAGES = 10_000
+# Pages of WAL after which a commit copies them back into the database file: SQLite's default,
+# kept on purpose. A checkpoint runs inside the commit that crosses the mark, on the saving thread
+# and under the writer lock. At 10,000 pages (tried in round four of issue 14) a page rewritten many
+# times in between is copied once, and workload (d) of bench/compare.py spent about 10 % less CPU
+# per workflow (517-612 against 615-652 µs), but each checkpoint became a pause of about 40 ms in
+# some workflow's save: publish-to-resume p99 went from 6-7 ms to 39-40 ms. Taking checkpoints off
+# the saving thread (a thread of their own, started by the saves' page count) is the way to have
+# both; not built yet.
+WAL_CHECKPOINT_PAGES = 1_000
 # After a checkpoint, a WAL larger than this (grown past the mark while readers held old pages) is
 # truncated back to it, so the file does not keep the largest size it ever reached.
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024
