@@ -8,7 +8,6 @@ tests skip when it is unreachable, except with ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -147,47 +146,6 @@ def test_a_failed_transaction_gives_its_connection_back_clean(postgres_url: str,
         store.close()
 
 
-# -- group commit of plain saves ---------------------------------------------------------------------
-
-
-def saved_concurrently(
-    postgres_url: str, store: PostgresPersistenceProvider, blocked: WorkflowInstance, others: list[WorkflowInstance]
-) -> dict[str, BaseException | None]:
-    """Save ``blocked`` while another session holds its row, so that its save (the batch's leader)
-    waits at the server; save ``others`` meanwhile, each in its own thread (they queue behind it),
-    then let go. Each id -> what its save raised (None if it succeeded)."""
-    outcome: dict[str, BaseException | None] = {}
-
-    def save(instance: WorkflowInstance) -> None:
-        try:
-            store.persist_workflow(instance)
-            outcome[instance.id] = None
-        except BaseException as error:
-            outcome[instance.id] = error
-
-    holder = psycopg.connect(postgres_url, autocommit=True)
-    try:
-        holder.execute("BEGIN")
-        holder.execute(f'SELECT 1 FROM "{store.schema}".workflow WHERE id = %s FOR UPDATE', (blocked.id,))
-        threads = [threading.Thread(target=save, args=(instance,)) for instance in (blocked, *others)]
-        threads[0].start()
-        deadline = time.monotonic() + 10
-        while not store._group._leading:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        for thread in threads[1:]:
-            thread.start()
-        while len(store._group._waiting) < len(others):  # all queued behind the leader
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        holder.execute("COMMIT")
-        for thread in threads:
-            thread.join(10)
-    finally:
-        holder.close()
-    return outcome
-
-
 def xmins(postgres_url: str, store: PostgresPersistenceProvider, instances: list[WorkflowInstance]) -> set[str]:
     """The transactions that last wrote these instances' rows."""
     rows = sql(
@@ -204,43 +162,6 @@ def created(store: PostgresPersistenceProvider, count: int, **fields: Any) -> li
         store.create_workflow(instance)
         instance.data = {"saved": True}
     return instances
-
-
-def test_saves_that_overlap_commit_together_each_with_its_revision_check(postgres_url: str, schema: Schema) -> None:
-    store = PostgresPersistenceProvider(postgres_url, schema=schema())
-    try:
-        blocked, *others = created(store, 6)
-        stale = others[-1]
-        store.persist_workflow(copy := store.get_workflow_instance(stale.id))  # someone else saved it first
-        outcome = saved_concurrently(postgres_url, store, blocked, others)
-        assert isinstance(outcome.pop(stale.id), ConcurrencyError)
-        assert outcome == dict.fromkeys(outcome, None)
-        fresh = others[:-1]
-        assert len(xmins(postgres_url, store, fresh)) == 1  # one transaction for the batch behind the leader
-        assert xmins(postgres_url, store, fresh) != xmins(postgres_url, store, [blocked])
-        for instance in (blocked, *fresh):
-            assert instance.revision == 1
-            loaded = store.get_workflow_instance(instance.id)
-            assert (loaded.revision, loaded.data) == (1, {"saved": True})
-        assert store.get_workflow_instance(stale.id).revision == copy.revision
-    finally:
-        store.close()
-
-
-def test_a_save_the_server_refuses_fails_alone_in_a_batch(postgres_url: str, schema: Schema) -> None:
-    name = schema()
-    store = PostgresPersistenceProvider(postgres_url, schema=name)
-    sql(postgres_url, f"ALTER TABLE \"{name}\".workflow ADD CONSTRAINT no_bad CHECK (reference <> 'bad')")
-    try:
-        blocked, *others = created(store, 5)
-        others[1].reference = "bad"
-        outcome = saved_concurrently(postgres_url, store, blocked, others)
-        assert isinstance(outcome.pop(others[1].id), ProviderError)
-        assert outcome == dict.fromkeys(outcome, None)
-        assert [store.get_workflow_instance(i.id).revision for i in others] == [1, 0, 1, 1]
-    finally:
-        sql(postgres_url, f'ALTER TABLE "{name}".workflow DROP CONSTRAINT no_bad')
-        store.close()
 
 
 def test_a_save_that_writes_more_rows_is_checked_and_atomic(postgres_url: str, schema: Schema) -> None:

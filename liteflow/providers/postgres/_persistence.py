@@ -5,8 +5,7 @@ Connections and round trips
     explicit transaction when it writes more than one row (sent in pipeline mode: one round trip
     for BEGIN, the statements and COMMIT). Nothing is held between calls, so
     ``max_size`` bounds the connections one provider opens whatever the number of host threads.
-    A plain save (the instance alone) is one UPDATE; the plain saves of threads that save at the
-    same time share one transaction and one round trip (group commit: :mod:`._group_commit`).
+    A plain save (the instance alone) is one UPDATE in autocommit.
     With a :class:`PostgresQueueProvider` on the same connection string and schema,
     :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
     round trip.
@@ -85,7 +84,6 @@ from ._common import (
     translated,
     utc,
 )
-from ._group_commit import GroupCommit
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
@@ -230,7 +228,6 @@ class PostgresPersistenceProvider(PersistenceProvider):
         except BaseException:
             self._pool.close()
             raise
-        self._group = GroupCommit(self._pool, self._sql.update_workflow)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresPersistenceProvider:
@@ -348,9 +345,8 @@ class PostgresPersistenceProvider(PersistenceProvider):
         notify = self._runnable_now(instance) or (self._notify and bool(rows.events))
         sql = self._sql
         if rows.only_update and not notify:
-            # One UPDATE, in autocommit, or in one transaction with other threads' (group commit).
-            if self._group.update(rows.update) == 0:
-                with translated("save a workflow"), self._pool.connection() as conn:
+            with translated("save a workflow"), self._pool.connection() as conn:
+                if cursor(conn).execute(sql.update_workflow, rows.update).rowcount == 0:  # one UPDATE, autocommit
                     self._raise_lost_update(conn, instance.id, revision)
             instance.revision = revision + 1
             return
