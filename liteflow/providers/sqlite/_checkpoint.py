@@ -23,6 +23,7 @@ How
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -43,7 +44,9 @@ class Checkpointer:
     """A daemon thread that checkpoints the WAL of the file at ``path`` when :meth:`wrote` has been
     called about :data:`CHECKPOINT_PAGES` pages' worth of times; :meth:`close` stops it."""
 
-    def __init__(self, path: str, writer_mutex: threading.Lock, *, busy_timeout: float, pages: int = CHECKPOINT_PAGES) -> None:
+    def __init__(
+        self, path: str, writer_mutex: threading.Lock, *, busy_timeout: float, pages: int = CHECKPOINT_PAGES
+    ) -> None:
         self._path = path
         self._mutex = writer_mutex
         self._busy_timeout = busy_timeout
@@ -51,7 +54,7 @@ class Checkpointer:
         self._commits = 0
         self._due = max(1, int(pages / _PAGES_PER_COMMIT))
         self._wake = threading.Event()
-        self._stopping = False
+        self._stop = threading.Event()
         self._connection: sqlite3.Connection | None = None
         self.checkpoints = 0
         """Checkpoints completed by the thread (for tests and benchmarks)."""
@@ -72,7 +75,7 @@ class Checkpointer:
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the thread (a checkpoint under way finishes first, up to ``timeout`` s)."""
-        self._stopping = True
+        self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
 
@@ -85,7 +88,7 @@ class Checkpointer:
         try:
             while True:
                 self._wake.wait()
-                if self._stopping:
+                if self._stop.is_set():
                     return
                 self._wake.clear()
                 try:
@@ -93,20 +96,14 @@ class Checkpointer:
                 except Exception as error:  # the thread must outlive any failure
                     outage.failed(error)
                     self._drop_connection()
-                    self._wake.clear()
-                    # Wait (or stop) before the next try; then try again even without new commits.
-                    self._sleep(backoff.next_delay())
+                    # Wait (commits do not shorten it; close does), then try again even without new commits.
+                    self._stop.wait(backoff.next_delay())
                     self._wake.set()
                 else:
                     outage.recovered()
                     backoff.reset()
         finally:
             self._drop_connection()
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` unless :meth:`close` is called."""
-        if not self._stopping:
-            self._wake.wait(seconds)
 
     def _checkpoint(self) -> None:
         if self._connection is None:
@@ -124,7 +121,7 @@ class Checkpointer:
             last = frames
         if first:
             with self._mutex:
-                if self._stopping:
+                if self._stop.is_set():
                     return
                 checkpoint(_PASSIVE).fetchone()
         self.checkpoints += 1
@@ -136,7 +133,5 @@ class Checkpointer:
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection: nothing more to do
                 connection.close()
-            except Exception:  # closing a broken connection: nothing more to do
-                pass

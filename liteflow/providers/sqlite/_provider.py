@@ -58,8 +58,8 @@ from liteflow.providers.spi import (
     subscription_from_record,
 )
 
-from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, tune_writer, use_wal, writer_mutex
 from ._checkpoint import Checkpointer
+from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, tune_writer, use_wal, writer_mutex
 from ._lock import SqliteLockProvider
 from ._schema import migrate
 
