@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import threading
 
-from liteflow.core._backoff import Backoff, OutageLog
+from liteflow.providers.spi import Backoff, OutageLog
 
 from ._connection import CHECKPOINT_PAGES, connect
 
