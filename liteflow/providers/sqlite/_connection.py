@@ -177,15 +177,15 @@ def use_wal(connection: sqlite3.Connection, path: str) -> None:
         raise ProviderError(f"could not put SQLite database {path!r} in WAL mode (got {mode})")
 
 
-# Pages of WAL after which a commit copies them back into the database file: SQLite's default,
-# kept on purpose. A checkpoint runs inside the commit that crosses the mark, on the saving thread
-# and under the writer lock. At 10,000 pages (tried in round four of issue 14) a page rewritten many
-# times in between is copied once, and workload (d) of bench/compare.py spent about 10 % less CPU
-# per workflow (517-612 against 615-652 µs), but each checkpoint became a pause of about 40 ms in
-# some workflow's save: publish-to-resume p99 went from 6-7 ms to 39-40 ms. Taking checkpoints off
-# the saving thread (a thread of their own, started by the saves' page count) is the way to have
-# both; not built yet.
-WAL_CHECKPOINT_PAGES = 1_000
+# Pages of WAL after which a file provider's checkpointer thread (_checkpoint.py) copies them back
+# into the database file, off the saving thread. At SQLite's default of 1,000 pages, run inside the
+# commit that crosses it, publish-to-resume p99 was 6-7 ms; at 10,000 in the commit, CPU per
+# workflow fell about 10 % (a page rewritten many times in between is copied once) but each
+# checkpoint was a ~40 ms pause in some save (p99 39-40 ms). The thread has both.
+CHECKPOINT_PAGES = 10_000
+# Each writer connection's own wal_autocheckpoint: only a fallback, above the thread's mark, so the
+# WAL cannot grow without bound if the thread falls behind or another process writes without one.
+WAL_CHECKPOINT_PAGES = 2 * CHECKPOINT_PAGES
 # After a checkpoint, a WAL larger than this (grown past the mark while readers held old pages) is
 # truncated back to it, so the file does not keep the largest size it ever reached.
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024

@@ -58,6 +58,7 @@ from liteflow.providers.spi import (
     subscription_from_record,
 )
 
+from ._checkpoint import Checkpointer
 from ._connection import MEMORY, connect, parse_url, raise_translated, retry_busy, tune_writer, use_wal, writer_mutex
 from ._lock import SqliteLockProvider
 from ._schema import migrate
@@ -69,6 +70,10 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
 _dumps = json_text
 _loads = json.loads
+
+
+def _nothing() -> None:
+    pass
 
 
 def _micros(value: datetime) -> int:
@@ -254,6 +259,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         self._readers_lock = threading.Lock()
         self._closed = False
         self._known = _Known()
+        self._wrote = _nothing  # counts commits for the checkpointer (a file's)
         self._writer = self._connect()
         try:
             retry_busy(lambda: self._prepare(mode), busy_timeout)
@@ -263,6 +269,10 @@ class SqlitePersistenceProvider(PersistenceProvider):
         except BaseException:
             self._writer.close()
             raise
+        self._checkpointer: Checkpointer | None = None
+        if not self._memory:
+            self._checkpointer = Checkpointer(self._path, self._lock, busy_timeout=busy_timeout)
+            self._wrote = self._checkpointer.wrote
 
     def _prepare(self, mode: str) -> None:
         """WAL mode, durability and schema: run again by ``retry_busy`` while another process
@@ -349,6 +359,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         try:
             with self._lock:
                 changed: int = self._writer.execute(sql, parameters).rowcount
+                self._wrote()
                 return changed
         except sqlite3.Error as error:
             raise_translated(error, self._path)
@@ -361,6 +372,8 @@ class SqlitePersistenceProvider(PersistenceProvider):
             readers, self._readers = self._readers, []
         for _, connection in readers:
             connection.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._writer.close()
 
@@ -382,6 +395,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
         try:
             with self._lock:
                 self._writer.execute(_INSERT_WORKFLOW, row)
+                self._wrote()
         except sqlite3.IntegrityError as error:
             raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
         except sqlite3.Error as error:
@@ -424,6 +438,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
                         if writer.in_transaction:
                             writer.execute("ROLLBACK")
                         raise
+                self._wrote()
         except sqlite3.Error as error:
             raise_translated(error, self._path)
         instance.revision = revision + 1
@@ -555,6 +570,7 @@ class SqlitePersistenceProvider(PersistenceProvider):
                         writer.executemany(_PURGE_WORKFLOW, doomed)
                     writer.execute(_PURGE_EVENTS, (cutoff,))
                     writer.execute("COMMIT")
+                    self._wrote()
                 except BaseException:
                     if writer.in_transaction:
                         writer.execute("ROLLBACK")
