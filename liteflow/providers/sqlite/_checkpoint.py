@@ -90,9 +90,14 @@ class Checkpointer:
                 self._wake.wait()
                 if self._stop.is_set():
                     return
-                self._wake.clear()
+                # The count and the wake-up are taken together, under the mutex that wrote() runs
+                # under: commits made between the two would otherwise wake the thread again at once
+                # for a checkpoint of the few frames written meanwhile.
+                with self._mutex:
+                    commits, self._commits = self._commits, 0
+                    self._wake.clear()
                 try:
-                    self._checkpoint()
+                    self._checkpoint(commits)
                 except Exception as error:  # the thread must outlive any failure
                     outage.failed(error)
                     self._drop_connection()
@@ -105,10 +110,10 @@ class Checkpointer:
         finally:
             self._drop_connection()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, commits: int) -> None:
+        """Checkpoint the WAL; ``commits`` were counted since the last time (to calibrate)."""
         if self._connection is None:
             self._connection = connect(self._path, self._busy_timeout)
-        commits, self._commits = self._commits, 0  # a racing increment lost is one commit counted late
         checkpoint = self._connection.execute
         first = last = checkpoint(_PASSIVE).fetchone()[1]
         # Saves that commit during a pass leave frames behind it, and SQLite starts the WAL again
