@@ -38,11 +38,6 @@ def instance() -> WorkflowInstance:
     return WorkflowInstance(workflow_definition_id="flow", version=1, data={"n": 1}, next_execution=NOW)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "flow.db"
-
-
 # -- not a database ------------------------------------------------------------------------------
 
 

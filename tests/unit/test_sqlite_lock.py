@@ -36,11 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "locks.db"
-
-
-@pytest.fixture
 def make_lock(db_path: Path) -> Iterator[Callable[..., SqliteLockProvider]]:
     made: list[SqliteLockProvider] = []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,18 +30,6 @@ from liteflow.providers.sqlite import SqlitePersistenceProvider, _provider, _sch
 
 T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=timezone.utc)
 US = timedelta(microseconds=1)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "flow.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SqlitePersistenceProvider]:
-    provider = SqlitePersistenceProvider(db_path)
-    yield provider
-    provider.close()
 
 
 def instance(**overrides: object) -> WorkflowInstance:

@@ -19,18 +19,6 @@ T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=timezone.utc)
 INDEXED = "definition_id, version, reference, status, next_execution, complete_time"
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "flow.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SqlitePersistenceProvider]:
-    provider = SqlitePersistenceProvider(db_path)
-    yield provider
-    provider.close()
-
-
 @contextlib.contextmanager
 def opened(path: Path) -> Iterator[SqlitePersistenceProvider]:
     provider = SqlitePersistenceProvider(path)
