@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from datetime import timedelta
 
 import pytest
+from blocking_steps import Gate
 
 from liteflow.core import (
     ExecutionResult,
@@ -22,15 +22,6 @@ from liteflow.core import (
     configure_workflow_host,
 )
 
-release = threading.Event()
-running = threading.Event()
-
-
-class Blocking(StepBody):
-    def run(self, context: StepExecutionContext) -> None:
-        running.set()
-        assert release.wait(10), "test never released the step"
-
 
 class Noop(StepBody):
     def run(self, context: StepExecutionContext) -> None:
@@ -39,22 +30,21 @@ class Noop(StepBody):
 
 class LongStep(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Blocking).then(Noop).then(Noop)
+        builder.start_with(Gate).then(Noop).then(Noop)
 
 
 @pytest.mark.parametrize("action", ["suspend", "terminate"])
 def test_controls_succeed_while_a_step_runs_and_apply_when_it_returns(action: str) -> None:
-    running.clear()
-    release.clear()
+    Gate.reset()
     with configure_workflow_host() as host:
         host.register_workflow(LongStep())
         events: list[LifecycleEvent] = []
         host.on_lifecycle_event(events.append)
         workflow_id = host.start_workflow("LongStep")
-        assert running.wait(5)
+        assert Gate.entered.wait(5)
         getattr(host, f"{action}_workflow")(workflow_id)  # returns at once, the step still runs
         assert host.get_workflow_instance(workflow_id).status is WorkflowStatus.RUNNABLE
-        release.set()
+        Gate.opened.set()
         expected = WorkflowStatus.SUSPENDED if action == "suspend" else WorkflowStatus.TERMINATED
         deadline = time.monotonic() + 5
         while host.get_workflow_instance(workflow_id).status is not expected:
@@ -85,13 +75,12 @@ class AsyncFlow(Workflow):
 
 
 def test_async_steps_run_beside_sync_ones_and_a_long_step_does_not_delay_others() -> None:
-    running.clear()
-    release.clear()
+    Gate.reset()
     with configure_workflow_host(max_concurrent_workflows=3) as host:
         host.register_workflow(LongStep())
         host.register_workflow(AsyncFlow())
         blocked = host.start_workflow("LongStep")
-        assert running.wait(5)
+        assert Gate.entered.wait(5)
         started = time.monotonic()
         nappers = [host.start_workflow("AsyncFlow") for _ in range(2)]
         for workflow_id in nappers:
@@ -99,7 +88,7 @@ def test_async_steps_run_beside_sync_ones_and_a_long_step_does_not_delay_others(
             assert instance.execution_pointers[0].outcome == "napped"
         assert time.monotonic() - started < 2.0
         assert host.get_workflow_instance(blocked).status is WorkflowStatus.RUNNABLE
-        release.set()
+        Gate.opened.set()
         assert host.wait_for_workflow(blocked, 5).status is WorkflowStatus.COMPLETE
 
 

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from blocking_steps import Gate
+
 from liteflow.core import (
     QueueType,
     SingleNodeQueueProvider,
@@ -47,17 +49,6 @@ class Record(StepBody):
 
     def run(self, context: StepExecutionContext) -> None:
         Record.threads[context.workflow.id] = threading.current_thread().name
-
-
-class Gate(StepBody):
-    """Holds its thread until the test opens it."""
-
-    entered = threading.Event()
-    opened = threading.Event()
-
-    def run(self, context: StepExecutionContext) -> None:
-        Gate.entered.set()
-        assert Gate.opened.wait(10)
 
 
 class Resumes(Workflow):
@@ -132,8 +123,7 @@ def test_on_a_started_host_the_event_worker_runs_the_resumed_step() -> None:
 
 
 def test_a_terminate_asked_while_the_resumed_step_runs_is_applied_before_the_next_step() -> None:
-    Gate.entered.clear()
-    Gate.opened.clear()
+    Gate.reset()
     queue = RecordingQueue()
     with host_with(queue, [ResumesIntoGate()]) as host:
         workflow_id = host.start_workflow("ResumesIntoGate", 1, {})
@@ -147,8 +137,7 @@ def test_a_terminate_asked_while_the_resumed_step_runs_is_applied_before_the_nex
 
 
 def test_with_every_turn_slot_taken_the_resumed_workflow_is_queued() -> None:
-    Gate.entered.clear()
-    Gate.opened.clear()
+    Gate.reset()
     queue = RecordingQueue()
     with host_with(queue, [Resumes(), Blocks()], max_concurrent_workflows=1) as host:
         waiting = host.start_workflow("Resumes", 1, {"key": "busy"})

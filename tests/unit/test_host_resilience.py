@@ -17,6 +17,7 @@ from urllib.error import HTTPError
 from urllib.request import urlopen
 
 import pytest
+from blocking_steps import Gate
 
 from liteflow.core import (
     ComponentHealth,
@@ -324,20 +325,11 @@ class FlakyQueue(SingleNodeQueueProvider):
         self._check()
 
 
-class Pause(StepBody):
-    """Holds its worker until released, so the outage starts while a step runs."""
-
-    entered = threading.Event()
-    release = threading.Event()
-
-    def run(self, context: StepExecutionContext) -> None:
-        Pause.entered.set()
-        assert Pause.release.wait(10)
-
-
 class Paused(Workflow):
+    """Holds its worker in a gate, so the outage starts while a step runs."""
+
     def build(self, builder: WorkflowBuilder) -> None:
-        builder.start_with(Pause).then(Noop)
+        builder.start_with(Gate).then(Noop)
 
 
 def test_workers_poller_and_timer_ride_out_a_queue_outage_and_finish_the_work() -> None:
@@ -345,15 +337,14 @@ def test_workers_poller_and_timer_ride_out_a_queue_outage_and_finish_the_work() 
     host = configure_workflow_host(queue_service=queue, max_concurrent_workflows=2, poll_interval=0.2)
     host.register_workflow(Paused())
     host.register_workflow(Short())
-    Pause.entered.clear()
-    Pause.release.clear()
+    Gate.reset()
     with host:
         threads = list(host._workers.threads)
         held = host.start_workflow("Paused")
-        assert Pause.entered.wait(10)
+        assert Gate.entered.wait(10)
         queue.down.set()  # dequeue, enqueue and the acknowledgement of the running step all fail
         started = host.start_workflow("Short")  # stored: succeeds although the enqueue failed
-        Pause.release.set()
+        Gate.opened.set()
         wait_until(lambda: queue.failed_acks >= 1)
         wait_until(lambda: not host.health().components["workflow_workers"].ok)
         health = host.health()
