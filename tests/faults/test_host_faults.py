@@ -144,6 +144,11 @@ def test_calls_to_a_silent_store_raise_within_the_provider_timeout(postgres_url:
         with host:
             wait_until(lambda: host.health().ok, 10)
             proxy.blackhole()  # the server looks hung: only a timeout can tell
+            # The calls below come once a call of the host's own (the poll) has timed out: from then
+            # on the provider checks a pooled connection before lending it, so none of them sends its
+            # statement. Before, a call could find the idle connection first and send its INSERT,
+            # which the server ran once it answered again (failed once in CI).
+            wait_until(lambda: not host.health().components["persistence"].ok, 10)
             calls: dict[str, Callable[[], object]] = {
                 "start_workflow": lambda: host.start_workflow("Waiting", data={"key": "k3", "got": None}),
                 "publish_event": lambda: host.publish_event("go", "k3", "lost"),
