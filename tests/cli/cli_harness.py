@@ -14,12 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 from liteflow.core import WorkflowHost, WorkflowInstance, WorkflowStatus, configure_workflow_host
 
@@ -28,18 +28,6 @@ from . import cli_workflows
 LITEFLOW = Path(sys.executable).with_name("liteflow")
 WORKFLOWS = Path(__file__).with_name("cli_workflows.py")
 DEADLINE = 30.0
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

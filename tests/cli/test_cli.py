@@ -9,9 +9,11 @@ import subprocess
 import threading
 import uuid
 
+from polling import wait_until
+
 from liteflow.core import PointerStatus, WorkflowStatus
 
-from .cli_harness import DEADLINE, LITEFLOW, Backend, Worker, wait_until
+from .cli_harness import DEADLINE, LITEFLOW, Backend, Worker
 
 
 def unique() -> str:

@@ -8,11 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from liteflow.core import configure_workflow_host
 
 from . import cli_workflows
-from .cli_harness import LITEFLOW, WORKFLOWS, wait_until
+from .cli_harness import LITEFLOW, WORKFLOWS
 
 
 def liteflow(*args: str) -> subprocess.CompletedProcess[str]:

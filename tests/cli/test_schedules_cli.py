@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .cli_harness import Backend, Worker, wait_until
+from polling import wait_until
+
+from .cli_harness import Backend, Worker
 
 
 def listed(backend: Backend, schedule_id: str) -> dict[str, Any] | None:

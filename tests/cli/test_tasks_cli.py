@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+from polling import wait_until
+
 from liteflow.core import WorkflowStatus
 
 from . import cli_workflows
-from .cli_harness import Backend, Worker, wait_until
+from .cli_harness import Backend, Worker
 
 
 def test_a_user_task_is_listed_refused_to_the_wrong_user_and_answered(backend: Backend, worker: Worker) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from polling import wait_until
+
 from liteflow.core import WorkflowStatus
 
-from .cli_harness import Backend, Worker, wait_until
+from .cli_harness import Backend, Worker
 
 
 def start_slow(backend: Backend) -> str:

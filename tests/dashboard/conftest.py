@@ -8,13 +8,13 @@ import functools
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -29,18 +29,6 @@ DEADLINE = 30.0
 HOSTILE_SCRIPT = "<script>window.__xss = 'script'</script>"
 HOSTILE_ATTRIBUTE = '"><img src=x id=injected onerror="window.__xss = \'img\'">'
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Server:

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
+from polling import wait_until
+
 from liteflow.core import WorkflowStatus
 
-from .conftest import HOSTILE_ATTRIBUTE, HOSTILE_SCRIPT, TOKEN, Screenshots, Server, Stack, wait_until
+from .conftest import HOSTILE_ATTRIBUTE, HOSTILE_SCRIPT, TOKEN, Screenshots, Server, Stack
 
 expect = sync_api.expect
 CHROMIUM = "/usr/bin/chromium"

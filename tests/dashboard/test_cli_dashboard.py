@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 pytest.importorskip("uvicorn")
+from polling import wait_until
+
 from liteflow.core import WorkflowStatus, configure_workflow_host
 
-from .conftest import wait_until
 from .dashboard_flows import WORKFLOWS
 
 LITEFLOW = Path(sys.executable).with_name("liteflow")

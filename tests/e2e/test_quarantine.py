@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from polling import wait_until
 
 from liteflow.core import (
     InvalidOperationError,
@@ -52,13 +50,6 @@ def _corrupt(path: Path, table: str, row_id: str, field: str, data_json: str) ->
         db.execute(f"UPDATE {table} SET record = ? WHERE id = ?", (splice_json(record, field, data_json), row_id))
 
 
-def _until(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
-
-
 def _host(path: Path) -> WorkflowHost:
     host = configure_workflow_host(f"sqlite:///{path}", poll_interval=0.1)
     host.register_workflow(ThreeSteps())
@@ -84,7 +75,9 @@ def test_a_poisoned_instance_is_quarantined_once_and_can_be_terminated_and_purge
         for workflow_id in others:
             done = host.wait_for_workflow(workflow_id, timeout=10)
             assert (done.status, done.data) == (WorkflowStatus.COMPLETE, {"steps": 3})
-        _until(lambda: host.get_workflow_instance(poisoned).status is WorkflowStatus.SUSPENDED, "it is quarantined")
+        wait_until(
+            lambda: host.get_workflow_instance(poisoned).status is WorkflowStatus.SUSPENDED, "it to be quarantined"
+        )
         # Later passes of the poller and the workers leave it alone: more work, then look again.
         later = host.start_workflow("ThreeSteps", data={"steps": 0})
         assert host.wait_for_workflow(later, timeout=10).status is WorkflowStatus.COMPLETE
@@ -127,7 +120,7 @@ def test_a_poisoned_event_is_set_aside_and_a_later_one_with_its_name_and_key_is_
     with host:
         done = host.wait_for_workflow(waiting, timeout=10)
         assert (done.status, done.data["got"], done.data["steps"]) == (WorkflowStatus.COMPLETE, {"n": 2}, 2)
-        _until(lambda: host.persistence.get_event(poisoned).is_processed, "the poisoned event is set aside")
+        wait_until(lambda: host.persistence.get_event(poisoned).is_processed, "the poisoned event to be set aside")
         # A second workflow waiting on the same name and key is not handed the poisoned event either.
         second = host.start_workflow("WaitForGo", data={"steps": 0, "key": "order-1"})
         host.publish_event("go", "order-1", {"n": 3})
@@ -149,14 +142,16 @@ def test_a_poisoned_workflow_waiting_for_an_event_is_quarantined_when_the_event_
     with host:
         waiting = host.start_workflow("WaitForGo", data={"steps": 0, "key": "order-2"})
         healthy = host.start_workflow("WaitForGo", data={"steps": 0, "key": "order-2"})
-        _until(
+        wait_until(
             lambda: all(host.get_workflow_instance(i).data["steps"] == 1 for i in (waiting, healthy)),
-            "both workflows wait for their event",
+            "both workflows to wait for their event",
         )
         _corrupt(path, "workflow", waiting, "data", BAD_DATA["malformed-json"])
         host.publish_event("go", "order-2", "paid")
         assert host.wait_for_workflow(healthy, timeout=10).data["got"] == "paid"
-        _until(lambda: host.get_workflow_instance(waiting).status is WorkflowStatus.SUSPENDED, "it is quarantined")
+        wait_until(
+            lambda: host.get_workflow_instance(waiting).status is WorkflowStatus.SUSPENDED, "it to be quarantined"
+        )
     assert host.get_workflow_instance(waiting).quarantined
     [error] = host.get_workflow_errors(waiting)
     assert "quarantined" in error.message

@@ -5,11 +5,10 @@ and which thread runs the resumed step show it, and the guarantees of a turn sti
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from blocking_steps import Gate
+from polling import wait_until
 
 from liteflow.core import (
     QueueType,
@@ -73,13 +72,6 @@ def host_with(queue: RecordingQueue, workflows: list[Workflow], **options: Any) 
     return host
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():  # polled, with a deadline
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
-
-
 def parked(host: WorkflowHost, workflow_id: str) -> bool:
     return host.get_workflow_instance(workflow_id).next_execution is None
 
@@ -114,7 +106,7 @@ def test_on_a_started_host_the_event_worker_runs_the_resumed_step() -> None:
     queue = RecordingQueue()
     with host_with(queue, [Resumes()]) as host:
         workflow_id = host.start_workflow("Resumes", 1, {"key": "started"})
-        until(lambda: parked(host, workflow_id), "never reached its wait")
+        wait_until(lambda: parked(host, workflow_id), "the workflow to reach its wait")
         queue.workflows.clear()
         host.publish_event("go", "started")
         assert host.wait_for_workflow(workflow_id, 10).status is WorkflowStatus.COMPLETE
@@ -127,7 +119,7 @@ def test_a_terminate_asked_while_the_resumed_step_runs_is_applied_before_the_nex
     queue = RecordingQueue()
     with host_with(queue, [ResumesIntoGate()]) as host:
         workflow_id = host.start_workflow("ResumesIntoGate", 1, {})
-        until(lambda: parked(host, workflow_id), "never reached its wait")
+        wait_until(lambda: parked(host, workflow_id), "the workflow to reach its wait")
         host.publish_event("go", "gated")
         assert Gate.entered.wait(10)
         host.terminate_workflow(workflow_id)  # recorded: the event worker holds the lock
@@ -141,12 +133,12 @@ def test_with_every_turn_slot_taken_the_resumed_workflow_is_queued() -> None:
     queue = RecordingQueue()
     with host_with(queue, [Resumes(), Blocks()], max_concurrent_workflows=1) as host:
         waiting = host.start_workflow("Resumes", 1, {"key": "busy"})
-        until(lambda: parked(host, waiting), "never reached its wait")
+        wait_until(lambda: parked(host, waiting), "the workflow to reach its wait")
         blocking = host.start_workflow("Blocks")
         assert Gate.entered.wait(10)  # the only workflow worker, and so the only slot, is taken
         queue.workflows.clear()
         host.publish_event("go", "busy")
-        until(lambda: waiting in queue.workflows, "the resumed workflow was not queued")
+        wait_until(lambda: waiting in queue.workflows, "the resumed workflow to be queued")
         assert host.get_workflow_instance(waiting).status is WorkflowStatus.RUNNABLE
         Gate.opened.set()
         assert host.wait_for_workflow(blocking, 10).status is WorkflowStatus.COMPLETE

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
+from polling import wait_until
 
 from liteflow.core import InvalidArgumentError, InvalidOperationError
 from liteflow.testing import FaultProxy
@@ -58,13 +58,6 @@ def echo(sock: socket.socket, payload: bytes, expect: int | None = None) -> byte
             raise ConnectionError("closed by the proxy")
         received.extend(chunk)
     return bytes(received)
-
-
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_forwards_both_ways(proxy: FaultProxy) -> None:

@@ -6,9 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,19 +15,12 @@ import pytest
 prometheus_client = pytest.importorskip("prometheus_client")
 
 from flows import Fails, Greets
+from polling import wait_until
 
 from liteflow.core import WorkflowStatus, configure_workflow_host
 from liteflow.metrics import enable_metrics, serve_metrics
 
 HERE = Path(__file__).parent
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def free_port() -> int:

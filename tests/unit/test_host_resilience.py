@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.request import urlopen
 
 import pytest
 from blocking_steps import Gate
+from polling import wait_until
 
 from liteflow.core import (
     ComponentHealth,
@@ -40,14 +40,6 @@ from liteflow.core import (
 from liteflow.core._config import with_provider_timeout
 from liteflow.core._health import WORKER_GROUPS, HealthMonitor, provider_failure
 from liteflow.core._timers import AsyncRunner, TimerQueue
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
 
 # -- timer and async threads ------------------------------------------------------------------
 

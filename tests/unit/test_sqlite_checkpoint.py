@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from liteflow.core import WorkflowInstance
 from liteflow.providers.sqlite import SqlitePersistenceProvider
 from liteflow.providers.sqlite._checkpoint import Checkpointer
 from liteflow.providers.sqlite._connection import CHECKPOINT_PAGES, WAL_CHECKPOINT_PAGES
-
-
-def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -68,13 +62,13 @@ def test_the_checkpointer_survives_a_broken_connection(
 ) -> None:
     checkpointer = _checkpointer(provider)
     checkpointer.checkpoint_soon()
-    _until(lambda: checkpointer._connection is not None and checkpointer.checkpoints >= 1)
+    wait_until(lambda: checkpointer._connection is not None and checkpointer.checkpoints >= 1)
     done = checkpointer.checkpoints
     with caplog.at_level(logging.WARNING, logger="liteflow"):
         assert checkpointer._connection is not None
         checkpointer._connection.close()  # under it: its next checkpoint fails
         checkpointer.checkpoint_soon()
-        _until(lambda: checkpointer.checkpoints > done)  # reconnected after a backoff
+        wait_until(lambda: checkpointer.checkpoints > done)  # reconnected after a backoff
     assert checkpointer.alive
     messages = [record.getMessage() for record in caplog.records if "checkpointing SQLite" in record.getMessage()]
     assert len(messages) == 2 and "failed" in messages[0] and "recovered" in messages[1]
@@ -86,7 +80,7 @@ def test_close_stops_the_thread_promptly(tmp_path: Path) -> None:
     assert checkpointer.alive
     began = time.monotonic()
     store.close()
-    _until(lambda: not checkpointer.alive, timeout=2.0)
+    wait_until(lambda: not checkpointer.alive, timeout=2.0)
     assert time.monotonic() - began < 2.0
     assert checkpointer._connection is None
 
