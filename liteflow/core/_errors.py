@@ -123,8 +123,13 @@ class ProviderError(ConfigurationError):
 
 
 class ProviderUnavailableError(ProviderError):
-    """The backend did not answer in time or its connection broke: the call did not happen and may be
-    retried once the backend is back."""
+    """The backend refused the call or did not answer in time, or its connection broke.
+
+    A call refused before the backend took it (connection refused, no pooled connection in time, a
+    SQLite file locked, full or read-only) did not happen. A write sent to a backend that then went
+    silent or dropped the connection may still be applied once the backend answers again: retry it
+    idempotently (``start_workflow(..., instance_id=...)``; a retried ``publish_event`` may store
+    the event twice)."""
 
 
 class DefinitionError(LiteFlowError):

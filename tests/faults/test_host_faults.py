@@ -167,6 +167,47 @@ def test_calls_to_a_silent_store_raise_within_the_provider_timeout(postgres_url:
             assert host.query_workflows() == []  # none of the calls that raised happened
 
 
+def store_answers(host: WorkflowHost) -> bool:
+    try:
+        host.query_workflows()
+    except ProviderUnavailableError:
+        return False
+    return True
+
+
+def test_a_start_that_timed_out_on_a_silent_store_is_retried_safely_with_its_instance_id(
+    postgres_url: str, schema: Schema
+) -> None:
+    # Not started: no poll competes for the pool's idle connection, so the start takes it and its
+    # INSERT goes out into the black hole. Its outcome is unknown: the server may run it once it
+    # answers again (it does, here, as a hung server would). The retry with the same instance_id
+    # must end with one instance either way.
+    with FaultProxy.for_url(postgres_url) as proxy:
+        host = make_host(proxy.url(postgres_url) + f"?schema={schema()}")
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailableError):
+            host.start_workflow("Waiting", data={"key": "k5", "got": None, "attempt": 1}, instance_id="order-5")
+        took = time.monotonic() - started
+        # It waited for an answer (the statement was sent), not for a connection (connect_timeout).
+        assert TIMEOUT <= took < TIMEOUT + 5, took
+        proxy.restore()
+        wait_until(lambda: store_answers(host), 30)
+        applied = [instance.id for instance in host.query_workflows()]
+        assert applied in ([], ["order-5"])  # either outcome is allowed
+        retried = host.start_workflow("Waiting", data={"key": "k5", "got": None, "attempt": 2}, instance_id="order-5")
+        assert retried == "order-5"
+        instances = host.query_workflows()
+        assert [instance.id for instance in instances] == ["order-5"]
+        assert instances[0].data["attempt"] == (1 if applied else 2)  # the retry started none if one existed
+        print(f"the start that raised after {took:.1f} s was {'applied' if applied else 'not applied'}")
+        with host:
+            host.publish_event("go", "k5", "paid")
+            instance = host.wait_for_workflow("order-5", timeout=30)
+            assert instance.status is WorkflowStatus.COMPLETE and instance.data["got"] == "paid"
+            assert runs["order-5"] == ["before", "after"]  # each step once
+
+
 def test_a_start_with_a_silent_queue_succeeds_within_the_provider_timeout(
     tmp_path: Path, redis_url: str, redis_prefix: RedisPrefix
 ) -> None:
