@@ -12,8 +12,9 @@ one such lock, a different one in each run; see bench/README.md, round four).
 So the host's threads, and a thread starting workflows, let go of the GIL themselves between two
 items, holding no lock, once they have run for :data:`YIELD_EVERY`: the waiting threads get the
 GIL at such points instead of from a forced switch, and a convoy that formed anyway dissolves at
-the next one. The cost: reading the thread's CPU clock at every call (about a microsecond), and
-one ``sleep(0)`` per interval, which is a hand-off only if a thread is waiting.
+the next one. The cost: reading the elapsed time at every call (no system call), the thread's CPU
+clock only once enough time has passed (see :func:`let_others_run`), and one ``sleep(0)`` per
+interval, which is a hand-off only if a thread is waiting.
 """
 
 from __future__ import annotations
