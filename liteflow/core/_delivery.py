@@ -119,6 +119,11 @@ class WaitingDeliveries:
     def release(self, workflow_id: str) -> None:
         """Release a workflow lock and retry at once the deliveries that found it busy."""
         self._host.lock.release(workflow_id)
+        if workflow_id not in self._events:
+            # Nothing waits (once per turn): read without the lock, one atomic lookup. A note()
+            # racing with it is one made after this release; the event it notes is queued and
+            # retried by its own timer (see retry and Controls._record) either way.
+            return
         with self._lock:
             waiting = self._events.pop(workflow_id, ())
         for event_id in waiting:

@@ -350,6 +350,9 @@ class SingleNodeQueueProvider(QueueProvider):
         # Per queue, one FIFO per priority that has items waiting (nearly always just 0).
         self._queues: dict[QueueType, dict[int, deque[str]]] = {queue: {} for queue in QueueType}
         self._waiting: dict[QueueType, dict[str, int]] = {queue: {} for queue in QueueType}  # id -> priority
+        # Consumers blocked in dequeue, per queue: an enqueue notifies only when one is (a busy
+        # worker finds the item without being woken; notify() itself is two Python calls).
+        self._sleepers: dict[QueueType, int] = dict.fromkeys(QueueType, 0)
         self._closed = False
 
     def enqueue(self, queue: QueueType, item_id: str, priority: int = 0) -> None:
@@ -368,13 +371,18 @@ class SingleNodeQueueProvider(QueueProvider):
             if items is None:
                 items = levels[priority] = deque()
             items.append(item_id)
-            self._ready[queue].notify()
+            if self._sleepers[queue]:
+                self._ready[queue].notify()
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         with self._lock:
             levels = self._queues[queue]
             if not levels and not self._closed:
-                self._ready[queue].wait_for(lambda: bool(levels) or self._closed, timeout)
+                self._sleepers[queue] += 1
+                try:
+                    self._ready[queue].wait_for(lambda: bool(levels) or self._closed, timeout)
+                finally:
+                    self._sleepers[queue] -= 1
             if not levels:
                 return None
             priority = max(levels) if len(levels) > 1 else next(iter(levels))
