@@ -65,6 +65,11 @@ def _checked(outcome: Any, context: StepExecutionContext, run_awaitable: Callabl
     return outcome
 
 
+_NEXT = ExecutionResult(proceed=True)
+"""What a step that returned None asks for (``ExecutionResult.next()``). One shared object: the
+executor only reads it, and no step or middleware ever sees it."""
+
+
 @dataclass
 class PassResult:
     """What a pass produced besides the changes made to the instance itself."""
@@ -105,6 +110,19 @@ def _open_children(instance: WorkflowInstance) -> OpenChildren:
             for scope_id in pointer.scope:
                 counts[scope_id] += 1
     return counts
+
+
+def _context(
+    instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
+) -> StepExecutionContext:
+    return StepExecutionContext(
+        workflow=instance,
+        step=step,
+        execution_pointer=pointer,
+        persistence_data=pointer.persistence_data,
+        item=pointer.context_item,
+        branch_complete=lambda: open_children[pointer.id] == 0,
+    )
 
 
 def _awake(pointer: ExecutionPointer, now: datetime) -> bool:
@@ -161,13 +179,18 @@ class WorkflowExecutor:
         watched = definition.has_watched_steps
         if watched:
             self._cancel_and_expire(instance, definition, now, result)
-        open_children = _open_children(instance)
+        # Without containers every count is 0: a fresh defaultdict says so without a pass over the pointers.
+        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
         pointers = instance.execution_pointers
-        # _awake written out for the common case (active, not sleeping): it runs for every pointer.
+        # _awake written out for the common cases (active and not sleeping; ended, so not sleeping
+        # either, nor active): it runs for every pointer.
         due = [
             pointer
             for pointer in pointers
-            if ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now))
+            if (
+                (pointer.active and pointer.sleep_until is None)
+                or (pointer.sleep_until is not None and _awake(pointer, now))
+            )
             and not open_children[pointer.id]
         ]
         for pointer in due:
@@ -186,18 +209,6 @@ class WorkflowExecutor:
 
     # -- running one pointer -----------------------------------------------------------------
 
-    def _context(
-        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
-    ) -> StepExecutionContext:
-        return StepExecutionContext(
-            workflow=instance,
-            step=step,
-            execution_pointer=pointer,
-            persistence_data=pointer.persistence_data,
-            item=pointer.context_item,
-            branch_complete=lambda: open_children[pointer.id] == 0,
-        )
-
     def _run_pointer(
         self,
         instance: WorkflowInstance,
@@ -213,21 +224,38 @@ class WorkflowExecutor:
             result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = self._context(instance, step, pointer, open_children)
+        context = StepExecutionContext(  # _context written out: every step
+            workflow=instance,
+            step=step,
+            execution_pointer=pointer,
+            persistence_data=pointer.persistence_data,
+            item=pointer.context_item,
+            branch_complete=lambda: open_children[pointer.id] == 0,
+        )
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
         running = None if self._cancellations is None else self._cancellations.running
+        key = id(context)
         if running is not None:  # Cancellations.add written out
-            running[id(context)] = (instance.id, context)
+            running[key] = (instance.id, context)
         token = log_context.set((instance.id, step.name or step.body_name))
+        middleware = self._middleware
         try:
             try:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                if left is None and self._plain(step):
+                if left is None and (  # no middleware applies: none, or only the host's limits and the step has none
+                    not middleware
+                    or (
+                        len(middleware) == 1
+                        and middleware[0].__class__ is StepLimits
+                        and step.concurrency_limit is None
+                        and step.rate_limit is None
+                    )
+                ):
                     outcome = body.run(context)
-                    if outcome is None:  # as _checked makes it, without the two calls
-                        outcome = ExecutionResult(proceed=True)
+                    if outcome is None:  # as _checked makes it, without its calls
+                        outcome = _NEXT
                     elif type(outcome) is not ExecutionResult:
                         outcome = _checked(outcome, context, self._run_awaitable)
                 else:
@@ -236,7 +264,11 @@ class WorkflowExecutor:
                     result.children.append(self._child_instance(instance, outcome, now))
                 if outcome._proceed:
                     for prop, output in step.outputs:
-                        instance.data = _set_data(instance.data, prop, output(body))
+                        value, data = output(body), instance.data
+                        if data is None or isinstance(data, dict):
+                            instance.data = _set_data(data, prop, value)
+                        else:  # _set_data written out for an object, the common case
+                            setattr(data, prop, value)
             except DeadlinePassed:
                 assert step.timeout is not None and pointer.start_time is not None
                 self._expire(instance, definition, step, pointer, pointer.start_time + step.timeout, result)
@@ -246,21 +278,10 @@ class WorkflowExecutor:
                 return
             finally:
                 if running is not None:  # Cancellations.remove
-                    running.pop(id(context), None)
+                    running.pop(key, None)
             self._apply_result(instance, definition, step, pointer, outcome, now, result)
         finally:
             log_context.reset(token)
-
-    def _plain(self, step: WorkflowStep) -> bool:
-        """Whether no middleware applies to ``step``: none, or only the host's own step limits
-        and the step has neither limit."""
-        middleware = self._middleware
-        return not middleware or (
-            len(middleware) == 1
-            and middleware[0].__class__ is StepLimits
-            and step.concurrency_limit is None
-            and step.rate_limit is None
-        )
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
         """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
@@ -369,7 +390,8 @@ class WorkflowExecutor:
         pointer.outcome = outcome_value
         result.step_events.append((StepEvent.COMPLETED, pointer))
         for next_step in step.outcomes:
-            if next_step.matches(outcome_value):
+            wanted = next_step.value  # StepOutcome.matches written out: every step
+            if wanted is _ANY or wanted == outcome_value:
                 instance.execution_pointers.append(
                     ExecutionPointer(
                         step_id=next_step.next_step,
@@ -403,7 +425,7 @@ class WorkflowExecutor:
     def _cancel_and_expire(
         self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime, result: PassResult
     ) -> None:
-        open_children = _open_children(instance)
+        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
         for pointer in list(instance.execution_pointers):
             if pointer.end_time is None:
                 step = definition.steps[pointer.step_id]
@@ -424,7 +446,7 @@ class WorkflowExecutor:
     ) -> bool:
         assert step.cancel_condition is not None
         try:
-            return bool(step.cancel_condition(instance.data, self._context(instance, step, pointer, open_children)))
+            return bool(step.cancel_condition(instance.data, _context(instance, step, pointer, open_children)))
         except Exception:
             logger.exception("cancel condition of step %s in workflow %s failed", step.id, instance.id)
             return False
@@ -476,7 +498,7 @@ class WorkflowExecutor:
             instance.complete_time = now
             instance.next_execution = None
             return
-        open_children = _open_children(instance)
+        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
         next_execution: datetime | None = None
         for pointer in instance.execution_pointers:
             due: datetime | None = None
