@@ -162,50 +162,59 @@ class WorkflowExecutor:
         self._pass_middleware = pass_middleware
         self._cancellations = cancellations
 
-    def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
+    def execute(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime, *, wrapped: bool = True
+    ) -> PassResult:
+        """One pass over ``instance``, inside the pass middleware unless ``wrapped`` is False (what
+        the innermost middleware runs). The pass itself is here rather than in a method of its
+        own: one call less per pass, for the common host without pass middleware."""
+        if wrapped and self._pass_middleware:
+            return self._wrapped(instance, definition, now)
         token = log_context.set((instance.id, None))
         try:
-            if not self._pass_middleware:
-                return self._execute(instance, definition, now)
-            chain: Callable[[], PassResult] = lambda: self._execute(instance, definition, now)  # noqa: E731
+            result = PassResult()
+            watched = definition.has_watched_steps
+            if watched:
+                self._cancel_and_expire(instance, definition, now, result)
+            # Without containers every count is 0: a fresh defaultdict says so, with no walk over the pointers.
+            open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
+            pointers = instance.execution_pointers
+            # _awake written out for the common cases (active and not sleeping; ended, so not sleeping
+            # either, nor active): it runs for every pointer.
+            due = [
+                pointer
+                for pointer in pointers
+                if (
+                    (pointer.active and pointer.sleep_until is None)
+                    or (pointer.sleep_until is not None and _awake(pointer, now))
+                )
+                and not open_children[pointer.id]
+            ]
+            for pointer in due:
+                if instance.status is not WorkflowStatus.RUNNABLE:
+                    break
+                if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
+                    continue  # ended earlier in this pass (end_workflow, compensation)
+                step = definition.steps[pointer.step_id]
+                self._run_pointer(instance, definition, step, pointer, now, open_children, result)
+                result.steps_run += 1
+            if watched and result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
+                # The steps may have changed what a cancel condition looks at.
+                self._cancel_and_expire(instance, definition, now, result)
+            self._finish_pass(instance, definition, now)
+            return result
+        finally:
+            log_context.reset(token)
+
+    def _wrapped(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
+        token = log_context.set((instance.id, None))  # the middleware logs for this workflow too
+        try:
+            chain: Callable[[], PassResult] = lambda: self.execute(instance, definition, now, wrapped=False)  # noqa: E731
             for middleware in reversed(self._pass_middleware):
                 chain = (lambda m, inner: lambda: m(instance, inner))(middleware, chain)
             return chain()
         finally:
             log_context.reset(token)
-
-    def _execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
-        result = PassResult()
-        watched = definition.has_watched_steps
-        if watched:
-            self._cancel_and_expire(instance, definition, now, result)
-        # Without containers every count is 0: a fresh defaultdict says so without a pass over the pointers.
-        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
-        pointers = instance.execution_pointers
-        # _awake written out for the common cases (active and not sleeping; ended, so not sleeping
-        # either, nor active): it runs for every pointer.
-        due = [
-            pointer
-            for pointer in pointers
-            if (
-                (pointer.active and pointer.sleep_until is None)
-                or (pointer.sleep_until is not None and _awake(pointer, now))
-            )
-            and not open_children[pointer.id]
-        ]
-        for pointer in due:
-            if instance.status is not WorkflowStatus.RUNNABLE:
-                break
-            if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
-                continue  # ended earlier in this pass (end_workflow, compensation)
-            step = definition.steps[pointer.step_id]
-            self._run_pointer(instance, definition, step, pointer, now, open_children, result)
-            result.steps_run += 1
-        if watched and result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
-            # The steps may have changed what a cancel condition looks at.
-            self._cancel_and_expire(instance, definition, now, result)
-        self._finish_pass(instance, definition, now)
-        return result
 
     # -- running one pointer -----------------------------------------------------------------
 

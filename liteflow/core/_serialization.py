@@ -359,7 +359,15 @@ def _encode_attrs(owner: object, attrs: dict[str, Any], depth: int) -> dict[str,
     k = ""
     try:
         for k, v in attrs.items():
-            out[k] = v if type(v) in _SCALARS else _encode(v, depth)
+            t = type(v)
+            if t in _SCALARS:
+                out[k] = v
+            elif t is list:  # _encode written out for the two containers data holds most
+                out[k] = _encode_items(v, depth)
+            elif t is dict and _TAG not in v and _STR.issuperset(map(type, v)):
+                out[k] = _encode_attrs(v, v, depth)
+            else:
+                out[k] = _encode(v, depth)
     except _Fail as e:
         e.segments.append(f".{k}")
         e.containers.append(owner)

@@ -22,7 +22,7 @@ from ._lifecycle import LifecycleEventType
 from ._models import WorkflowInstance, WorkflowStatus
 from ._payload import lend_checked
 from ._providers import QueueType
-from ._records import forget_lent_data
+from ._records import _NOTHING, _lent, forget_lent_data
 from ._schedules import running_host
 from ._steps import WorkflowDefinition
 
@@ -178,7 +178,8 @@ class WorkflowTurn:
                     step_events=result.step_events,
                 )
             finally:
-                forget_lent_data()
+                if _lent.data is not _NOTHING:  # the store usually took it (and so forgot it) already
+                    forget_lent_data()
         except SerializationError as error:
             message = f"the data left by its steps cannot be saved: {error}"
             error_type = f"liteflow.core.{type(error).__name__}"
