@@ -286,9 +286,13 @@ class WorkflowExecutor:
                 self._failures.handle(instance, definition, step, pointer, now, error, result)
                 return
             finally:
-                if running is not None:  # Cancellations.remove
-                    running.pop(key, None)
-            self._apply_result(instance, definition, step, pointer, outcome, now, result)
+                if running is not None:  # Cancellations.remove; only this thread adds or removes its key
+                    del running[key]
+            if outcome is _NEXT:  # _apply_result of a step that returned None, written out: most steps
+                pointer.persistence_data = None
+                self._complete(instance, definition, step, pointer, None, now, result)
+            else:
+                self._apply_result(instance, definition, step, pointer, outcome, now, result)
         finally:
             log_context.reset(token)
 

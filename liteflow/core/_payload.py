@@ -22,7 +22,7 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
-from ._records import _NOTHING, _lent, forget_lent_data, json_text, lend_jsonable_data
+from ._records import _NOTHING, _chunks, _lent, forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
@@ -78,7 +78,7 @@ def lend_checked(instance: WorkflowInstance, limit: int | None) -> None:
     data = instance.data
     jsonable = to_jsonable(data, "workflow data")
     try:
-        text = _encode(jsonable)
+        text = _encode(jsonable) if _chunks is None else "".join(_chunks(jsonable, 0))  # json_text written out
     except ValueError as error:  # e.g. an int too long to write as text
         raise SerializationError(f"cannot serialize workflow data: {error}") from error
     if len(text) > limit:

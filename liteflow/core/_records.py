@@ -345,7 +345,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         revision=record["revision"],
         parent_workflow_id=record.get("parent_workflow_id"),
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
-        execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
+        execution_pointers=[] if quarantined else list(map(pointer_from_record, record["execution_pointers"])),
         trace_context=None if trace_context is None else dict(trace_context),
         priority=0 if quarantined else record.get("priority", 0),
         queued=bool(record.get("queued", False)),

@@ -524,8 +524,10 @@ def _allowed_class(name: Any, tag: str) -> tuple[type, _ClassInfo]:
             f"cannot deserialize class {name!r}: it is not registered and not found in an "
             f"imported module (LiteFlow never imports while loading); {_HINT}"
         )
-    info = _class_info(cls)
-    if isinstance(info, str):
+    info = _class_infos.get(cls)  # _class_info written out: every load
+    if info is None:
+        info = _class_info(cls)
+    if type(info) is not _ClassInfo:
         raise SerializationError(
             f"cannot deserialize class {name!r}: type {_qualified(cls)} is not allowed{info}; {_HINT}"
         )
