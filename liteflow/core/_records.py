@@ -521,12 +521,14 @@ def save_rows(
     """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values,
     ``dumps`` the other records into text (the instance's is :func:`instance_record_text`'s)."""
     record = instance_record_text(instance, instance.revision + 1)  # the data encoded once (see there)
+    # Every save: the enum's plain attribute rather than its .value property, and no comprehension
+    # (a call of its own) over the lists that are empty between most steps.
     return SaveRows(
         update=(
             instance.workflow_definition_id,
             instance.version,
             instance.reference,
-            instance.status.value,
+            instance.status._value_,
             None if instance.next_execution is None else time(instance.next_execution),
             None if instance.complete_time is None else time(instance.complete_time),
             record,
@@ -536,8 +538,10 @@ def save_rows(
         subscriptions=[
             (s.id, s.workflow_id, s.event_name, s.event_key, time(s.subscribe_as_of), dumps(subscription_to_record(s)))
             for s in subscriptions
-        ],
+        ]
+        if subscriptions
+        else [],
         ended=list(terminated_subscriptions),
-        errors=[(e.id, e.workflow_id, dumps(error_to_record(e))) for e in errors],
-        events=[event_row(event, time=time, dumps=dumps, flag=flag) for event in events],
+        errors=[(e.id, e.workflow_id, dumps(error_to_record(e))) for e in errors] if errors else [],
+        events=[event_row(event, time=time, dumps=dumps, flag=flag) for event in events] if events else [],
     )
