@@ -254,8 +254,16 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
 
 def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, Any]:
     quarantined = type(instance.data) is UnreadableData
-    # The pointers first (map over an index, not a comprehension: one call less per save), so that
-    # the time formatted last for them is at hand for the instance's own (see _recent).
+    data_json: Any = None
+    if with_data and not quarantined:  # the data, then the pointers: a save's errors come in that order
+        data, lent = instance.data, _lent  # _data written out: every save
+        if lent.data is data:
+            data_json = lent.jsonable
+            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        else:
+            data_json = to_jsonable(data, "data")
+    # The pointers before the instance's own fields (map over an index, not a comprehension: one
+    # call less per save), so that the time formatted last for them is at hand (see _recent).
     pointers = [] if quarantined else list(map(pointer_to_record, instance.execution_pointers, count()))
     next_execution, complete_time, create_time = instance.next_execution, instance.complete_time, instance.create_time
     recent = _recent
@@ -288,12 +296,7 @@ def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, A
         record[QUARANTINE] = instance.data.reason
         return record
     if with_data:
-        data, lent = instance.data, _lent  # _data written out: every save
-        if lent.data is data:
-            record["data"] = lent.jsonable
-            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
-        else:
-            record["data"] = to_jsonable(data, "data")
+        record["data"] = data_json
     record["execution_pointers"] = pointers
     if instance.trace_context:  # absent rather than null: most instances carry none
         record["trace_context"] = dict(instance.trace_context)

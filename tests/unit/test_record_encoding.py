@@ -15,6 +15,7 @@ from liteflow.core import (
     ExecutionPointer,
     MemoryPersistenceProvider,
     PayloadTooLargeError,
+    SerializationError,
     UnreadableData,
     WorkflowStatus,
 )
@@ -221,3 +222,13 @@ def test_times_shared_by_an_instance_and_its_pointers_are_written_as_each_is() -
     other = make_instance()
     other.next_execution = T0 + timedelta(days=2)
     assert instance_to_record(other)["next_execution"] == (T0 + timedelta(days=2)).isoformat()
+
+
+def test_an_instance_whose_data_and_a_pointer_both_fail_names_the_data_as_before() -> None:
+    instance = make_instance(data={"x": threading.Lock()})
+    instance.execution_pointers = [ExecutionPointer(step_id=0, persistence_data={"y": threading.Lock()})]
+    with pytest.raises(SerializationError, match=r"cannot serialize data\.x"):
+        instance_to_record(instance)
+    instance.data = {"x": 1}
+    with pytest.raises(SerializationError, match=r"cannot serialize execution_pointers\[0\]\.persistence_data\.y"):
+        instance_to_record(instance)
