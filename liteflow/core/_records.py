@@ -103,7 +103,8 @@ def _time(value: datetime | None) -> str | None:
 
 
 _fromisoformat = datetime.fromisoformat
-# The enums by value, read with one C call where calling the enum is two Python calls (every load).
+# The enums by value, read with one C call where calling the enum is two Python calls (every load);
+# the enum is still called for anything else, for its error.
 _POINTER_STATUSES: dict[str, PointerStatus] = {status.value: status for status in PointerStatus}
 _WORKFLOW_STATUSES: dict[str, WorkflowStatus] = {status.value: status for status in WorkflowStatus}
 
@@ -187,7 +188,7 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
         id=record["id"],
         step_id=record["step_id"],
         active=record["active"],
-        status=_POINTER_STATUSES.get(status) or PointerStatus(status),  # the enum's call for a bad value's error
+        status=(type(status) is str and _POINTER_STATUSES.get(status)) or PointerStatus(status),
         sleep_until=None if sleep_until is None else _fromisoformat(sleep_until),
         persistence_data=None if persistence_data is None else from_jsonable(persistence_data),
         start_time=None if start_time is None else _fromisoformat(start_time),
@@ -341,7 +342,7 @@ def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
         workflow_definition_id=record["workflow_definition_id"],
         version=record["version"],
         reference=record["reference"],
-        status=_WORKFLOW_STATUSES.get(status) or WorkflowStatus(status),
+        status=(type(status) is str and _WORKFLOW_STATUSES.get(status)) or WorkflowStatus(status),
         next_execution=None if next_execution is None else _fromisoformat(next_execution),
         create_time=_fromisoformat(created),
         complete_time=None if complete_time is None else _fromisoformat(complete_time),
