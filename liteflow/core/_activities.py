@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ActivityError, ConcurrencyError, InvalidArgumentError, WorkflowNotFoundError
-from ._executor import type_name
+from ._failures import type_name
 from ._models import EventSubscription, PointerStatus, WorkflowStatus
 from ._primitives import DIRECT_WAIT_PREFIX, awaits_result
 from ._steps import ExecutionResult, StepBody, StepExecutionContext

@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-import traceback as tb
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from ._compaction import fold_rounds
-from ._errors import SagaError, StepTimeoutError, WorkflowNotRegisteredError
+from ._errors import StepTimeoutError, WorkflowNotRegisteredError
+from ._failures import Failures, end_pointer, failed_outside_saga
 from ._interrupts import Cancellations, DeadlinePassed, run_sync_with_deadline, with_deadline
 from ._lifecycle import StepEvent
 from ._logcontext import log_context
@@ -34,10 +34,8 @@ from ._models import (
 from ._step_limits import StepLimits
 from ._steps import (
     _ANY,
-    ErrorBehavior,
     ErrorHandling,
     ExecutionResult,
-    RetryPolicy,
     StepBody,
     StepExecutionContext,
     StepMiddleware,
@@ -67,6 +65,11 @@ def _checked(outcome: Any, context: StepExecutionContext, run_awaitable: Callabl
     return outcome
 
 
+_NEXT = ExecutionResult(proceed=True)
+"""What a step that returned None asks for (``ExecutionResult.next()``). One shared object: the
+executor only reads it, and no step or middleware ever sees it."""
+
+
 @dataclass
 class PassResult:
     """What a pass produced besides the changes made to the instance itself."""
@@ -81,14 +84,6 @@ class PassResult:
     queued: bool | None = None
     """Whether the instance has QUEUED pointers (known once asked): a step that completes looks for
     those it releases only then, not through every pointer (a parallel for_each ends thousands)."""
-
-
-def type_name(error: BaseException) -> str:
-    """The name users import an exception by: LiteFlow's own from ``liteflow.core``."""
-    module = type(error).__module__
-    if module.startswith("liteflow.core."):
-        module = "liteflow.core"
-    return f"{module}.{type(error).__qualname__}"
 
 
 def _set_data(data: Any, prop: str, value: Any) -> Any:
@@ -117,6 +112,19 @@ def _open_children(instance: WorkflowInstance) -> OpenChildren:
     return counts
 
 
+def _context(
+    instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
+) -> StepExecutionContext:
+    return StepExecutionContext(
+        workflow=instance,
+        step=step,
+        execution_pointer=pointer,
+        persistence_data=pointer.persistence_data,
+        item=pointer.context_item,
+        branch_complete=lambda: open_children[pointer.id] == 0,
+    )
+
+
 def _awake(pointer: ExecutionPointer, now: datetime) -> bool:
     """Whether a pointer runs in a pass at ``now``: an active one whose sleep (if any) is over, or
     one waiting for an event that asked to be woken at a time that has come (ExecutionResult with
@@ -128,13 +136,6 @@ def _awake(pointer: ExecutionPointer, now: datetime) -> bool:
         and pointer.sleep_until is not None
         and pointer.sleep_until <= now
     )
-
-
-def _end(pointer: ExecutionPointer, status: PointerStatus, now: datetime) -> None:
-    pointer.active = False
-    pointer.status = status
-    pointer.end_time = now
-    pointer.sleep_until = None
 
 
 class WorkflowExecutor:
@@ -150,68 +151,72 @@ class WorkflowExecutor:
         random_fraction: Callable[[], float] = random.random,
         cancellations: Cancellations | None = None,
     ) -> None:
-        self._retry_interval = retry_interval
-        self._default_error_behavior = default_error_behavior
+        self._failures = Failures(
+            retry_interval=retry_interval,
+            default_error_behavior=default_error_behavior,
+            random_fraction=random_fraction,
+        )
         self._run_awaitable = run_awaitable
         self._find_definition = find_definition
         self._middleware = step_middleware
         self._pass_middleware = pass_middleware
-        self._random = random_fraction
         self._cancellations = cancellations
 
-    def execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
+    def execute(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime, *, wrapped: bool = True
+    ) -> PassResult:
+        """One pass over ``instance``, inside the pass middleware unless ``wrapped`` is False (what
+        the innermost middleware runs). The pass itself is here rather than in a method of its
+        own: one call less per pass, for the common host without pass middleware."""
+        if wrapped and self._pass_middleware:
+            return self._wrapped(instance, definition, now)
         token = log_context.set((instance.id, None))
         try:
-            if not self._pass_middleware:
-                return self._execute(instance, definition, now)
-            chain: Callable[[], PassResult] = lambda: self._execute(instance, definition, now)  # noqa: E731
+            result = PassResult()
+            watched = definition.has_watched_steps
+            if watched:
+                self._cancel_and_expire(instance, definition, now, result)
+            # Without containers every count is 0: a fresh defaultdict says so, with no walk over the pointers.
+            open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
+            pointers = instance.execution_pointers
+            # _awake written out for the common cases (active and not sleeping; ended, so not sleeping
+            # either, nor active): it runs for every pointer.
+            due = [
+                pointer
+                for pointer in pointers
+                if (
+                    (pointer.active and pointer.sleep_until is None)
+                    or (pointer.sleep_until is not None and _awake(pointer, now))
+                )
+                and not open_children[pointer.id]
+            ]
+            for pointer in due:
+                if instance.status is not WorkflowStatus.RUNNABLE:
+                    break
+                if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
+                    continue  # ended earlier in this pass (end_workflow, compensation)
+                step = definition.steps[pointer.step_id]
+                self._run_pointer(instance, definition, step, pointer, now, open_children, result)
+                result.steps_run += 1
+            if watched and result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
+                # The steps may have changed what a cancel condition looks at.
+                self._cancel_and_expire(instance, definition, now, result)
+            self._finish_pass(instance, definition, now)
+            return result
+        finally:
+            log_context.reset(token)
+
+    def _wrapped(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
+        token = log_context.set((instance.id, None))  # the middleware logs for this workflow too
+        try:
+            chain: Callable[[], PassResult] = lambda: self.execute(instance, definition, now, wrapped=False)  # noqa: E731
             for middleware in reversed(self._pass_middleware):
                 chain = (lambda m, inner: lambda: m(instance, inner))(middleware, chain)
             return chain()
         finally:
             log_context.reset(token)
 
-    def _execute(self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime) -> PassResult:
-        result = PassResult()
-        watched = definition.has_watched_steps
-        if watched:
-            self._cancel_and_expire(instance, definition, now, result)
-        open_children = _open_children(instance)
-        pointers = instance.execution_pointers
-        # _awake written out for the common case (active, not sleeping): it runs for every pointer.
-        due = [
-            pointer
-            for pointer in pointers
-            if ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now))
-            and not open_children[pointer.id]
-        ]
-        for pointer in due:
-            if instance.status is not WorkflowStatus.RUNNABLE:
-                break
-            if not ((pointer.active and pointer.sleep_until is None) or _awake(pointer, now)):
-                continue  # ended earlier in this pass (end_workflow, compensation)
-            step = definition.steps[pointer.step_id]
-            self._run_pointer(instance, definition, step, pointer, now, open_children, result)
-            result.steps_run += 1
-        if watched and result.steps_run and instance.status is WorkflowStatus.RUNNABLE:
-            # The steps may have changed what a cancel condition looks at.
-            self._cancel_and_expire(instance, definition, now, result)
-        self._finish_pass(instance, definition, now)
-        return result
-
     # -- running one pointer -----------------------------------------------------------------
-
-    def _context(
-        self, instance: WorkflowInstance, step: WorkflowStep, pointer: ExecutionPointer, open_children: OpenChildren
-    ) -> StepExecutionContext:
-        return StepExecutionContext(
-            workflow=instance,
-            step=step,
-            execution_pointer=pointer,
-            persistence_data=pointer.persistence_data,
-            item=pointer.context_item,
-            branch_complete=lambda: open_children[pointer.id] == 0,
-        )
 
     def _run_pointer(
         self,
@@ -228,21 +233,38 @@ class WorkflowExecutor:
             result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = self._context(instance, step, pointer, open_children)
+        context = StepExecutionContext(  # _context written out: every step
+            workflow=instance,
+            step=step,
+            execution_pointer=pointer,
+            persistence_data=pointer.persistence_data,
+            item=pointer.context_item,
+            branch_complete=lambda: open_children[pointer.id] == 0,
+        )
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
         running = None if self._cancellations is None else self._cancellations.running
+        key = id(context)
         if running is not None:  # Cancellations.add written out
-            running[id(context)] = (instance.id, context)
+            running[key] = (instance.id, context)
         token = log_context.set((instance.id, step.name or step.body_name))
+        middleware = self._middleware
         try:
             try:
                 body = step.body_factory()
                 for prop, function in step.inputs:
                     setattr(body, prop, function(instance.data, context))
-                if left is None and self._plain(step):
+                if left is None and (  # no middleware applies: none, or only the host's limits and the step has none
+                    not middleware
+                    or (
+                        len(middleware) == 1
+                        and middleware[0].__class__ is StepLimits
+                        and step.concurrency_limit is None
+                        and step.rate_limit is None
+                    )
+                ):
                     outcome = body.run(context)
-                    if outcome is None:  # as _checked makes it, without the two calls
-                        outcome = ExecutionResult(proceed=True)
+                    if outcome is None:  # as _checked makes it, without its calls
+                        outcome = _NEXT
                     elif type(outcome) is not ExecutionResult:
                         outcome = _checked(outcome, context, self._run_awaitable)
                 else:
@@ -251,31 +273,28 @@ class WorkflowExecutor:
                     result.children.append(self._child_instance(instance, outcome, now))
                 if outcome._proceed:
                     for prop, output in step.outputs:
-                        instance.data = _set_data(instance.data, prop, output(body))
+                        value, data = output(body), instance.data
+                        if data is None or isinstance(data, dict):
+                            instance.data = _set_data(data, prop, value)
+                        else:  # _set_data written out for an object, the common case
+                            setattr(data, prop, value)
             except DeadlinePassed:
                 assert step.timeout is not None and pointer.start_time is not None
                 self._expire(instance, definition, step, pointer, pointer.start_time + step.timeout, result)
                 return
             except Exception as error:  # a failing step is the workflow's business, not the host's
-                self._handle_error(instance, definition, step, pointer, now, error, result)
+                self._failures.handle(instance, definition, step, pointer, now, error, result)
                 return
             finally:
-                if running is not None:  # Cancellations.remove
-                    running.pop(id(context), None)
-            self._apply_result(instance, definition, step, pointer, outcome, now, result)
+                if running is not None:  # Cancellations.remove; only this thread adds or removes its key
+                    del running[key]
+            if outcome is _NEXT:  # _apply_result of a step that returned None, written out: most steps
+                pointer.persistence_data = None
+                self._complete(instance, definition, step, pointer, None, now, result)
+            else:
+                self._apply_result(instance, definition, step, pointer, outcome, now, result)
         finally:
             log_context.reset(token)
-
-    def _plain(self, step: WorkflowStep) -> bool:
-        """Whether no middleware applies to ``step``: none, or only the host's own step limits
-        and the step has neither limit."""
-        middleware = self._middleware
-        return not middleware or (
-            len(middleware) == 1
-            and middleware[0].__class__ is StepLimits
-            and step.concurrency_limit is None
-            and step.rate_limit is None
-        )
 
     def _invoke(self, body: StepBody, context: StepExecutionContext, left: float | None) -> ExecutionResult:
         """Run the step; with ``left`` (seconds to its timeout) interrupt it then (``_interrupts``)."""
@@ -384,7 +403,8 @@ class WorkflowExecutor:
         pointer.outcome = outcome_value
         result.step_events.append((StepEvent.COMPLETED, pointer))
         for next_step in step.outcomes:
-            if next_step.matches(outcome_value):
+            wanted = next_step.value  # StepOutcome.matches written out: every step
+            if wanted is _ANY or wanted == outcome_value:
                 instance.execution_pointers.append(
                     ExecutionPointer(
                         step_id=next_step.next_step,
@@ -409,7 +429,7 @@ class WorkflowExecutor:
     def _end_workflow(instance: WorkflowInstance, now: datetime) -> None:
         for pointer in instance.execution_pointers:
             if pointer.end_time is None:
-                _end(pointer, PointerStatus.CANCELLED, now)
+                end_pointer(pointer, PointerStatus.CANCELLED, now)
         instance.status = WorkflowStatus.COMPLETE
         instance.complete_time = now
 
@@ -418,7 +438,7 @@ class WorkflowExecutor:
     def _cancel_and_expire(
         self, instance: WorkflowInstance, definition: WorkflowDefinition, now: datetime, result: PassResult
     ) -> None:
-        open_children = _open_children(instance)
+        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
         for pointer in list(instance.execution_pointers):
             if pointer.end_time is None:
                 step = definition.steps[pointer.step_id]
@@ -439,7 +459,7 @@ class WorkflowExecutor:
     ) -> bool:
         assert step.cancel_condition is not None
         try:
-            return bool(step.cancel_condition(instance.data, self._context(instance, step, pointer, open_children)))
+            return bool(step.cancel_condition(instance.data, _context(instance, step, pointer, open_children)))
         except Exception:
             logger.exception("cancel condition of step %s in workflow %s failed", step.id, instance.id)
             return False
@@ -451,7 +471,7 @@ class WorkflowExecutor:
         """End everything still open inside a pointer, and the pointer itself unless ``inside_only``."""
         for inner in instance.execution_pointers:
             if inner.end_time is None and (pointer.id in inner.scope or (inner is pointer and not inside_only)):
-                _end(inner, PointerStatus.CANCELLED, now)
+                end_pointer(inner, PointerStatus.CANCELLED, now)
 
     def _expire(
         self,
@@ -474,160 +494,7 @@ class WorkflowExecutor:
         error = StepTimeoutError(
             f"step {step.name or step.body_name} timed out after {step.timeout}", workflow_id=instance.id, step=step.id
         )
-        self._handle_error(instance, definition, step, pointer, now, error, result)
-
-    # -- errors --------------------------------------------------------------------------------
-
-    def _handle_error(
-        self,
-        instance: WorkflowInstance,
-        definition: WorkflowDefinition,
-        step: WorkflowStep,
-        pointer: ExecutionPointer,
-        now: datetime,
-        error: Exception,
-        result: PassResult,
-    ) -> None:
-        pointer.retry_count += 1
-        pointer.status = PointerStatus.FAILED
-        result.errors.append(
-            ExecutionError(
-                workflow_id=instance.id,
-                execution_pointer_id=pointer.id,
-                step_id=step.id,
-                message=str(error) or type(error).__name__,
-                error_type=type_name(error),
-                traceback="".join(tb.format_exception(error)),
-                attempt=pointer.retry_count,
-                error_time=now,
-            )
-        )
-        if isinstance(error, SagaError):
-            pointer.persistence_data = None  # a retried or resumed saga runs its block from the start
-        handling, interval = self._error_handling_for(instance, definition, step, pointer)
-        behavior: ErrorBehavior
-        delay: timedelta | None = None
-        if isinstance(handling, RetryPolicy):
-            attempts = pointer.retry_count - pointer.retries_before_resume
-            if attempts < handling.max_attempts:
-                behavior, delay = ErrorBehavior.RETRY, handling.interval(attempts, self._random())
-            else:
-                behavior = ErrorBehavior(handling.then)
-        else:
-            behavior = ErrorBehavior(handling)
-            if behavior is ErrorBehavior.RETRY:
-                delay = interval or definition.default_retry_interval or self._retry_interval
-        logger.warning(
-            "step %s (%s) of workflow %s failed on attempt %d, will %s: %s",
-            step.id,
-            step.name or step.body_name,
-            instance.id,
-            pointer.retry_count,
-            behavior.value if delay is None else f"retry in {delay.total_seconds():g} s",
-            error,
-            exc_info=error,
-        )
-        if behavior is ErrorBehavior.RETRY:
-            assert delay is not None
-            pointer.sleep_until = now + delay
-        elif behavior is ErrorBehavior.SUSPEND:
-            instance.status = WorkflowStatus.SUSPENDED
-        elif behavior is ErrorBehavior.TERMINATE:
-            _end(pointer, PointerStatus.FAILED, now)
-            instance.status = WorkflowStatus.TERMINATED
-            instance.complete_time = now
-        else:
-            self._compensate(instance, definition, pointer, now, result)
-
-    def _error_handling_for(
-        self, instance: WorkflowInstance, definition: WorkflowDefinition, step: WorkflowStep, pointer: ExecutionPointer
-    ) -> tuple[ErrorHandling, timedelta | None]:
-        """The step's own ``on_error``; else that of the innermost enclosing container that has one
-        (inside a saga: COMPENSATE, the saga's own ``on_error`` applying after compensation); else
-        the workflow's default; else the host's. With the retry interval that goes with it."""
-        if step.error_behavior is not None:
-            return step.error_behavior, step.retry_interval
-        if not step.is_compensation:
-            by_id = {p.id: p for p in instance.execution_pointers if p.id in pointer.scope}
-            for scope_id in pointer.scope:
-                container = by_id.get(scope_id)
-                if container is None:
-                    continue
-                container_step = definition.steps[container.step_id]
-                if container_step.is_saga:
-                    return ErrorBehavior.COMPENSATE, None
-                if container_step.error_behavior is not None:
-                    return container_step.error_behavior, container_step.retry_interval
-        return definition.default_error_behavior or self._default_error_behavior, None
-
-    @staticmethod
-    def _saga_of(
-        instance: WorkflowInstance, definition: WorkflowDefinition, pointer: ExecutionPointer
-    ) -> ExecutionPointer | None:
-        """The innermost saga container enclosing ``pointer``, or None."""
-        by_id = {p.id: p for p in instance.execution_pointers if p.id in pointer.scope}
-        for scope_id in pointer.scope:
-            container = by_id.get(scope_id)
-            if container is not None and definition.steps[container.step_id].is_saga:
-                return container
-        return None
-
-    def _compensate(
-        self,
-        instance: WorkflowInstance,
-        definition: WorkflowDefinition,
-        failed: ExecutionPointer,
-        now: datetime,
-        result: PassResult,
-    ) -> None:
-        """Undo the enclosing saga (or, outside any saga, the whole workflow, which then ends as
-        terminated): end what is still open in it and queue the compensation of every completed
-        step, latest first, one after the other."""
-        saga = self._saga_of(instance, definition, failed)
-        members = [
-            (index, p)
-            for index, p in enumerate(instance.execution_pointers)
-            if p is not saga and (saga is None or saga.id in p.scope)
-        ]
-        for _, pointer in members:
-            if pointer.end_time is None:
-                _end(pointer, PointerStatus.FAILED if pointer is failed else PointerStatus.CANCELLED, now)
-        done = [
-            (pointer.end_time, index, pointer)
-            for index, pointer in members
-            if pointer.status is PointerStatus.COMPLETE
-            and definition.steps[pointer.step_id].compensation_step is not None
-        ]
-        to_undo = [pointer for _, _, pointer in sorted(done, key=lambda entry: (entry[0], entry[1]), reverse=True)]
-        if saga is not None and definition.steps[saga.step_id].compensation_step is not None:
-            to_undo.append(saga)
-        if saga is not None:  # the saga's own on_error, if any, applies once this has run
-            failure = f"step {definition.steps[failed.step_id].name or failed.step_id} failed"
-            saga.persistence_data = {**(saga.persistence_data or {}), "failed": failure}
-        scope = [] if saga is None else [saga.id, *saga.scope]
-        previous: ExecutionPointer | None = None
-        for original in to_undo:
-            compensation_step = definition.steps[original.step_id].compensation_step
-            assert compensation_step is not None
-            if original is not saga:
-                original.status = PointerStatus.COMPENSATED
-            undo = ExecutionPointer(
-                step_id=compensation_step,
-                predecessor_id=original.id if previous is None else previous.id,
-                context_item=original.context_item,
-                scope=scope,
-                active=previous is None,
-                status=PointerStatus.PENDING if previous is None else PointerStatus.QUEUED,
-            )
-            instance.execution_pointers.append(undo)
-            if previous is not None:
-                result.queued = True
-            if saga is not None:
-                saga.children.append(undo.id)
-            previous = undo
-        if saga is None and not to_undo:
-            instance.status = WorkflowStatus.TERMINATED
-            instance.complete_time = now
+        self._failures.handle(instance, definition, step, pointer, now, error, result)
 
     # -- after the pass ------------------------------------------------------------------------
 
@@ -639,12 +506,12 @@ class WorkflowExecutor:
             if pointer.end_time is None:
                 break
         else:
-            failed = self._failed_outside_saga(instance, definition)
+            failed = failed_outside_saga(instance, definition)
             instance.status = WorkflowStatus.TERMINATED if failed else WorkflowStatus.COMPLETE
             instance.complete_time = now
             instance.next_execution = None
             return
-        open_children = _open_children(instance)
+        open_children = _open_children(instance) if definition.has_containers else defaultdict(int)
         next_execution: datetime | None = None
         for pointer in instance.execution_pointers:
             due: datetime | None = None
@@ -660,10 +527,3 @@ class WorkflowExecutor:
             if due is not None and (next_execution is None or due < next_execution):
                 next_execution = due
         instance.next_execution = next_execution
-
-    def _failed_outside_saga(self, instance: WorkflowInstance, definition: WorkflowDefinition) -> bool:
-        """A step compensated outside any saga ends the workflow as terminated."""
-        for p in instance.execution_pointers:  # a loop, not any() over a generator: every workflow's end
-            if p.status is PointerStatus.FAILED and self._saga_of(instance, definition, p) is None:
-                return True
-        return False

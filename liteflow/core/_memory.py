@@ -28,9 +28,9 @@ from ._providers import (
 )
 from ._records import (
     QUARANTINE,
+    _instance_record,
     event_to_record,
     instance_record_text,
-    instance_to_record,
     json_text,
     read_event,
     read_instance,
@@ -43,7 +43,7 @@ def _record(instance: WorkflowInstance, revision: int) -> dict[str, Any] | str:
     """What the store keeps of ``instance`` (see MemoryPersistenceProvider): the record while it is
     runnable with a next execution, text otherwise (the data's text spliced in, as the stores do)."""
     if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
-        record = instance_to_record(instance)
+        record = _instance_record(instance, True)  # instance_to_record, one call less
         record["revision"] = revision
         return record
     return instance_record_text(instance, revision)
@@ -110,14 +110,18 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     def _store(self, instance: WorkflowInstance, record: dict[str, Any] | str) -> None:
         self._instances[instance.id] = record
-        self._meta[instance.id] = _Meta(
-            instance.status,
-            instance.complete_time,
-            instance.workflow_definition_id,
-            instance.reference,
-            instance.create_time,
-            instance.version,
-            instance.next_execution,
+        # tuple.__new__ rather than _Meta(...), whose __new__ is a Python function: every save.
+        self._meta[instance.id] = tuple.__new__(
+            _Meta,
+            (
+                instance.status,
+                instance.complete_time,
+                instance.workflow_definition_id,
+                instance.reference,
+                instance.create_time,
+                instance.version,
+                instance.next_execution,
+            ),
         )
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._due[instance.id] = instance.next_execution
@@ -144,7 +148,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
         revision = instance.revision + 1
         record: dict[str, Any] | str
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
-            record = instance_to_record(instance)  # _record written out: every save
+            record = _instance_record(instance, True)  # _record written out: every save
             record["revision"] = revision
         else:
             record = instance_record_text(instance, revision)

@@ -11,8 +11,8 @@ stored JSON, so it can only be low, by about 20 bytes per such container; the si
 :class:`PayloadTooLargeError` is exact. ``max_payload_bytes=None`` skips the measuring.
 
 The data of an instance saved after a pass is measured exactly instead: the save has to turn it into
-JSON types anyway, so :class:`checked_payload` does that once, measures the result with the C
-encoder, and lends it to the save (one encode of the data per save, not two).
+JSON types anyway, so :func:`lend_checked` (or :class:`checked_payload`) does that once, measures
+the result with the C encoder, and lends it to the save (one encode of the data per save, not two).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from ._errors import PayloadTooLargeError, SerializationError
 from ._models import WorkflowInstance
-from ._records import _NOTHING, _lent, forget_lent_data, json_text, lend_jsonable_data
+from ._records import _NOTHING, _chunks, _lent, forget_lent_data, json_text, lend_jsonable_data
 from ._serialization import to_jsonable
 
 # ASCII-escaped and compact, as the SQL and MongoDB providers store it: len() is the size in bytes.
@@ -66,15 +66,28 @@ def check_data_payload(data: Any, limit: int, what: str = "workflow data") -> tu
     return jsonable, text
 
 
-def check_instance_payload(instance: WorkflowInstance, limit: int) -> tuple[Any, str]:
-    """Check an instance about to be saved after a pass: its data and the persistence data of its
-    open steps (those of ended steps were checked while they were open). Returns the data as JSON
-    types and text, as :func:`check_data_payload` does."""
-    checked = check_data_payload(instance.data, limit)
+def lend_checked(instance: WorkflowInstance, limit: int | None) -> None:
+    """Check an instance about to be saved after a pass, raising before anything is saved: its data
+    and the persistence data of its open steps (those of ended steps were checked while they were
+    open). Then lend the save the data as JSON types and text, as :func:`check_data_payload` makes
+    them (see :func:`lend_jsonable_data`); the caller forgets what the save did not use
+    (``forget_lent_data``). No limit: no check, nothing lent. One call where a context manager
+    takes three: it runs for every save."""
+    if limit is None:
+        return
+    data = instance.data
+    jsonable = to_jsonable(data, "workflow data")
+    try:
+        text = _encode(jsonable) if _chunks is None else "".join(_chunks(jsonable, 0))  # json_text written out
+    except ValueError as error:  # e.g. an int too long to write as text
+        raise SerializationError(f"cannot serialize workflow data: {error}") from error
+    if len(text) > limit:
+        raise PayloadTooLargeError("workflow data", len(text), limit)
     for pointer in instance.execution_pointers:
         if pointer.end_time is None and pointer.persistence_data is not None:
             check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
-    return checked
+    lent = _lent
+    lent.data, lent.jsonable, lent.text = data, jsonable, text
 
 
 class lent_data:
@@ -106,11 +119,4 @@ class checked_payload(lent_data):
         self._instance, self._limit = instance, limit
 
     def __enter__(self) -> None:
-        limit = self._limit
-        if limit is not None:  # check_instance_payload, written out: every save
-            instance = self._instance
-            checked = check_data_payload(instance.data, limit)
-            for pointer in instance.execution_pointers:
-                if pointer.end_time is None and pointer.persistence_data is not None:
-                    check_payload(pointer.persistence_data, limit, f"persistence data of step {pointer.step_id}")
-            lend_jsonable_data(instance.data, *checked)
+        lend_checked(self._instance, self._limit)

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import count
 from typing import Any
 
 from ._models import (
@@ -102,19 +103,33 @@ def _time(value: datetime | None) -> str | None:
 
 
 _fromisoformat = datetime.fromisoformat
+# The enums by value, read with one C call where calling the enum is two Python calls (every load);
+# the enum is still called for anything else, for its error.
+_POINTER_STATUSES: dict[str, PointerStatus] = {status.value: status for status in PointerStatus}
+_WORKFLOW_STATUSES: dict[str, WorkflowStatus] = {status.value: status for status in WorkflowStatus}
 
 
 def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _value(value: Any, path: str, name: str) -> Any:
+def _value(value: Any, where: int | str, name: str) -> Any:
+    path = f"execution_pointers[{where}]" if type(where) is int else where  # made only for a value
     return None if value is None else to_jsonable(value, f"{path}.{name}")
 
 
-def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
+_recent: tuple[datetime | None, str | None] = (None, None)
+"""The time :func:`pointer_to_record` formatted last, and its text: the instance's next execution
+or end saved with it is most often that very datetime (the pass's ``now``). Rebound, never changed
+in place, so another thread reads a matching pair."""
+
+
+def pointer_to_record(pointer: ExecutionPointer, where: int | str) -> dict[str, Any]:
+    """The pointer as JSON types; ``where`` names it in an error: its index in the instance's
+    pointers, or a path."""
     # Runs for every pointer at every save: the None tests and ``_value_`` (the enum's plain
     # attribute, where ``.value`` is a property) are written out rather than called.
+    global _recent
     sleep_until, start_time, end_time = pointer.sleep_until, pointer.start_time, pointer.end_time
     persistence_data, event_data = pointer.persistence_data, pointer.event_data
     context_item, outcome = pointer.context_item, pointer.outcome
@@ -127,12 +142,16 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         start = iso[1]
     else:
         start = start_time.isoformat()
+        _recent = (start_time, start)
     if end_time is None:
         end = None
     elif end_time is iso[2]:
         end = iso[3]
+    elif end_time is start_time:  # a step that ended in the pass it started in
+        end = start
     else:
         end = end_time.isoformat()
+        _recent = (end_time, end)
     if start is not iso[1] or end is not iso[3]:
         pointer._iso = (start_time, start, end_time, end)  # type: ignore[misc]  # see ExecutionPointer._iso
     return {
@@ -141,17 +160,17 @@ def pointer_to_record(pointer: ExecutionPointer, path: str) -> dict[str, Any]:
         "active": pointer.active,
         "status": pointer.status._value_,
         "sleep_until": None if sleep_until is None else sleep_until.isoformat(),
-        "persistence_data": None if persistence_data is None else _value(persistence_data, path, "persistence_data"),
+        "persistence_data": None if persistence_data is None else _value(persistence_data, where, "persistence_data"),
         "start_time": start,
         "end_time": end,
         "event_name": pointer.event_name,
         "event_key": pointer.event_key,
         "event_published": pointer.event_published,
         "event_id": pointer.event_id,
-        "event_data": None if event_data is None else _value(event_data, path, "event_data"),
-        "context_item": None if context_item is None else _value(context_item, path, "context_item"),
+        "event_data": None if event_data is None else _value(event_data, where, "event_data"),
+        "context_item": None if context_item is None else _value(context_item, where, "context_item"),
         "predecessor_id": pointer.predecessor_id,
-        "outcome": None if outcome is None else _value(outcome, path, "outcome"),
+        "outcome": None if outcome is None else _value(outcome, where, "outcome"),
         "retry_count": pointer.retry_count,
         "retries_before_resume": pointer.retries_before_resume,
         "children": pointer.children[:],  # copies (see instance_to_record), without a call
@@ -164,11 +183,12 @@ def pointer_from_record(record: dict[str, Any]) -> ExecutionPointer:
     sleep_until, start_time, end_time = record["sleep_until"], record["start_time"], record["end_time"]
     persistence_data, event_data = record["persistence_data"], record["event_data"]
     context_item, outcome = record["context_item"], record["outcome"]
+    status = record["status"]
     return ExecutionPointer(
         id=record["id"],
         step_id=record["step_id"],
         active=record["active"],
-        status=PointerStatus(record["status"]),
+        status=(type(status) is str and _POINTER_STATUSES.get(status)) or PointerStatus(status),
         sleep_until=None if sleep_until is None else _fromisoformat(sleep_until),
         persistence_data=None if persistence_data is None else from_jsonable(persistence_data),
         start_time=None if start_time is None else _fromisoformat(start_time),
@@ -234,10 +254,25 @@ def instance_to_record(instance: WorkflowInstance) -> dict[str, Any]:
 
 
 def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, Any]:
+    quarantined = type(instance.data) is UnreadableData
+    data_json: Any = None
+    if with_data and not quarantined:  # the data, then the pointers: a save's errors come in that order
+        data, lent = instance.data, _lent  # _data written out: every save
+        if lent.data is data:
+            data_json = lent.jsonable
+            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
+        else:
+            data_json = to_jsonable(data, "data")
+    # The pointers before the instance's own fields (map over an index, not a comprehension: one
+    # call less per save), so that the time formatted last for them is at hand (see _recent).
+    pointers = [] if quarantined else list(map(pointer_to_record, instance.execution_pointers, count()))
     next_execution, complete_time, create_time = instance.next_execution, instance.complete_time, instance.create_time
+    recent = _recent
     iso = instance._iso  # the create time's text, kept as the pointers' times are (see pointer_to_record)
     if create_time is iso[0]:
         created = iso[1]
+    elif create_time is recent[0]:
+        created = recent[1]
     else:
         created = create_time.isoformat()
         instance._iso = (create_time, created)  # type: ignore[misc]  # see WorkflowInstance._iso
@@ -247,27 +282,23 @@ def _instance_record(instance: WorkflowInstance, with_data: bool) -> dict[str, A
         "version": instance.version,
         "reference": instance.reference,
         "status": instance.status._value_,
-        "next_execution": None if next_execution is None else next_execution.isoformat(),
+        "next_execution": (
+            None if next_execution is None else recent[1] if next_execution is recent[0] else next_execution.isoformat()
+        ),
         "create_time": created,
-        "complete_time": None if complete_time is None else complete_time.isoformat(),
+        "complete_time": (
+            None if complete_time is None else recent[1] if complete_time is recent[0] else complete_time.isoformat()
+        ),
         "revision": instance.revision,
         "parent_workflow_id": instance.parent_workflow_id,
     }
-    if type(instance.data) is UnreadableData:
+    if quarantined:
         record.update(data=None, execution_pointers=[], raw=instance.data.raw)
         record[QUARANTINE] = instance.data.reason
         return record
     if with_data:
-        data, lent = instance.data, _lent  # _data written out: every save
-        if lent.data is data:
-            record["data"] = lent.jsonable
-            lent.data, lent.jsonable, lent.text = _NOTHING, None, None
-        else:
-            record["data"] = to_jsonable(data, "data")
-    record["execution_pointers"] = [
-        pointer_to_record(pointer, f"execution_pointers[{index}]")
-        for index, pointer in enumerate(instance.execution_pointers)
-    ]
+        record["data"] = data_json
+    record["execution_pointers"] = pointers
     if instance.trace_context:  # absent rather than null: most instances carry none
         record["trace_context"] = dict(instance.trace_context)
     if instance.priority:  # absent when 0, as nearly always
@@ -300,23 +331,25 @@ def instance_record_text(instance: WorkflowInstance, revision: int | None = None
 
 
 def instance_from_record(record: dict[str, Any]) -> WorkflowInstance:
-    create_time = _parse_time(record["create_time"])
-    assert create_time is not None
+    # Runs for every load: _parse_time written out.
+    created, next_execution, complete_time = record["create_time"], record["next_execution"], record["complete_time"]
+    assert created is not None
     quarantined = QUARANTINE in record
     trace_context = record.get("trace_context")
+    status = record["status"]
     return WorkflowInstance(
         id=record["id"],
         workflow_definition_id=record["workflow_definition_id"],
         version=record["version"],
         reference=record["reference"],
-        status=WorkflowStatus(record["status"]),
-        next_execution=_parse_time(record["next_execution"]),
-        create_time=create_time,
-        complete_time=_parse_time(record["complete_time"]),
+        status=(type(status) is str and _WORKFLOW_STATUSES.get(status)) or WorkflowStatus(status),
+        next_execution=None if next_execution is None else _fromisoformat(next_execution),
+        create_time=_fromisoformat(created),
+        complete_time=None if complete_time is None else _fromisoformat(complete_time),
         revision=record["revision"],
         parent_workflow_id=record.get("parent_workflow_id"),
         data=UnreadableData(record[QUARANTINE], record.get("raw")) if quarantined else from_jsonable(record["data"]),
-        execution_pointers=[] if quarantined else [pointer_from_record(p) for p in record["execution_pointers"]],
+        execution_pointers=[] if quarantined else list(map(pointer_from_record, record["execution_pointers"])),
         trace_context=None if trace_context is None else dict(trace_context),
         priority=0 if quarantined else record.get("priority", 0),
         queued=bool(record.get("queued", False)),
@@ -492,12 +525,14 @@ def save_rows(
     """The rows of a save; ``time`` and ``flag`` turn datetimes and booleans into column values,
     ``dumps`` the other records into text (the instance's is :func:`instance_record_text`'s)."""
     record = instance_record_text(instance, instance.revision + 1)  # the data encoded once (see there)
+    # Every save: the enum's plain attribute rather than its .value property, and no comprehension
+    # (a call of its own) over the lists that are empty between most steps.
     return SaveRows(
         update=(
             instance.workflow_definition_id,
             instance.version,
             instance.reference,
-            instance.status.value,
+            instance.status._value_,
             None if instance.next_execution is None else time(instance.next_execution),
             None if instance.complete_time is None else time(instance.complete_time),
             record,
@@ -507,8 +542,10 @@ def save_rows(
         subscriptions=[
             (s.id, s.workflow_id, s.event_name, s.event_key, time(s.subscribe_as_of), dumps(subscription_to_record(s)))
             for s in subscriptions
-        ],
+        ]
+        if subscriptions
+        else [],
         ended=list(terminated_subscriptions),
-        errors=[(e.id, e.workflow_id, dumps(error_to_record(e))) for e in errors],
-        events=[event_row(event, time=time, dumps=dumps, flag=flag) for event in events],
+        errors=[(e.id, e.workflow_id, dumps(error_to_record(e))) for e in errors] if errors else [],
+        events=[event_row(event, time=time, dumps=dumps, flag=flag) for event in events] if events else [],
     )

@@ -237,27 +237,46 @@ def _is_within(module_name: str, package: str) -> bool:
 # -------------------------------------------------------------------- encoding
 
 
-class _Fail(Exception):
-    """An encoding failure; each container it passes adds its path segment."""
+_TOO_DEEP = f"it is nested too deeply: more than {MAX_DEPTH} containers, the limit"
 
-    def __init__(self, message: str) -> None:
+
+class _Fail(Exception):
+    """An encoding failure; each container it passes adds its path segment, and itself."""
+
+    def __init__(self, message: str, entering: object = None) -> None:
         super().__init__(message)
         self.message = message
         self.segments: list[str] = []
+        self.containers: list[object] = [] if entering is None else [entering]
 
 
 def to_jsonable(value: Any, path: str = "data") -> Any:
     """Turn ``value`` into dicts (str keys), lists, str, int, float, bool and None."""
     try:
-        return _encode(value, set())
+        return _encode(value, 0)
     except _Fail as e:
-        segments = e.segments[::-1]
+        message, segments = e.message, e.segments[::-1]
+        if message is _TOO_DEEP:
+            message, segments = _cycle_or_depth(e.containers[::-1], segments)
         if len(segments) > 12:  # a path through 100 levels says nothing more than its ends do
             segments[6:-6] = ["..."]
         where = path + "".join(segments)
-        raise SerializationError(f"cannot serialize {where}: {e.message}") from e.__cause__
+        raise SerializationError(f"cannot serialize {where}: {message}") from e.__cause__
     except RecursionError:
         raise SerializationError(f"cannot serialize {path}: it is nested too deeply") from None
+
+
+def _cycle_or_depth(containers: list[object], segments: list[str]) -> tuple[str, list[str]]:
+    """Why the path ``containers`` (root first) went deeper than MAX_DEPTH: a reference cycle if it
+    comes back to a container it passed (then named up to there), else data nested too deeply.
+    The encoder counts the containers on its path rather than remembering them (it runs for every
+    save), so a cycle only shows as a path that does not end; this tells the two apart afterwards."""
+    passed: set[int] = set()
+    for index, container in enumerate(containers):
+        if id(container) in passed:
+            return "it contains itself (a reference cycle)", segments[:index]
+        passed.add(id(container))
+    return _TOO_DEEP, segments
 
 
 def dumps(value: Any, path: str = "data") -> str:
@@ -269,28 +288,31 @@ def dumps(value: Any, path: str = "data") -> str:
         raise SerializationError(f"cannot serialize {path}: {e}") from e
 
 
-def _encode(value: Any, seen: set[int]) -> Any:
+# ``depth`` is the number of containers on the path from the root to ``value``: a container entered
+# at MAX_DEPTH fails (see _cycle_or_depth). A value shared by two fields is simply encoded twice.
+
+
+def _encode(value: Any, depth: int) -> Any:
     t = type(value)
     if t in _SCALARS:
         return value
     if t is list:
-        return _encode_items(value, seen)
+        return _encode_items(value, depth)
     if t is dict:
         if _TAG in value or not _STR.issuperset(map(type, value)):  # some key is not a str
-            return {_TAG: "dict", "v": _encode_pairs(value, seen)}
-        return _encode_attrs(value, value, seen)
+            return {_TAG: "dict", "v": _encode_pairs(value, depth)}
+        return _encode_attrs(value, value, depth)
     info = _class_infos.get(t)  # a class met before: straight there, the most common case left
     if (
-        info is not None
-        and type(info) is not str
+        type(info) is _ClassInfo  # (not a str saying why the class is refused)
         and t not in _CONTAINERS  # (a decoded record may have named one: they keep their own tags)
         and t not in _VALUES
         and t is not types.SimpleNamespace
     ):
-        return _encode_instance(value, t, seen, info)
+        return _encode_instance(value, t, depth, info)
     tag = _CONTAINERS.get(t)
     if tag is not None:
-        items = _encode_items(value, seen)
+        items = _encode_items(value, depth)
         if t is not tuple:  # a set has no order of its own: sort, so equal sets store alike
             items.sort(key=lambda item: json.dumps(item, sort_keys=True))
         return {_TAG: tag, "v": items}
@@ -298,83 +320,80 @@ def _encode(value: Any, seen: set[int]) -> Any:
     if simple is not None:
         return {_TAG: simple[0], "v": simple[1](value)}
     if t is types.SimpleNamespace:
-        return {_TAG: "namespace", "v": _encode_attrs(value, vars(value), seen)}
-    return _encode_instance(value, t, seen)
+        return {_TAG: "namespace", "v": _encode_attrs(value, vars(value), depth)}
+    return _encode_instance(value, t, depth, _allowed(t))
 
 
-def _enter(value: Any, seen: set[int]) -> int:
-    # `seen` holds the containers on the current path only, so a value shared
-    # by two fields is fine and only a true cycle fails.
-    key = id(value)
-    if key in seen:
-        raise _Fail("it contains itself (a reference cycle)")
-    if len(seen) >= MAX_DEPTH:  # `seen` is the path from the root: its size is the depth
-        raise _Fail(f"it is nested too deeply: more than {MAX_DEPTH} containers, the limit")
-    seen.add(key)
-    return key
+def _allowed(cls: type) -> _ClassInfo:
+    info = _class_info(cls)
+    if isinstance(info, str):
+        raise _Fail(f"type {_qualified(cls)} is not supported; {_HINT} or use plain data{info}")
+    return info
 
 
-def _encode_items(items: Iterable[Any], seen: set[int]) -> list[Any]:
-    if len(seen) >= MAX_DEPTH:
-        _enter(items, seen)  # raises, saying which
+def _encode_items(items: Iterable[Any], depth: int) -> list[Any]:
+    if depth >= MAX_DEPTH:
+        raise _Fail(_TOO_DEEP, items)
     for item in items:
         if type(item) not in _SCALARS:
             break
-    else:  # only scalars, as most lists in data: nothing inside can lead back to it, a copy is all
+    else:  # only scalars, as most lists in data: a copy is all
         return list(items)
-    key = id(items)
-    if key in seen:
-        _enter(items, seen)  # raises: a cycle
-    seen.add(key)  # _enter written out: it runs for every container of every save
+    depth += 1
     out: list[Any] = []
     try:
         for item in items:
-            out.append(item if type(item) in _SCALARS else _encode(item, seen))
+            out.append(item if type(item) in _SCALARS else _encode(item, depth))
     except _Fail as e:
         e.segments.append(f"[{len(out)}]")  # the item that failed is the one after those encoded
+        e.containers.append(items)
         raise
-    seen.discard(key)
     return out
 
 
-def _encode_attrs(owner: object, attrs: dict[str, Any], seen: set[int]) -> dict[str, Any]:
-    key = id(owner)
-    if key in seen or len(seen) >= MAX_DEPTH:
-        _enter(owner, seen)  # raises, saying which
-    seen.add(key)
+def _encode_attrs(owner: object, attrs: dict[str, Any], depth: int) -> dict[str, Any]:
+    if depth >= MAX_DEPTH:
+        raise _Fail(_TOO_DEEP, owner)
+    depth += 1
     out: dict[str, Any] = {}
     k = ""
     try:
         for k, v in attrs.items():
-            out[k] = v if type(v) in _SCALARS else _encode(v, seen)
+            t = type(v)
+            if t in _SCALARS:
+                out[k] = v
+            elif t is list:  # _encode written out for the two containers data holds most
+                out[k] = _encode_items(v, depth)
+            elif t is dict and _TAG not in v and _STR.issuperset(map(type, v)):
+                out[k] = _encode_attrs(v, v, depth)
+            else:
+                out[k] = _encode(v, depth)
     except _Fail as e:
         e.segments.append(f".{k}")
+        e.containers.append(owner)
         raise
-    seen.discard(key)
     return out
 
 
-def _encode_pairs(d: dict[Any, Any], seen: set[int]) -> list[Any]:
-    key = _enter(d, seen)
+def _encode_pairs(d: dict[Any, Any], depth: int) -> list[Any]:
+    if depth >= MAX_DEPTH:
+        raise _Fail(_TOO_DEEP, d)
+    depth += 1
     pairs: list[Any] = []
     k: Any = None
     try:
         for k, v in d.items():
-            pairs.append([_encode(k, seen), _encode(v, seen)])
+            pairs.append([_encode(k, depth), _encode(v, depth)])
     except _Fail as e:
         e.segments.append(f".{k}" if type(k) is str else f"[{reprlib.repr(k)}]")
+        e.containers.append(d)
         raise
-    seen.discard(key)
     return pairs
 
 
-def _encode_instance(value: Any, cls: type, seen: set[int], info: _ClassInfo | str | None = None) -> Any:
-    if info is None:
-        info = _class_info(cls)
-    if isinstance(info, str):
-        raise _Fail(f"type {_qualified(cls)} is not supported; {_HINT} or use plain data{info}")
+def _encode_instance(value: Any, cls: type, depth: int, info: _ClassInfo) -> Any:
     if info.kind == "enum":
-        encoded: Any = _encode(value.value, seen)
+        encoded: Any = _encode(value.value, depth)
     elif info.kind == "pydantic":
         try:
             encoded = value.model_dump(mode="json")
@@ -389,7 +408,7 @@ def _encode_instance(value: Any, cls: type, seen: set[int], info: _ClassInfo | s
             else:
                 attrs = dict(vars(value)) if info.has_dict else {}
                 attrs.update((s, getattr(value, s)) for s in info.slots if hasattr(value, s))
-        encoded = _encode_attrs(value, attrs, seen)
+        encoded = _encode_attrs(value, attrs, depth)
     return {_TAG: info.kind, "c": info.name, "v": encoded}
 
 
@@ -416,15 +435,24 @@ def loads(text: str) -> Any:
 
 
 def _decode(obj: Any) -> Any:
+    # Scalars copied without a call, and loops rather than comprehensions where no call is needed
+    # per item: this runs for every load of every instance's data (and in Python 3.11 a
+    # comprehension is a call of its own).
     t = type(obj)
     if t is list:
-        return [v if type(v) in _SCALARS else _decode(v) for v in obj]
+        for v in obj:
+            if type(v) not in _SCALARS:
+                return [v if type(v) in _SCALARS else _decode(v) for v in obj]
+        return obj[:]
     if t is not dict:
         if t in _SCALARS:
             return obj
         raise SerializationError(f"cannot deserialize data: {_qualified(t)} is not JSON data")
     if _TAG not in obj:
-        return {k: v if type(v) in _SCALARS else _decode(v) for k, v in obj.items()}
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out[k] = v if type(v) in _SCALARS else _decode(v)
+        return out
     tag = obj[_TAG]
     if tag in _CLASS_KINDS:
         return _decode_instance(obj, tag)
@@ -447,7 +475,10 @@ def _attrs(obj: dict[str, Any]) -> dict[str, Any]:
     # Decoded key by key: an attribute named "$t" is not a tag here.
     if type(obj["v"]) is not dict:
         raise SerializationError(f"cannot deserialize data: {obj[_TAG]!r} needs an object")
-    return {k: _decode(v) for k, v in obj["v"].items()}
+    attrs: dict[str, Any] = {}
+    for k, v in obj["v"].items():
+        attrs[k] = v if type(v) in _SCALARS else _decode(v)
+    return attrs
 
 
 def _decode_instance(obj: dict[str, Any], tag: str) -> Any:
@@ -493,8 +524,10 @@ def _allowed_class(name: Any, tag: str) -> tuple[type, _ClassInfo]:
             f"cannot deserialize class {name!r}: it is not registered and not found in an "
             f"imported module (LiteFlow never imports while loading); {_HINT}"
         )
-    info = _class_info(cls)
-    if isinstance(info, str):
+    info = _class_infos.get(cls)  # _class_info written out: every load
+    if info is None:
+        info = _class_info(cls)
+    if type(info) is not _ClassInfo:
         raise SerializationError(
             f"cannot deserialize class {name!r}: type {_qualified(cls)} is not allowed{info}; {_HINT}"
         )

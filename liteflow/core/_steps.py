@@ -375,3 +375,6 @@ class WorkflowDefinition:
     def __post_init__(self) -> None:
         # Most workflows have no cancel conditions or timeouts: then a pass need not look for them.
         self.has_watched_steps = any(s.cancel_condition is not None or s.timeout is not None for s in self.steps)
+        # Only a container's children (and a saga's compensations) get a scope: without containers
+        # no pointer is inside another, and a pass need not count what is open inside each.
+        self.has_containers = any(s.children for s in self.steps)

@@ -20,8 +20,9 @@ from ._errors import ConcurrencyError, SerializationError
 from ._executor import PassResult
 from ._lifecycle import LifecycleEventType
 from ._models import WorkflowInstance, WorkflowStatus
-from ._payload import checked_payload
+from ._payload import lend_checked
 from ._providers import QueueType
+from ._records import _NOTHING, _lent, forget_lent_data
 from ._schedules import running_host
 from ._steps import WorkflowDefinition
 
@@ -167,7 +168,8 @@ class WorkflowTurn:
         host, instance = self._host, self._instance
         assert instance is not None, "loaded first"
         try:
-            with checked_payload(instance, host.options.max_payload_bytes):
+            lend_checked(instance, host.options.max_payload_bytes)  # checked_payload without its three calls
+            try:
                 host._save(
                     instance,
                     before,
@@ -175,6 +177,9 @@ class WorkflowTurn:
                     errors=result.errors,
                     step_events=result.step_events,
                 )
+            finally:
+                if _lent.data is not _NOTHING:  # the store usually took it (and so forgot it) already
+                    forget_lent_data()
         except SerializationError as error:
             message = f"the data left by its steps cannot be saved: {error}"
             error_type = f"liteflow.core.{type(error).__name__}"

@@ -15,6 +15,7 @@ from liteflow.core import (
     ExecutionPointer,
     MemoryPersistenceProvider,
     PayloadTooLargeError,
+    SerializationError,
     UnreadableData,
     WorkflowStatus,
 )
@@ -198,3 +199,36 @@ def test_cancellations_set_the_flags_of_that_workflow_s_running_steps_only() -> 
     cancellations.remove(instance.id, contexts[0])
     cancellations.remove(instance.id, contexts[0])  # twice: no error
     assert isinstance(contexts[0].cancellation, threading.Event)
+
+
+def test_times_shared_by_an_instance_and_its_pointers_are_written_as_each_is() -> None:
+    """A step's start and end, and the instance's next execution, are often the very same datetime
+    (the pass's now), whose text is then reused; other times are formatted on their own."""
+    now, later = T0 + timedelta(minutes=5), T0 + timedelta(minutes=6)
+    instance = make_instance()
+    instance.execution_pointers = [
+        ExecutionPointer(step_id=0, start_time=now, end_time=now),
+        ExecutionPointer(step_id=1),
+    ]
+    instance.next_execution = now
+    record = instance_to_record(instance)
+    assert (
+        record["execution_pointers"][0]["start_time"] == record["execution_pointers"][0]["end_time"] == now.isoformat()
+    )
+    assert record["next_execution"] == now.isoformat() and record["create_time"] == instance.create_time.isoformat()
+    instance.next_execution, instance.complete_time = later, now
+    record = instance_to_record(instance)
+    assert record["next_execution"] == later.isoformat() and record["complete_time"] == now.isoformat()
+    other = make_instance()
+    other.next_execution = T0 + timedelta(days=2)
+    assert instance_to_record(other)["next_execution"] == (T0 + timedelta(days=2)).isoformat()
+
+
+def test_an_instance_whose_data_and_a_pointer_both_fail_names_the_data_as_before() -> None:
+    instance = make_instance(data={"x": threading.Lock()})
+    instance.execution_pointers = [ExecutionPointer(step_id=0, persistence_data={"y": threading.Lock()})]
+    with pytest.raises(SerializationError, match=r"cannot serialize data\.x"):
+        instance_to_record(instance)
+    instance.data = {"x": 1}
+    with pytest.raises(SerializationError, match=r"cannot serialize execution_pointers\[0\]\.persistence_data\.y"):
+        instance_to_record(instance)

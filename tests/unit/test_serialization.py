@@ -677,3 +677,26 @@ def test_data_too_deep_to_load_is_refused_at_save_time() -> None:
         assert len(str(info.value)) < 200  # the path is abbreviated, not 100 segments long
     with pytest.raises(SerializationError, match=r"cannot serialize data\.a\[0\]\[0\].*\.\.\..*\[0\]: "):
         dumps({"a": _nested(MAX_DEPTH)}, "data")
+
+
+def test_a_cycle_deep_inside_is_told_from_deep_nesting() -> None:
+    """The encoder counts containers instead of remembering them; a cycle found only at the depth
+    limit is still reported as a cycle, at the first container the path comes back to."""
+    from liteflow.core._serialization import MAX_DEPTH
+
+    chain: list[dict[str, Any]] = [{} for _ in range(40)]
+    for index in range(len(chain) - 1):
+        chain[index]["next"] = chain[index + 1]
+    chain[-1]["next"] = chain[10]  # back to the 11th: the path passes it again after 40 levels
+    with pytest.raises(
+        SerializationError, match=r"cannot serialize data\.start\.next\.next.*: it contains itself"
+    ) as info:
+        to_jsonable({"x": 1, "list": [1, 2], "start": chain[0]}, "data")
+    assert "nested too deeply" not in str(info.value)
+    shared = _nested(MAX_DEPTH // 2)
+    assert to_jsonable([shared, shared, {"a": shared}]) == [shared, shared, {"a": shared}]
+    nested_tuples: Any = ()
+    for _ in range(MAX_DEPTH):
+        nested_tuples = (nested_tuples,)
+    with pytest.raises(SerializationError, match=r"nested too deeply: more than 100 containers"):
+        to_jsonable({"t": nested_tuples})
