@@ -11,8 +11,8 @@ stored JSON, so it can only be low, by about 20 bytes per such container; the si
 :class:`PayloadTooLargeError` is exact. ``max_payload_bytes=None`` skips the measuring.
 
 The data of an instance saved after a pass is measured exactly instead: the save has to turn it into
-JSON types anyway, so :func:`lend_checked` (or :class:`checked_payload`) does that once, measures
-the result with the C encoder, and lends it to the save (one encode of the data per save, not two).
+JSON types anyway, so :func:`lend_checked` does that once, measures the result with the C encoder,
+and lends it to the save (one encode of the data per save, not two).
 """
 
 from __future__ import annotations
@@ -107,16 +107,3 @@ class lent_data:
     def __exit__(self, *exc_info: object) -> None:
         if _lent.data is not _NOTHING:  # the save usually took it (and so forgot it) already
             forget_lent_data()
-
-
-class checked_payload(lent_data):
-    """``with checked_payload(instance, limit): save`` checks the instance first (raising before
-    anything is saved), then lends the save the data it encoded to measure it. No limit: no check."""
-
-    __slots__ = ("_instance", "_limit")
-
-    def __init__(self, instance: WorkflowInstance, limit: int | None) -> None:
-        self._instance, self._limit = instance, limit
-
-    def __enter__(self) -> None:
-        lend_checked(self._instance, self._limit)

@@ -168,7 +168,7 @@ class WorkflowTurn:
         host, instance = self._host, self._instance
         assert instance is not None, "loaded first"
         try:
-            lend_checked(instance, host.options.max_payload_bytes)  # checked_payload without its three calls
+            lend_checked(instance, host.options.max_payload_bytes)  # raises before anything is saved
             try:
                 host._save(
                     instance,

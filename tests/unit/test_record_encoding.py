@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +22,10 @@ from liteflow.core import (
     WorkflowStatus,
 )
 from liteflow.core._interrupts import Cancellations
-from liteflow.core._payload import check_data_payload, checked_payload, lent_data
+from liteflow.core._payload import check_data_payload, lend_checked, lent_data
 from liteflow.core._records import (
+    _NOTHING,
+    _lent,
     forget_lent_data,
     instance_from_record,
     instance_record_text,
@@ -33,6 +37,19 @@ from liteflow.core._records import (
 from liteflow.core._steps import StepExecutionContext
 from liteflow.providers.sqlite import SqlitePersistenceProvider
 from liteflow.testing._persistence_data import SECOND, T0, make_instance
+
+
+@contextmanager
+def checked_save(instance: Any, limit: int | None) -> Iterator[None]:
+    """``with checked_save(instance, limit): save``, as WorkflowTurn._save saves a pass: the instance
+    checked first (raising before anything is saved), its encoded data lent to the save, and what
+    the save did not take forgotten on leaving, whatever happened."""
+    lend_checked(instance, limit)
+    try:
+        yield
+    finally:
+        if _lent.data is not _NOTHING:
+            forget_lent_data()
 
 
 def _rich_instance() -> Any:
@@ -94,7 +111,7 @@ def test_the_memory_store_keeps_a_finished_instance_as_text_and_reads_it_back_th
     store.create_workflow(instance)
     assert isinstance(store._instances[instance.id], dict)
     instance.status, instance.complete_time, instance.next_execution = WorkflowStatus.COMPLETE, T0, None
-    with checked_payload(instance, 10_000):  # the data's text lent, spliced in
+    with checked_save(instance, 10_000):  # the data's text lent, spliced in
         store.persist_workflow(instance)
     stored = store._instances[instance.id]
     assert isinstance(stored, str)
@@ -149,16 +166,18 @@ def test_the_payload_limit_raises_before_the_sqlite_store_is_written(tmp_path: A
     store = SqlitePersistenceProvider(str(tmp_path / "store.db"))
     try:
         instance = make_instance(data={"small": 1})
-        with checked_payload(instance, 100):
+        with checked_save(instance, 100):
             store.create_workflow(instance)
         instance.data = {"big": "x" * 200}
         with pytest.raises(PayloadTooLargeError):
-            with checked_payload(instance, 100):
+            with checked_save(instance, 100):
                 store.persist_workflow(instance)
+        assert _lent.data is _NOTHING  # refused before anything was lent
         stored = store.get_workflow_instance(instance.id)
         assert stored.revision == 0 and stored.data == {"small": 1}
-        with checked_payload(instance, 1000):  # under the limit: saved through the spliced text
+        with checked_save(instance, 1000):  # under the limit: saved through the spliced text
             store.persist_workflow(instance)
+        assert _lent.data is _NOTHING  # taken by the save, or forgotten on leaving
         assert store.get_workflow_instance(instance.id).data == {"big": "x" * 200}
     finally:
         store.close()

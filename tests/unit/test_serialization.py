@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from liteflow.core import _serialization as ser
+from liteflow.core import _class_registry as reg
 from liteflow.core._errors import SerializationError
 from liteflow.core._serialization import dumps, from_jsonable, loads, register_type, to_jsonable
 
@@ -131,14 +131,14 @@ class Recorder:
 @pytest.fixture(autouse=True)
 def clean_registry() -> Iterator[None]:
     """Keep registrations made by one test out of the others."""
-    by_name, by_class, infos = dict(ser._classes_by_name), dict(ser._names_by_class), dict(ser._class_infos)
+    by_name, by_class, infos = dict(reg._classes_by_name), dict(reg._names_by_class), dict(reg._class_infos)
     yield
-    ser._classes_by_name.clear()
-    ser._classes_by_name.update(by_name)
-    ser._names_by_class.clear()
-    ser._names_by_class.update(by_class)
-    ser._class_infos.clear()
-    ser._class_infos.update(infos)
+    reg._classes_by_name.clear()
+    reg._classes_by_name.update(by_name)
+    reg._names_by_class.clear()
+    reg._names_by_class.update(by_class)
+    reg._class_infos.clear()
+    reg._class_infos.update(infos)
 
 
 def roundtrip(value: Any) -> Any:

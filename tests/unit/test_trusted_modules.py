@@ -23,6 +23,7 @@ from liteflow.core import (
     WorkflowStatus,
     register_module,
 )
+from liteflow.core import _class_registry as reg
 from liteflow.core import _serialization as ser
 from liteflow.core._serialization import dumps, loads, to_jsonable
 from liteflow.testing import WorkflowTestHost
@@ -48,11 +49,17 @@ Installer = Callable[[], ModuleType]
 
 
 @pytest.fixture(autouse=True)
-def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with nothing trusted and no cached decisions."""
-    monkeypatch.setattr(ser, "_trusted_modules", frozenset())
-    monkeypatch.setattr(ser, "_user_modules", {})
-    monkeypatch.setattr(ser, "_class_infos", {})
+def fresh_trust(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with nothing trusted and no cached decisions. The decisions are emptied in
+    place, not replaced: _serialization holds the same dict by name, and a new dict bound in one
+    module only would leave the encoder reading the old decisions."""
+    monkeypatch.setattr(reg, "_trusted_modules", frozenset())
+    monkeypatch.setattr(reg, "_user_modules", {})
+    infos = dict(reg._class_infos)
+    reg._class_infos.clear()
+    yield
+    reg._class_infos.clear()
+    reg._class_infos.update(infos)
 
 
 @pytest.fixture
@@ -160,7 +167,7 @@ def test_something_that_is_not_a_module_is_refused(bad: object) -> None:
 def test_the_standard_library_cannot_be_trusted(name: str) -> None:
     with pytest.raises(InvalidArgumentError, match="not an application package"):
         register_module(name)
-    assert not ser._trusted_modules
+    assert not reg._trusted_modules
 
 
 class Bill(StepBody):
