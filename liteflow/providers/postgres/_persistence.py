@@ -75,7 +75,6 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
-    Listener,
     check_schema,
     conninfo_from_url,
     cursor,
@@ -84,6 +83,7 @@ from ._common import (
     translated,
     utc,
 )
+from ._listener import Listener
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
