@@ -303,6 +303,16 @@ def cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return kept
 
 
+def client_cursor(conn: psycopg.Connection[Any]) -> psycopg.ClientCursor[Any]:
+    """The connection's own client-binding cursor (several statements in one simple query: one
+    round trip), kept with it as :func:`cursor` keeps the other."""
+    kept: psycopg.ClientCursor[Any] | None = getattr(conn, "_liteflow_client_cursor", None)
+    if kept is None or kept.closed:
+        kept = psycopg.ClientCursor(conn)
+        conn._liteflow_client_cursor = kept  # type: ignore[attr-defined]
+    return kept
+
+
 _IN_TRANSACTION = frozenset({psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR})
 
 

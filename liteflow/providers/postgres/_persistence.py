@@ -8,7 +8,8 @@ Connections and round trips
     A plain save (the instance alone) is one UPDATE in autocommit.
     With a :class:`PostgresQueueProvider` on the same connection string and schema,
     :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
-    round trip.
+    round trip; with a :class:`PostgresLockProvider` there, :meth:`acquire_and_load` takes a
+    workflow's lock and loads it in one round trip.
 
 Consistency
     ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
@@ -40,7 +41,7 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -54,6 +55,7 @@ from liteflow.providers.spi import (
     EventSubscription,
     ExecutionError,
     InstanceQuery,
+    LockProvider,
     PersistenceProvider,
     QueueProvider,
     QueueType,
@@ -84,6 +86,7 @@ from ._common import (
     utc,
 )
 from ._listener import Listener
+from ._lock import PostgresLockProvider
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
@@ -412,6 +415,25 @@ class PostgresPersistenceProvider(PersistenceProvider):
         if not rows:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(rows[0])
+
+    def acquire_and_load(self, lock: LockProvider, workflow_id: str) -> WorkflowInstance | Literal[False] | None:
+        """Take ``lock`` on ``workflow_id`` and load the instance in one round trip, when ``lock``
+        is a :class:`PostgresLockProvider` on this database (same connection string) and schema:
+        the load runs on the lock's connection, after the grant, in its transaction; otherwise
+        return None having done nothing. See :meth:`PostgresLockProvider.acquire_and_read`."""
+        if not isinstance(lock, PostgresLockProvider):
+            return None
+        where = (self._pool.target, self.schema)
+        read = lock.acquire_and_read(workflow_id, where, self._sql.select_workflow, (workflow_id,))
+        if read is None or read is False:
+            return read
+        try:
+            if not read:
+                raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+            return self._instance(read[0])
+        except BaseException:
+            lock.release(workflow_id)  # the contract: not held when the load fails
+            raise
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         where, parameters = _query_where(query)
