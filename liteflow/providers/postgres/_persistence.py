@@ -78,6 +78,7 @@ from ._common import (
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
     check_schema,
+    client_cursor,
     conninfo_from_url,
     cursor,
     flag,
@@ -263,13 +264,16 @@ class PostgresPersistenceProvider(PersistenceProvider):
         """Store ``instance`` and queue its id, in one transaction and one round trip, when ``queue``
         is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
         otherwise return False having done nothing. See :meth:`create_workflow`."""
-        if not isinstance(queue, PostgresQueueProvider):
-            return False
-        joint = queue.joint_enqueue(self._pool.target, self.schema)
+        joint = self._joint_queue(queue)
         if joint is None:
             return False
         self.create_workflow(instance, _joint=joint)
         return True
+
+    def _joint_queue(self, queue: QueueProvider) -> _Joint | None:
+        if not isinstance(queue, PostgresQueueProvider):
+            return None
+        return queue.joint_enqueue(self._pool.target, self.schema)
 
     def create_workflow(self, instance: WorkflowInstance, *, _joint: _Joint | None = None) -> None:
         row = (
@@ -286,7 +290,13 @@ class PostgresPersistenceProvider(PersistenceProvider):
         )
         notify = self._runnable_now(instance)
         if _joint is not None:
-            self._create_queued(instance, row, notify, _joint)
+            with translated("create a workflow"):
+                try:
+                    self._insert_queued(
+                        self._sql.insert_workflow, row, QueueType.WORKFLOW, instance.priority, notify, _joint
+                    )
+                except pg_errors.UniqueViolation as error:
+                    raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             return
         with translated("create a workflow"), self._pool.connection() as conn:
             try:
@@ -299,33 +309,30 @@ class PostgresPersistenceProvider(PersistenceProvider):
             except pg_errors.UniqueViolation as error:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
-    def _create_queued(self, instance: WorkflowInstance, row: tuple[Any, ...], notify: bool, joint: _Joint) -> None:
-        """The insert and the queue row in one explicit transaction, then the notifications in a
-        second one that does not wait for its WAL flush (a notifying transaction gets an xid, so its
-        commit is written, and it holds the server's lock that orders notifying commits until it is
-        flushed: the queue's own enqueue commits asynchronously for that reason), all one simple
-        query: one round trip, parameters bound by the client. Skipped if the first one fails."""
+    def _insert_queued(
+        self, insert: str, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
+    ) -> None:
+        """The insert of ``row`` (whose first column is the id) and its queue row in one explicit
+        transaction, then the notifications in a second one that does not wait for its WAL flush
+        (a notifying transaction gets an xid, so its commit is written, and it holds the server's
+        lock that orders notifying commits until it is flushed: the queue's own enqueue commits
+        asynchronously for that reason), all one simple query: one round trip, parameters bound by
+        the client. Skipped if the first one fails (the connection is given back rolled back)."""
         queue_sql, notify_sql, listener = joint
-        name = QueueType.WORKFLOW.value
+        name = queue.value
         notifications = notify_sql
-        parameters: tuple[Any, ...] = (*row, name, instance.id, instance.priority, name)
+        parameters: tuple[Any, ...] = (*row, name, row[0], priority, name)
         if notify:
             notifications += f"; {self._sql.notify}"
             parameters += (self._channel,)
-        sql = (
-            f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT;"
-            f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
-        )
-        with translated("create a workflow"), self._pool.connection() as conn:
+        sql = f"BEGIN; {insert}; {queue_sql}; COMMIT; BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
+        with self._pool.connection() as conn:
             pid = conn.info.backend_pid
             listener.expect(name, pid)
             committed = False
             try:
-                psycopg.ClientCursor(conn).execute(sql, parameters)
+                client_cursor(conn).execute(sql, parameters)
                 committed = True
-            except pg_errors.UniqueViolation as error:
-                conn.execute("ROLLBACK")
-                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             finally:
                 if not committed:
                     listener.unexpect(name, pid)
@@ -480,6 +487,17 @@ class PostgresPersistenceProvider(PersistenceProvider):
     @staticmethod
     def _event_row(event: Event) -> tuple[Any, ...]:
         return event_row(event, time=utc, dumps=_dumps, flag=bool)
+
+    def create_event_queued(self, event: Event, queue: QueueProvider) -> bool:
+        """Store ``event`` and queue its id, in one transaction and one round trip, when ``queue``
+        is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
+        otherwise return False having done nothing. See :meth:`create_workflow_queued`."""
+        joint = self._joint_queue(queue)
+        if joint is None:
+            return False
+        with translated("store an event"):
+            self._insert_queued(self._sql.upsert_event, self._event_row(event), QueueType.EVENT, 0, self._notify, joint)
+        return True
 
     def create_event(self, event: Event) -> None:
         row = self._event_row(event)
