@@ -260,3 +260,32 @@ def test_an_event_and_its_queue_row_commit_together_or_not_at_all(postgres_url: 
     finally:
         for provider in (other, queue, store):
             provider.close()
+
+
+def test_the_joint_lock_and_load_prepares_again_on_a_new_connection(postgres_url: str, schema: Schema) -> None:
+    """Its statements are prepared once per connection; a connection that replaced a dead one has
+    none, and prepares them again."""
+    name = schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    lock = PostgresLockProvider(postgres_url, schema=name, lease=30, min_size=1, max_size=1)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1)
+        store.create_workflow(instance)
+        for _ in range(2):
+            assert isinstance(store.acquire_and_load(lock, instance.id), WorkflowInstance)
+            lock.release(instance.id)
+        with lock._pool.connection() as conn:
+            pid = conn.info.backend_pid
+        sql(postgres_url, "SELECT pg_terminate_backend(%s)", (pid,))
+        loaded: WorkflowInstance | bool | None = None
+        for _ in range(3):  # the call on the dead connection fails; the pool replaces it
+            try:
+                loaded = store.acquire_and_load(lock, instance.id)
+                break
+            except ProviderUnavailableError:
+                continue
+        assert isinstance(loaded, WorkflowInstance) and loaded.id == instance.id
+        assert lock.token(instance.id) is not None
+    finally:
+        lock.close()
+        store.close()

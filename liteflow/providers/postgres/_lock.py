@@ -47,6 +47,7 @@ from ._common import (
     conninfo_from_url,
     cursor,
     open_pool,
+    prepared,
     translated,
 )
 from ._schema import migrate, quoted
@@ -139,14 +140,15 @@ class PostgresLockProvider(LeasedLockProvider[int]):
         done nothing, unless this provider lives in ``where`` (a ``Database.target`` and a schema).
         For :meth:`PostgresPersistenceProvider.acquire_and_load`.
 
-        Two statements of one simple query: the read has a snapshot of its own (read committed),
+        Two prepared statements in one simple query: the read has a snapshot of its own (read committed),
         taken after the grant, so it sees every save committed before the previous holder's
         release; in one statement (a CTE) it would share the insert's, which may predate both."""
         if where != (self._pool.target, self.schema):
             return None
         with translated(f"lock {resource}"), self._pool.connection() as conn:
             reads = client_cursor(conn)
-            reads.execute(f"{self._acquire_sql}; {select}", (resource, self._owner, self.lease, *parameters))
+            sql = f"{prepared(conn, self._acquire_sql)}; {prepared(conn, select)}"
+            reads.execute(sql, (resource, self._owner, self.lease, *parameters))
             granted = reads.fetchone()
             reads.nextset()
             rows = reads.fetchall()
