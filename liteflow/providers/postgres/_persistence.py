@@ -83,6 +83,7 @@ from ._common import (
     cursor,
     flag,
     open_pool,
+    prepared,
     translated,
     utc,
 )
@@ -316,17 +317,22 @@ class PostgresPersistenceProvider(PersistenceProvider):
         transaction, then the notifications in a second one that does not wait for its WAL flush
         (a notifying transaction gets an xid, so its commit is written, and it holds the server's
         lock that orders notifying commits until it is flushed: the queue's own enqueue commits
-        asynchronously for that reason), all one simple query: one round trip, parameters bound by
-        the client. Skipped if the first one fails (the connection is given back rolled back)."""
+        asynchronously for that reason), all one simple query of statements prepared once per
+        connection (see ``prepared``): one round trip, parameters bound by the client. Skipped if
+        the first one fails (the connection is given back rolled back)."""
         queue_sql, notify_sql, listener = joint
         name = queue.value
-        notifications = notify_sql
         parameters: tuple[Any, ...] = (*row, name, row[0], priority, name)
         if notify:
-            notifications += f"; {self._sql.notify}"
             parameters += (self._channel,)
-        sql = f"BEGIN; {insert}; {queue_sql}; COMMIT; BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
         with self._pool.connection() as conn:
+            notifications = prepared(conn, notify_sql)
+            if notify:
+                notifications += f"; {prepared(conn, self._sql.notify)}"
+            sql = (
+                f"BEGIN; {prepared(conn, insert)}; {prepared(conn, queue_sql)}; COMMIT;"
+                f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
+            )
             pid = conn.info.backend_pid
             listener.expect(name, pid)
             committed = False
