@@ -1,7 +1,7 @@
 """The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
-row commit together or not at all (``create_workflow_queued``), and so do a published event and its
-queue row (``create_event_queued``); a lock and the load that follows it are one call that takes
-both or neither (``acquire_and_load``); a pooled connection broken under a call is replaced.
+row commit together or not at all (``create_workflow_queued``); a lock and the load that follows it
+are one call that takes both or neither (``acquire_and_load``); a pooled connection broken under a
+call is replaced.
 
 The server is ``LITEFLOW_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 tests skip when it is unreachable, except with ``CI=true``, where they fail.
@@ -20,7 +20,6 @@ from conftest import Schema  # type: ignore[import-not-found]
 
 from liteflow.core import (
     ConcurrencyError,
-    Event,
     ExecutionError,
     ProviderError,
     ProviderUnavailableError,
@@ -232,34 +231,6 @@ def test_a_missing_instance_gives_the_joint_lock_back(postgres_url: str, schema:
     finally:
         lock.close()
         store.close()
-
-
-def test_an_event_and_its_queue_row_commit_together_or_not_at_all(postgres_url: str, schema: Schema) -> None:
-    name, elsewhere = schema(), schema()
-    store = PostgresPersistenceProvider(postgres_url, schema=name)
-    queue = PostgresQueueProvider(postgres_url, schema=name)
-    other = PostgresQueueProvider(postgres_url, schema=elsewhere)
-    events = f'SELECT id FROM "{name}".event ORDER BY id'
-    try:
-        event = Event("go", "k1", {"n": 1})
-        assert store.create_event_queued(event, queue) is True
-        assert [r[0] for r in sql(postgres_url, events)] == [event.id]
-        assert rows(postgres_url, name)[1] == [("event", event.id, 0)]
-        assert store.get_event(event.id).event_data == {"n": 1}
-        assert queue.dequeue(QueueType.EVENT, 5) == event.id
-        # Another schema's queue: nothing done, the host stores and queues by itself.
-        assert store.create_event_queued(Event("go", "k2"), other) is False
-        assert [r[0] for r in sql(postgres_url, events)] == [event.id]
-        # A queue row that fails stores no event either.
-        doomed = Event("go", "k3")
-        check = f"ALTER TABLE \"{name}\".queue_item ADD CONSTRAINT no_doomed CHECK (item_id <> '{doomed.id}')"
-        sql(postgres_url, check)
-        with pytest.raises(ProviderError):
-            store.create_event_queued(doomed, queue)
-        assert [r[0] for r in sql(postgres_url, events)] == [event.id]
-    finally:
-        for provider in (other, queue, store):
-            provider.close()
 
 
 def test_the_joint_lock_and_load_prepares_again_on_a_new_connection(postgres_url: str, schema: Schema) -> None:

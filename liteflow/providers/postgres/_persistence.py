@@ -494,17 +494,6 @@ class PostgresPersistenceProvider(PersistenceProvider):
     def _event_row(event: Event) -> tuple[Any, ...]:
         return event_row(event, time=utc, dumps=_dumps, flag=bool)
 
-    def create_event_queued(self, event: Event, queue: QueueProvider) -> bool:
-        """Store ``event`` and queue its id, in one transaction and one round trip, when ``queue``
-        is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
-        otherwise return False having done nothing. See :meth:`create_workflow_queued`."""
-        joint = self._joint_queue(queue)
-        if joint is None:
-            return False
-        with translated("store an event"):
-            self._insert_queued(self._sql.upsert_event, self._event_row(event), QueueType.EVENT, 0, self._notify, joint)
-        return True
-
     def create_event(self, event: Event) -> None:
         row = self._event_row(event)
         with translated("store an event"), self._pool.connection() as conn:
