@@ -140,9 +140,10 @@ class PostgresLockProvider(LeasedLockProvider[int]):
         done nothing, unless this provider lives in ``where`` (a ``Database.target`` and a schema).
         For :meth:`PostgresPersistenceProvider.acquire_and_load`.
 
-        Two prepared statements in one simple query: the read has a snapshot of its own (read committed),
-        taken after the grant, so it sees every save committed before the previous holder's
-        release; in one statement (a CTE) it would share the insert's, which may predate both."""
+        Two prepared statements in one simple query: the read has a snapshot of its own (read
+        committed, the server's default), taken after the grant, so it sees every save committed
+        before the previous holder's release; in one statement (a CTE) it would share the insert's,
+        which may predate both."""
         if where != (self._pool.target, self.schema):
             return None
         with translated(f"lock {resource}"), self._pool.connection() as conn:
