@@ -237,13 +237,17 @@ class EventDelivery:
     ) -> bool:
         """Deliver to one subscription; False when its workflow is busy and this must be retried.
         A workflow it resumes is queued, or kept locked in ``resumed`` if one is given."""
-        host = self._host
-        if not host.lock.acquire(subscription.workflow_id):
-            self._waiting.retry(event.id, subscription.workflow_id)
+        host, workflow_id = self._host, subscription.workflow_id
+        try:  # lock and load in one round trip where the store can (see WorkflowTurn.run)
+            loaded = host.persistence.acquire_and_load(host.lock, workflow_id)
+        except WorkflowNotFoundError:
+            return True  # purged meanwhile (the lock given back)
+        if loaded is False or (loaded is None and not host.lock.acquire(workflow_id)):
+            self._waiting.retry(event.id, workflow_id)
             return False
         kept = False
         try:
-            instance = host.persistence.get_workflow_instance(subscription.workflow_id)
+            instance = host.persistence.get_workflow_instance(workflow_id) if loaded is None else loaded
             quarantine_if_unreadable(host, instance)
             pointer = instance.pointer(subscription.execution_pointer_id)
             waiting = pointer is not None and pointer.status is PointerStatus.WAITING_FOR_EVENT
@@ -257,7 +261,7 @@ class EventDelivery:
             return True  # purged meanwhile
         finally:
             if not kept:
-                self._waiting.release(subscription.workflow_id)
+                self._waiting.release(workflow_id)
         if not kept:
             host._schedule(instance)
         return True

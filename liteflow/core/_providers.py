@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Literal
 
 from ._errors import InvalidArgumentError, InvalidOperationError
 from ._models import Event, EventSubscription, ExecutionError, WorkflowInstance, WorkflowStatus
@@ -115,6 +116,17 @@ class PersistenceProvider(ABC):
     @abstractmethod
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
         """Load an instance, or raise :class:`WorkflowNotFoundError`."""
+
+    def acquire_and_load(self, lock: LockProvider, workflow_id: str) -> WorkflowInstance | Literal[False] | None:
+        """Optional: take ``lock`` on ``workflow_id`` as ``lock.acquire`` does and, once it is
+        taken, load the instance as :meth:`get_workflow_instance` does, in one round trip: for a
+        store whose lock lives in the same database. Returns the instance (the lock is held), or
+        False if someone else holds the lock (nothing loaded). If the lock was taken but the
+        instance cannot be loaded, the lock is given back before the error is raised.
+
+        Return None, having done nothing, when this store cannot do it for ``lock`` (the
+        default): the host then calls ``lock.acquire`` and :meth:`get_workflow_instance` itself."""
+        return None
 
     @abstractmethod
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:

@@ -45,9 +45,12 @@ class WorkflowTurn:
 
     def run(self) -> None:
         """Lock, load, re-check waits, passes, release, end orphaned sub-workflows, schedule."""
-        if not self._host.lock.acquire(self._workflow_id):
+        host, workflow_id = self._host, self._workflow_id
+        # Both in one round trip where the store can (its lock in the same database), else None.
+        loaded = host.persistence.acquire_and_load(host.lock, workflow_id)
+        if loaded is False or (loaded is None and not host.lock.acquire(workflow_id)):
             return  # another worker has it and will schedule its next turn
-        self._run_locked()
+        self._run_locked(loaded)
 
     def continue_locked(self, instance: WorkflowInstance) -> None:
         """The same turn without its first two steps, for an instance whose lock this thread holds
@@ -56,12 +59,12 @@ class WorkflowTurn:
         self._instance = instance
         self._run_locked()
 
-    def _run_locked(self) -> None:
+    def _run_locked(self, loaded: WorkflowInstance | None = None) -> None:
         host = self._host
         running_host.set(host)  # the schedule step starts its ticks through it
         try:
             if self._instance is None:
-                self._load()
+                self._load(loaded)
             self._recheck_waits()
             self._run_passes()
         finally:
@@ -74,9 +77,12 @@ class WorkflowTurn:
         assert self._instance is not None, "loaded first"
         return self._instance
 
-    def _load(self) -> None:
-        """Load the stored instance; an unreadable one is quarantined (suspended with an error)."""
-        self._instance = self._host.persistence.get_workflow_instance(self._workflow_id)
+    def _load(self, loaded: WorkflowInstance | None) -> None:
+        """Load the stored instance (unless loaded with the lock); an unreadable one is quarantined
+        (suspended with an error)."""
+        if loaded is None:
+            loaded = self._host.persistence.get_workflow_instance(self._workflow_id)
+        self._instance = loaded
         quarantine_if_unreadable(self._host, self._instance)
 
     def _recheck_waits(self) -> None:

@@ -1,6 +1,7 @@
 """The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
-row commit together or not at all (``create_workflow_queued``), and a pooled connection broken under
-a call is replaced.
+row commit together or not at all (``create_workflow_queued``); a lock and the load that follows it
+are one call that takes both or neither (``acquire_and_load``); a pooled connection broken under a
+call is replaced.
 
 The server is ``LITEFLOW_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 tests skip when it is unreachable, except with ``CI=true``, where they fail.
@@ -27,11 +28,12 @@ from liteflow.core import (
     Workflow,
     WorkflowBuilder,
     WorkflowInstance,
+    WorkflowNotFoundError,
     WorkflowStatus,
     configure_workflow_host,
 )
 from liteflow.core._providers import QueueType
-from liteflow.providers.postgres import PostgresPersistenceProvider, PostgresQueueProvider
+from liteflow.providers.postgres import PostgresLockProvider, PostgresPersistenceProvider, PostgresQueueProvider
 
 
 def sql(url: str, statement: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -186,4 +188,75 @@ def test_a_save_that_writes_more_rows_is_checked_and_atomic(postgres_url: str, s
         assert [e.message for e in store.get_errors(instance.id)] == ["boom", "again"]
         assert store.get_workflow_instance(instance.id).revision == 2
     finally:
+        store.close()
+
+
+def test_a_store_and_a_lock_on_one_schema_lock_and_load_in_one_call(postgres_url: str, schema: Schema) -> None:
+    name, elsewhere = schema(), schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    lock = PostgresLockProvider(postgres_url, schema=name, lease=30)
+    rival = PostgresLockProvider(postgres_url, schema=name, lease=30)
+    other = PostgresLockProvider(postgres_url, schema=elsewhere, lease=30)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1, reference="r1")
+        store.create_workflow(instance)
+        store.persist_workflow(instance)  # revision 1 -> 2: the load reads what was committed
+        loaded = store.acquire_and_load(lock, instance.id)
+        assert isinstance(loaded, WorkflowInstance)
+        assert (loaded.id, loaded.reference, loaded.revision) == (instance.id, "r1", instance.revision)
+        assert lock.token(instance.id) is not None
+        # Held: a rival's joint call takes nothing and loads nothing, as its acquire would.
+        assert store.acquire_and_load(rival, instance.id) is False
+        assert rival.token(instance.id) is None
+        lock.release(instance.id)
+        assert isinstance(store.acquire_and_load(rival, instance.id), WorkflowInstance)
+        rival.release(instance.id)
+        # A lock in another schema, or any other lock provider: nothing done, the host does both.
+        assert store.acquire_and_load(other, instance.id) is None
+        assert other.token(instance.id) is None
+    finally:
+        for provider in (other, rival, lock, store):
+            provider.close()
+
+
+def test_a_missing_instance_gives_the_joint_lock_back(postgres_url: str, schema: Schema) -> None:
+    name = schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    lock = PostgresLockProvider(postgres_url, schema=name, lease=30)
+    try:
+        with pytest.raises(WorkflowNotFoundError):
+            store.acquire_and_load(lock, "nobody")
+        assert lock.token("nobody") is None
+        assert sql(postgres_url, f'SELECT resource FROM "{name}".lock_lease') == []
+    finally:
+        lock.close()
+        store.close()
+
+
+def test_the_joint_lock_and_load_prepares_again_on_a_new_connection(postgres_url: str, schema: Schema) -> None:
+    """Its statements are prepared once per connection; a connection that replaced a dead one has
+    none, and prepares them again."""
+    name = schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    lock = PostgresLockProvider(postgres_url, schema=name, lease=30, min_size=1, max_size=1)
+    try:
+        instance = WorkflowInstance(workflow_definition_id="flow", version=1)
+        store.create_workflow(instance)
+        for _ in range(2):
+            assert isinstance(store.acquire_and_load(lock, instance.id), WorkflowInstance)
+            lock.release(instance.id)
+        with lock._pool.connection() as conn:
+            pid = conn.info.backend_pid
+        sql(postgres_url, "SELECT pg_terminate_backend(%s)", (pid,))
+        loaded: WorkflowInstance | bool | None = None
+        for _ in range(3):  # the call on the dead connection fails; the pool replaces it
+            try:
+                loaded = store.acquire_and_load(lock, instance.id)
+                break
+            except ProviderUnavailableError:
+                continue
+        assert isinstance(loaded, WorkflowInstance) and loaded.id == instance.id
+        assert lock.token(instance.id) is not None
+    finally:
+        lock.close()
         store.close()

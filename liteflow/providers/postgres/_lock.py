@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any, Literal
 
 from liteflow.providers.spi import LeasedLockProvider, ProviderError
 
@@ -42,9 +43,11 @@ from ._common import (
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
     check_schema,
+    client_cursor,
     conninfo_from_url,
     cursor,
     open_pool,
+    prepared,
     translated,
 )
 from ._schema import migrate, quoted
@@ -128,6 +131,32 @@ class PostgresLockProvider(LeasedLockProvider[int]):
             return False
         self._hold(resource, int(row[0]))
         return True
+
+    def acquire_and_read(
+        self, resource: str, where: tuple[frozenset[tuple[str, object]], str], select: str, parameters: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]] | Literal[False] | None:
+        """:meth:`acquire`, then the read ``select`` once the lock is granted, in one round trip:
+        the rows it read, or False if someone else holds the lock (nothing held); None, having
+        done nothing, unless this provider lives in ``where`` (a ``Database.target`` and a schema).
+        For :meth:`PostgresPersistenceProvider.acquire_and_load`.
+
+        Two prepared statements in one simple query: the read has a snapshot of its own (read
+        committed, the server's default), taken after the grant, so it sees every save committed
+        before the previous holder's release; in one statement (a CTE) it would share the insert's,
+        which may predate both."""
+        if where != (self._pool.target, self.schema):
+            return None
+        with translated(f"lock {resource}"), self._pool.connection() as conn:
+            reads = client_cursor(conn)
+            sql = f"{prepared(conn, self._acquire_sql)}; {prepared(conn, select)}"
+            reads.execute(sql, (resource, self._owner, self.lease, *parameters))
+            granted = reads.fetchone()
+            reads.nextset()
+            rows = reads.fetchall()
+        if granted is None:
+            return False
+        self._hold(resource, int(granted[0]))
+        return rows
 
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold

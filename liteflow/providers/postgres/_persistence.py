@@ -8,7 +8,8 @@ Connections and round trips
     A plain save (the instance alone) is one UPDATE in autocommit.
     With a :class:`PostgresQueueProvider` on the same connection string and schema,
     :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
-    round trip.
+    round trip; with a :class:`PostgresLockProvider` there, :meth:`acquire_and_load` takes a
+    workflow's lock and loads it in one round trip.
 
 Consistency
     ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
@@ -40,7 +41,7 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -54,6 +55,7 @@ from liteflow.providers.spi import (
     EventSubscription,
     ExecutionError,
     InstanceQuery,
+    LockProvider,
     PersistenceProvider,
     QueueProvider,
     QueueType,
@@ -75,15 +77,18 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
-    Listener,
     check_schema,
+    client_cursor,
     conninfo_from_url,
     cursor,
     flag,
     open_pool,
+    prepared,
     translated,
     utc,
 )
+from ._listener import Listener
+from ._lock import PostgresLockProvider
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
@@ -260,13 +265,16 @@ class PostgresPersistenceProvider(PersistenceProvider):
         """Store ``instance`` and queue its id, in one transaction and one round trip, when ``queue``
         is a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
         otherwise return False having done nothing. See :meth:`create_workflow`."""
-        if not isinstance(queue, PostgresQueueProvider):
-            return False
-        joint = queue.joint_enqueue(self._pool.target, self.schema)
+        joint = self._joint_queue(queue)
         if joint is None:
             return False
         self.create_workflow(instance, _joint=joint)
         return True
+
+    def _joint_queue(self, queue: QueueProvider) -> _Joint | None:
+        if not isinstance(queue, PostgresQueueProvider):
+            return None
+        return queue.joint_enqueue(self._pool.target, self.schema)
 
     def create_workflow(self, instance: WorkflowInstance, *, _joint: _Joint | None = None) -> None:
         row = (
@@ -283,7 +291,13 @@ class PostgresPersistenceProvider(PersistenceProvider):
         )
         notify = self._runnable_now(instance)
         if _joint is not None:
-            self._create_queued(instance, row, notify, _joint)
+            with translated("create a workflow"):
+                try:
+                    self._insert_queued(
+                        self._sql.insert_workflow, row, QueueType.WORKFLOW, instance.priority, notify, _joint
+                    )
+                except pg_errors.UniqueViolation as error:
+                    raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             return
         with translated("create a workflow"), self._pool.connection() as conn:
             try:
@@ -296,33 +310,35 @@ class PostgresPersistenceProvider(PersistenceProvider):
             except pg_errors.UniqueViolation as error:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
-    def _create_queued(self, instance: WorkflowInstance, row: tuple[Any, ...], notify: bool, joint: _Joint) -> None:
-        """The insert and the queue row in one explicit transaction, then the notifications in a
-        second one that does not wait for its WAL flush (a notifying transaction gets an xid, so its
-        commit is written, and it holds the server's lock that orders notifying commits until it is
-        flushed: the queue's own enqueue commits asynchronously for that reason), all one simple
-        query: one round trip, parameters bound by the client. Skipped if the first one fails."""
+    def _insert_queued(
+        self, insert: str, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
+    ) -> None:
+        """The insert of ``row`` (whose first column is the id) and its queue row in one explicit
+        transaction, then the notifications in a second one that does not wait for its WAL flush
+        (a notifying transaction gets an xid, so its commit is written, and it holds the server's
+        lock that orders notifying commits until it is flushed: the queue's own enqueue commits
+        asynchronously for that reason), all one simple query of statements prepared once per
+        connection (see ``prepared``): one round trip, parameters bound by the client. Skipped if
+        the first one fails (the connection is given back rolled back)."""
         queue_sql, notify_sql, listener = joint
-        name = QueueType.WORKFLOW.value
-        notifications = notify_sql
-        parameters: tuple[Any, ...] = (*row, name, instance.id, instance.priority, name)
+        name = queue.value
+        parameters: tuple[Any, ...] = (*row, name, row[0], priority, name)
         if notify:
-            notifications += f"; {self._sql.notify}"
             parameters += (self._channel,)
-        sql = (
-            f"BEGIN; {self._sql.insert_workflow}; {queue_sql}; COMMIT;"
-            f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
-        )
-        with translated("create a workflow"), self._pool.connection() as conn:
+        with self._pool.connection() as conn:
+            notifications = prepared(conn, notify_sql)
+            if notify:
+                notifications += f"; {prepared(conn, self._sql.notify)}"
+            sql = (
+                f"BEGIN; {prepared(conn, insert)}; {prepared(conn, queue_sql)}; COMMIT;"
+                f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
+            )
             pid = conn.info.backend_pid
             listener.expect(name, pid)
             committed = False
             try:
-                psycopg.ClientCursor(conn).execute(sql, parameters)
+                client_cursor(conn).execute(sql, parameters)
                 committed = True
-            except pg_errors.UniqueViolation as error:
-                conn.execute("ROLLBACK")
-                raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             finally:
                 if not committed:
                     listener.unexpect(name, pid)
@@ -412,6 +428,25 @@ class PostgresPersistenceProvider(PersistenceProvider):
         if not rows:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
         return self._instance(rows[0])
+
+    def acquire_and_load(self, lock: LockProvider, workflow_id: str) -> WorkflowInstance | Literal[False] | None:
+        """Take ``lock`` on ``workflow_id`` and load the instance in one round trip, when ``lock``
+        is a :class:`PostgresLockProvider` on this database (same connection string) and schema:
+        the load runs on the lock's connection, after the grant, in its transaction; otherwise
+        return None having done nothing. See :meth:`PostgresLockProvider.acquire_and_read`."""
+        if not isinstance(lock, PostgresLockProvider):
+            return None
+        where = (self._pool.target, self.schema)
+        read = lock.acquire_and_read(workflow_id, where, self._sql.select_workflow, (workflow_id,))
+        if read is None or read is False:
+            return read
+        try:
+            if not read:
+                raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+            return self._instance(read[0])
+        except BaseException:
+            lock.release(workflow_id)  # the contract: not held when the load fails
+            raise
 
     def query_instances(self, query: InstanceQuery) -> list[WorkflowInstance]:
         where, parameters = _query_where(query)

@@ -63,13 +63,13 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
-    Listener,
     check_schema,
     conninfo_from_url,
     cursor,
     open_pool,
     translated,
 )
+from ._listener import Listener
 from ._schema import migrate, quoted
 
 logger = logging.getLogger("liteflow.providers.postgres")
