@@ -260,3 +260,22 @@ def test_the_joint_lock_and_load_prepares_again_on_a_new_connection(postgres_url
     finally:
         lock.close()
         store.close()
+
+
+def test_the_providers_connections_read_committed_whatever_the_url_says(postgres_url: str, schema: Schema) -> None:
+    """The joint lock and load reads after the grant with a snapshot of its own, which only read
+    committed gives: a connection string asking for repeatable read does not change the providers'."""
+    separator = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{separator}options=-c%20default_transaction_isolation%3Drepeatable%5C%20read"
+    assert sql(url, "SHOW transaction_isolation") == [("repeatable read",)]  # the URL's own setting
+    name = schema()
+    store = PostgresPersistenceProvider(url, schema=name)
+    lock = PostgresLockProvider(url, schema=name, lease=30)
+    try:
+        for provider in (store, lock):
+            with provider._pool.connection() as conn:
+                assert conn.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
+                assert conn.execute("SHOW statement_timeout").fetchone() != ("0",)  # the URL's options kept ours
+    finally:
+        lock.close()
+        store.close()

@@ -375,12 +375,16 @@ class _Lease:
 
 def with_timeouts(conninfo: str, connect_timeout: float, statement_timeout: float, synchronous_commit: bool) -> str:
     """The connection string with libpq's ``connect_timeout`` and TCP keepalives (unless it sets
-    them) and the session settings, sent with the startup packet so they cost no round trip."""
+    them) and the session settings (after any the string gives, so they win), sent with the startup
+    packet so they cost no round trip."""
     given = conninfo_to_dict(conninfo)
     extra: dict[str, Any] = {k: v for k, v in _KEEPALIVES.items() if k not in given}
     # libpq counts whole seconds and at least 2.
     extra["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
     settings = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    # Read committed whatever the server's or the connection string's default: the joint lock and
+    # load (PostgresLockProvider.acquire_and_read) reads after the grant with a snapshot of its own.
+    settings += r" -c default_transaction_isolation=read\ committed"
     if not synchronous_commit:
         settings += " -c synchronous_commit=off"
     extra["options"] = f"{given['options']} {settings}" if given.get("options") else settings
