@@ -270,8 +270,8 @@ def test_fencing_tokens_grow_across_masters_that_disagree(redlock_masters: list[
     client.set("fence:lock-fence", 100)  # a's counter is far ahead of the others'
     client.close()
     c.kill()  # so that the first grant needs a and b
-    first = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **TIMEOUTS)
-    second = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **TIMEOUTS)
+    first = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **PATIENT)
+    second = RedisLockProvider(urls(redlock_masters), prefix="fence", lease=30, **PATIENT)
     try:
         assert first.acquire("wf") is True
         assert first.token("wf") == 101
