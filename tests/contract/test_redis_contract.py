@@ -77,6 +77,42 @@ def test_unacknowledged_item_comes_back_after_the_visibility_timeout(redis_url: 
         alive.close()
 
 
+def test_no_item_comes_back_in_the_last_millisecond_of_its_visibility_timeout(
+    redis_url: str, redis_prefix: RedisPrefix
+) -> None:
+    # Deadlines are whole milliseconds of Redis's clock; the claim's own millisecond is partly
+    # gone when it runs. Reclaiming as often as Redis answers finds the first moment the item is
+    # handed back, and Redis's clock read before each dequeue started is earlier than its claim.
+    name = redis_prefix()
+    dead = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.02)
+    alive = RedisQueueProvider(redis_url, prefix=name, visibility_timeout=0.02)
+    client = redis.Redis.from_url(redis_url)
+    keys = alive._keys[QueueType.WORKFLOW]
+
+    def redis_now_us() -> int:
+        seconds, micros = client.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    try:
+        for n in range(30):
+            dead.enqueue(QueueType.WORKFLOW, f"wf-{n}")
+            started = redis_now_us()
+            assert dead.dequeue(QueueType.WORKFLOW, 1.0) == f"wf-{n}"
+            while True:
+                alive._next_reclaim[QueueType.WORKFLOW] = 0.0
+                alive._maybe_reclaim(QueueType.WORKFLOW, keys)
+                back = redis_now_us()  # later than the reclaim that handed it back
+                if client.llen(keys.ready):
+                    break
+                assert back - started < 5_000_000, "the item never came back"
+            assert back - started >= 20_000, f"handed back {(back - started) / 1000} ms after the dequeue started"
+            assert alive.dequeue(QueueType.WORKFLOW, 1.0) == f"wf-{n}"
+            alive.acknowledge(QueueType.WORKFLOW, f"wf-{n}")
+    finally:
+        client.close()
+        alive.close()
+
+
 def test_close_hands_back_unacknowledged_items_at_once(redis_url: str, redis_prefix: RedisPrefix) -> None:
     name = redis_prefix()
     first = RedisQueueProvider(redis_url, prefix=name)

@@ -39,6 +39,7 @@ the visibility timeout.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
@@ -141,7 +142,10 @@ return 1
 _RECLAIM = f"""{_NOW}{_LEVELS}
 redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[4]), ARGV[2])
 local moved = 0
-for _, delivery in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
+-- Past its deadline, not at it: `now` and the deadline are whole ms, and the claim's own ms was
+-- partly gone when it ran, so in the deadline's ms the timeout may not have passed yet.
+local past = string.format('(%d', now)
+for _, delivery in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', past, 'LIMIT', 0, tonumber(ARGV[5]))) do
   redis.call('ZREM', KEYS[1], delivery)
   local id = string.sub(delivery, {_TOKEN_CHARS + 1})
   if redis.call('SADD', KEYS[2], id) == 1 then
@@ -301,7 +305,7 @@ class RedisQueueProvider(QueueProvider):
                 if moved is not None:
                     item_id = text(moved)
                     delivery = secrets.token_hex(_TOKEN_CHARS // 2) + item_id
-                    args: list[Any] = [keys.base, item_id, delivery, round(self.visibility_timeout * 1000)]
+                    args: list[Any] = [keys.base, item_id, delivery, math.ceil(self.visibility_timeout * 1000)]
                     if self._claim(keys=[keys.inbox, keys.waiting, keys.processing], args=args):
                         with self._mutex:
                             self._deliveries.setdefault((queue, item_id), []).append(delivery)
