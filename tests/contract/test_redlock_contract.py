@@ -4,6 +4,8 @@ majority means when masters die, lose their keys or answer too late."""
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -185,6 +187,30 @@ def test_a_hung_master_delays_no_one(redlock_masters: list[RedisServer]) -> None
         finally:
             proxy.restore()
             lock.close()
+
+
+def test_an_acquire_whose_answer_timed_out_is_granted_on_the_drivers_retry(
+    redlock_masters: list[RedisServer],
+) -> None:
+    """The driver sends a command again after a timeout. An acquire whose first run was applied
+    but answered too late finds its own fresh owner token on the retry: it holds the lock (before,
+    it read as taken by someone else, and the lock stayed blocked for a lease)."""
+    master = redlock_masters[0]
+    lock = RedisLockProvider(master.url, prefix="retried", socket_timeout=1, lease=30)
+    stalled = threading.Timer(1.5, master.process.send_signal, (signal.SIGCONT,))
+    try:
+        assert lock.acquire("warm-up") is True  # the connection is open before the server stalls
+        master.process.send_signal(signal.SIGSTOP)  # answers nothing for 1.5 s: one timeout, one retry
+        stalled.start()
+        assert lock.acquire("r") is True
+        assert lock.token("r") is not None
+        assert key(master, "retried:lock:r") is not None
+        lock.release("r")
+        assert key(master, "retried:lock:r") is None
+    finally:
+        stalled.cancel()
+        master.process.send_signal(signal.SIGCONT)
+        lock.close()
 
 
 def test_host_health_shows_each_master(redlock_masters: list[RedisServer]) -> None:

@@ -60,8 +60,14 @@ from ._servers import LockServer, NotSent, Outcome, gather
 logger = logging.getLogger("liteflow.providers.redis")
 
 # KEYS: lock, fence counter. ARGV: owner, lease ms. Returns the fencing token, or 0 if taken.
+# The owner token is new for every acquire, so finding it already set means this run is the
+# driver's retry (after a timeout) of an acquire whose first run was applied: granted, not taken.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return redis.call('INCR', KEYS[2])
 end
 return 0
