@@ -233,14 +233,7 @@ class WorkflowExecutor:
             result.step_events.append((StepEvent.STARTED, pointer))  # each attempt
         pointer.status = PointerStatus.RUNNING
         pointer.sleep_until = None
-        context = StepExecutionContext(  # _context written out: every step
-            workflow=instance,
-            step=step,
-            execution_pointer=pointer,
-            persistence_data=pointer.persistence_data,
-            item=pointer.context_item,
-            branch_complete=lambda: open_children[pointer.id] == 0,
-        )
+        context = _context(instance, step, pointer, open_children)
         left = None if step.timeout is None else (pointer.start_time + step.timeout - now).total_seconds()
         running = None if self._cancellations is None else self._cancellations.running
         key = id(context)
