@@ -12,13 +12,15 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.errors import error_from_result
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from liteflow.providers.spi import (
@@ -261,7 +263,10 @@ class Database:
             self.conninfo,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True},
+            # psycopg prepares no statement of its own here: whenever it has some, a rollback makes it
+            # send DEALLOCATE ALL, which drops this module's prepared statements too (Statement and
+            # prepared); the hot statements are Statement's, prepared once per connection.
+            kwargs={"autocommit": True, "prepare_threshold": None},
             check=self._check,
             timeout=connect_timeout,
             name=name,
@@ -330,6 +335,102 @@ def prepared(conn: psycopg.Connection[Any], sql: str) -> str:
     return f"EXECUTE {name}({', '.join(['%s'] * (len(parts) - 1))})" if len(parts) > 1 else f"EXECUTE {name}"
 
 
+def _array(values: list[Any]) -> bytes:
+    """A one-dimensional array literal of strings or integers (every element quoted, so any text)."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
+
+
+# Parameters go to the server as text, which it reads as the type the statement expects there.
+_TEXT: dict[type, Callable[[Any], bytes]] = {
+    str: str.encode,
+    int: b"%d".__mod__,
+    float: lambda value: repr(value).encode(),
+    bool: lambda value: b"t" if value else b"f",
+    datetime: lambda value: value.isoformat().encode(),
+    list: _array,
+}
+_FORGOTTEN = b"26000"  # invalid_sql_statement_name: no prepared statement of that name
+_SUCCEEDED = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
+
+
+class Rows:
+    """What :func:`run` returns: the rows (text columns decoded by the statement's column types)
+    and the number of rows the statement changed or returned."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rowcount: int, rows: list[tuple[Any, ...]]) -> None:
+        self.rowcount, self.rows = rowcount, rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+class Statement:
+    """A short statement run through libpq itself (psycopg's ``pgconn``) rather than a cursor,
+    prepared on each connection the first time it runs there, its parameters sent as text and its
+    result columns read as ``columns`` (``str``, ``int``; one per column it returns).
+
+    A cursor's execute spends about three times libpq's own CPU on such a statement (adapting each
+    parameter, its prepared-statement cache, the result's wrappers: 70-100 µs against 25 µs here;
+    see bench/README.md), and the providers' hot paths run several per workflow. libpq's call lets
+    go of the GIL while it waits, like the cursor's; errors are psycopg's own classes (a broken
+    connection an ``OperationalError``, a server error the class of its SQLSTATE), so callers and
+    :func:`unavailable` read them as before. ``sql`` has ``%s`` placeholders and no other ``%``;
+    parameters are ``str``, ``int``, ``float``, ``bool``, aware ``datetime``, ``None`` or lists of
+    strings or integers."""
+
+    __slots__ = ("_columns", "_name", "_numbered")
+
+    _names = itertools.count()
+
+    def __init__(self, sql: str, columns: tuple[Callable[[bytes], Any], ...] = ()) -> None:
+        parts = sql.split("%s")
+        numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+        self._numbered = numbered.encode()
+        self._name = f"liteflow_pq_{next(Statement._names)}".encode()
+        self._columns = tuple(bytes.decode if column is str else column for column in columns)
+
+    def run(self, conn: psycopg.Connection[Any], parameters: Sequence[Any]) -> Rows:
+        pgconn = conn.pgconn
+        ready: set[bytes] | None = getattr(conn, "_liteflow_statements", None)
+        if ready is None:
+            ready = conn._liteflow_statements = set()  # type: ignore[attr-defined]
+        if self._name not in ready:
+            _check(conn, pgconn.prepare(self._name, self._numbered))
+            ready.add(self._name)
+        text = [None if value is None else _TEXT[type(value)](value) for value in parameters]
+        result = pgconn.exec_prepared(self._name, text)
+        if result.error_field(pq.DiagnosticField.SQLSTATE) == _FORGOTTEN:
+            # The server no longer has it (DEALLOCATE ALL or DISCARD ALL on this session): it did
+            # not run, and no other of this connection's statements is prepared any more either.
+            ready.clear()
+            _check(conn, pgconn.prepare(self._name, self._numbered))
+            ready.add(self._name)
+            result = pgconn.exec_prepared(self._name, text)
+        _check(conn, result)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return Rows(int(result.command_tuples or 0), [])
+        columns = self._columns
+        get = result.get_value
+        rows = [
+            tuple(None if (value := get(row, n)) is None else read(value) for n, read in enumerate(columns))
+            for row in range(result.ntuples)
+        ]
+        return Rows(len(rows), rows)
+
+
+def _check(conn: psycopg.Connection[Any], result: pq.abc.PGresult) -> pq.abc.PGresult:
+    """``result``, or the error it reports raised as psycopg would raise it."""
+    if result.status in _SUCCEEDED:
+        return result
+    if conn.pgconn.status != pq.ConnStatus.OK:
+        message = result.error_message.decode(errors="replace").strip()
+        raise psycopg.OperationalError(f"consuming input failed: {message}")
+    raise error_from_result(result, encoding=conn.info.encoding)
+
+
 _IN_TRANSACTION = frozenset({psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR})
 
 
@@ -385,6 +486,8 @@ def with_timeouts(conninfo: str, connect_timeout: float, statement_timeout: floa
     # Read committed whatever the server's or the connection string's default: the joint lock and
     # load (PostgresLockProvider.acquire_and_read) reads after the grant with a snapshot of its own.
     settings += r" -c default_transaction_isolation=read\ committed"
+    # Text sent and read by Statement is UTF-8 whatever the database's encoding.
+    settings += " -c client_encoding=UTF8"
     if not synchronous_commit:
         settings += " -c synchronous_commit=off"
     extra["options"] = f"{given['options']} {settings}" if given.get("options") else settings

@@ -42,10 +42,10 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
+    Statement,
     check_schema,
     client_cursor,
     conninfo_from_url,
-    cursor,
     open_pool,
     prepared,
     translated,
@@ -88,6 +88,8 @@ class PostgresLockProvider(LeasedLockProvider[int]):
             " expires_at = EXCLUDED.expires_at WHERE l.expires_at < now() RETURNING token"
         )
         self._release_sql = f"DELETE FROM {s}.lock_lease WHERE resource = %s AND token = %s"
+        self._acquire = Statement(self._acquire_sql, (int,))
+        self._release = Statement(self._release_sql)
         self._renew_sql = (
             f"UPDATE {s}.lock_lease AS l SET expires_at = now() + %s * interval '1 second'"
             " FROM unnest(%s::text[], %s::bigint[]) AS h(resource, token)"
@@ -126,7 +128,7 @@ class PostgresLockProvider(LeasedLockProvider[int]):
 
     def acquire(self, resource: str) -> bool:
         with translated(f"lock {resource}"), self._pool.connection() as conn:
-            row = cursor(conn).execute(self._acquire_sql, (resource, self._owner, self.lease)).fetchone()
+            row = self._acquire.run(conn, (resource, self._owner, self.lease)).fetchone()
         if row is None:
             return False
         self._hold(resource, int(row[0]))
@@ -166,7 +168,7 @@ class PostgresLockProvider(LeasedLockProvider[int]):
     def _give_back(self, resource: str, token: int) -> None:
         try:
             with translated(f"unlock {resource}"), self._pool.connection() as conn:
-                cursor(conn).execute(self._release_sql, (resource, token))
+                self._release.run(conn, (resource, token))
         except ProviderError as error:
             raise ProviderError(f"{error} (the lock lapses within {self.lease} s)") from error.__cause__
 

@@ -77,6 +77,7 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
+    Statement,
     check_schema,
     client_cursor,
     conninfo_from_url,
@@ -127,6 +128,11 @@ class _Sql:
         )
         self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
         self.select_workflow = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow WHERE id = %s"
+        # The hot paths' statements through libpq itself (see Statement): a start, a plain save,
+        # a load (its record and revision; the other columns only if the record cannot be read).
+        self.insert = Statement(self.insert_workflow)
+        self.update = Statement(self.update_workflow)
+        self.load = Statement(f"SELECT record, revision FROM {s}.workflow WHERE id = %s", (str, int))
         self.select_workflows = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow"
         self.runnable_workflows = (
             f"SELECT id FROM {s}.workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
@@ -306,7 +312,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
                         conn.execute(self._sql.insert_workflow, row)
                         conn.execute(self._sql.notify, (self._channel,))
                 else:
-                    conn.execute(self._sql.insert_workflow, row)
+                    self._sql.insert.run(conn, row)
             except pg_errors.UniqueViolation as error:
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
@@ -362,7 +368,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         sql = self._sql
         if rows.only_update and not notify:
             with translated("save a workflow"), self._pool.connection() as conn:
-                if cursor(conn).execute(sql.update_workflow, rows.update).rowcount == 0:  # one UPDATE, autocommit
+                if sql.update.run(conn, rows.update).rowcount == 0:  # one UPDATE, autocommit
                     self._raise_lost_update(conn, instance.id, revision)
             instance.revision = revision + 1
             return
@@ -407,27 +413,39 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     @staticmethod
     def _instance(row: tuple[Any, ...]) -> WorkflowInstance:
-        def columns() -> WorkflowInstance:
-            return WorkflowInstance(
-                id=row[2],
-                workflow_definition_id=row[3],
-                version=row[4],
-                reference=row[5],
-                status=WorkflowStatus(row[6]),
-                next_execution=row[7],
-                create_time=row[8],
-                complete_time=row[9],
-            )
+        instance = read_instance(row[0], _loads, lambda: PostgresPersistenceProvider._from_columns(row))
+        instance.revision = row[1]
+        return instance
+
+    @staticmethod
+    def _from_columns(row: tuple[Any, ...]) -> WorkflowInstance:
+        """A quarantined instance's fields, from a row of ``_WORKFLOW_COLUMNS``."""
+        return WorkflowInstance(
+            id=row[2],
+            workflow_definition_id=row[3],
+            version=row[4],
+            reference=row[5],
+            status=WorkflowStatus(row[6]),
+            next_execution=row[7],
+            create_time=row[8],
+            complete_time=row[9],
+        )
+
+    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
+        with translated("load a workflow"), self._pool.connection() as conn:
+            row = self._sql.load.run(conn, (workflow_id,)).fetchone()
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+
+        def columns() -> WorkflowInstance:  # only for a record that cannot be read: rare
+            rows = self._fetchall("load a workflow", self._sql.select_workflow, (workflow_id,))
+            if not rows:
+                raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+            return self._from_columns(rows[0])
 
         instance = read_instance(row[0], _loads, columns)
         instance.revision = row[1]
         return instance
-
-    def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
-        rows = self._fetchall("load a workflow", self._sql.select_workflow, (workflow_id,))
-        if not rows:
-            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
-        return self._instance(rows[0])
 
     def acquire_and_load(self, lock: LockProvider, workflow_id: str) -> WorkflowInstance | Literal[False] | None:
         """Take ``lock`` on ``workflow_id`` and load the instance in one round trip, when ``lock``

@@ -63,9 +63,9 @@ from ._common import (
     CONNECT_TIMEOUT,
     POOL_OPTIONS,
     STATEMENT_TIMEOUT,
+    Statement,
     check_schema,
     conninfo_from_url,
-    cursor,
     open_pool,
     translated,
 )
@@ -140,6 +140,11 @@ class PostgresQueueProvider(QueueProvider):
             " AND id <> ALL(%s::bigint[]) ORDER BY priority DESC, visible_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " RETURNING id, item_id"
         )
+        self._enqueue = Statement(self._enqueue_sql)
+        self._take_one = Statement(self._take_sql, (int, str))
+        self._ack_and_take = Statement(self._ack_and_take_sql, (int, str))
+        self._ack_one = Statement(self._ack_sql)
+        self._ack_many = Statement(self._ack_many_sql)
         # For a store on the same database and schema: the enqueue inside its create's
         # transaction, the notification sent after its COMMIT (see joint_enqueue).
         self._joint_sql = (
@@ -195,7 +200,7 @@ class PostgresQueueProvider(QueueProvider):
             self._listener.expect(name, pid)
             sent = False
             try:
-                sent = cursor(conn).execute(self._enqueue_sql, (name, item_id, priority)).rowcount > 0
+                sent = self._enqueue.run(conn, (name, item_id, priority)).rowcount > 0
             finally:
                 if not sent:
                     self._listener.unexpect(name, pid)
@@ -245,9 +250,9 @@ class PostgresQueueProvider(QueueProvider):
                 if acked:
                     ids, tokens = [a[0] for a in acked], [a[1] for a in acked]
                     parameters = (ids, tokens, token, self.visibility_timeout, name, ids)
-                    row = cursor(conn).execute(self._ack_and_take_sql, parameters).fetchone()
+                    row = self._ack_and_take.run(conn, parameters).fetchone()
                 else:
-                    row = cursor(conn).execute(self._take_sql, (token, self.visibility_timeout, name)).fetchone()
+                    row = self._take_one.run(conn, (token, self.visibility_timeout, name)).fetchone()
         except BaseException:
             if acked:
                 with self._taken_lock:
@@ -313,9 +318,9 @@ class PostgresQueueProvider(QueueProvider):
         try:
             with translated("acknowledge items"), self._pool.connection() as conn:
                 if len(acked) == 1:
-                    conn.execute(self._ack_sql, acked[0])
+                    self._ack_one.run(conn, acked[0])
                 else:
-                    conn.execute(self._ack_many_sql, ([a[0] for a in acked], [a[1] for a in acked]))
+                    self._ack_many.run(conn, ([a[0] for a in acked], [a[1] for a in acked]))
         except BaseException:
             with self._taken_lock:
                 self._acked[:0] = acked
