@@ -267,6 +267,7 @@ def test_the_providers_connections_read_committed_whatever_the_url_says(postgres
     committed gives: a connection string asking for repeatable read does not change the providers'."""
     separator = "&" if "?" in postgres_url else "?"
     url = f"{postgres_url}{separator}options=-c%20default_transaction_isolation%3Drepeatable%5C%20read"
+    url += "%20-c%20datestyle%3DSQL%2CDMY"
     assert sql(url, "SHOW transaction_isolation") == [("repeatable read",)]  # the URL's own setting
     name = schema()
     store = PostgresPersistenceProvider(url, schema=name)
@@ -276,6 +277,47 @@ def test_the_providers_connections_read_committed_whatever_the_url_says(postgres
             with provider._pool.connection() as conn:
                 assert conn.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
                 assert conn.execute("SHOW statement_timeout").fetchone() != ("0",)  # the URL's options kept ours
+                assert conn.execute("SHOW DateStyle").fetchone()[0].startswith("ISO")  # times read as ISO text
     finally:
         lock.close()
+        store.close()
+
+
+def test_prepared_statements_outlive_a_rolled_back_save(postgres_url: str, schema: Schema) -> None:
+    """A save that loses its revision check is rolled back on its connection; the statements
+    prepared there (the plain ones, and the start's joint one) still run afterwards. psycopg, when
+    it has prepared statements of its own, answers a rollback with DEALLOCATE ALL, which dropped
+    the joint start's too: the next start on that connection failed."""
+    name = schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name, min_size=1, max_size=1)
+    queue = PostgresQueueProvider(postgres_url, schema=name)
+    try:
+        for _ in range(6):  # past psycopg's own threshold for preparing a statement (5 uses)
+            instance = WorkflowInstance(workflow_definition_id="flow", version=1)
+            assert store.create_workflow_queued(instance, queue) is True
+            store.persist_workflow(store.get_workflow_instance(instance.id))
+        stale = store.get_workflow_instance(instance.id)
+        error = ExecutionError(workflow_id=instance.id, execution_pointer_id="p", step_id=0, message="boom")
+        store.persist_workflow(store.get_workflow_instance(instance.id), errors=[error])
+        with pytest.raises(ConcurrencyError):  # the multi-row save: BEGIN ... ROLLBACK on the one connection
+            store.persist_workflow(stale, errors=[error])
+        after = WorkflowInstance(workflow_definition_id="flow", version=1)
+        assert store.create_workflow_queued(after, queue) is True
+        assert store.get_workflow_instance(after.id).id == after.id
+    finally:
+        queue.close()
+        store.close()
+
+
+def test_a_statement_the_server_forgot_is_prepared_again(postgres_url: str, schema: Schema) -> None:
+    """DEALLOCATE ALL (or a pooler's DISCARD ALL) on a connection: the next call prepares again."""
+    store = PostgresPersistenceProvider(postgres_url, schema=schema(), min_size=1, max_size=1)
+    try:
+        (instance,) = created(store, 1)
+        store.persist_workflow(instance)
+        with store._pool.connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        store.persist_workflow(instance)
+        assert store.get_workflow_instance(instance.id).revision == instance.revision == 2
+    finally:
         store.close()

@@ -486,8 +486,8 @@ def with_timeouts(conninfo: str, connect_timeout: float, statement_timeout: floa
     # Read committed whatever the server's or the connection string's default: the joint lock and
     # load (PostgresLockProvider.acquire_and_read) reads after the grant with a snapshot of its own.
     settings += r" -c default_transaction_isolation=read\ committed"
-    # Text sent and read by Statement is UTF-8 whatever the database's encoding.
-    settings += " -c client_encoding=UTF8"
+    # Statement sends and reads text: UTF-8 whatever the database's encoding, times in ISO style.
+    settings += " -c client_encoding=UTF8 -c datestyle=ISO"
     if not synchronous_commit:
         settings += " -c synchronous_commit=off"
     extra["options"] = f"{given['options']} {settings}" if given.get("options") else settings

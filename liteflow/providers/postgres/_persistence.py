@@ -108,6 +108,15 @@ _WORKFLOW_COLUMNS = (
 _EVENT_COLUMNS = "record, is_processed, id, event_name, event_key, event_time"
 
 
+def _flag(value: bytes) -> bool:
+    return value == b"t"
+
+
+def _time(value: bytes) -> datetime:
+    """A ``timestamptz`` as the server writes it (ISO style, with its offset)."""
+    return datetime.fromisoformat(value.decode())
+
+
 class _Sql:
     """The statements, qualified with one schema."""
 
@@ -128,11 +137,6 @@ class _Sql:
         )
         self.workflow_revision = f"SELECT revision FROM {s}.workflow WHERE id = %s"
         self.select_workflow = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow WHERE id = %s"
-        # The hot paths' statements through libpq itself (see Statement): a start, a plain save,
-        # a load (its record and revision; the other columns only if the record cannot be read).
-        self.insert = Statement(self.insert_workflow)
-        self.update = Statement(self.update_workflow)
-        self.load = Statement(f"SELECT record, revision FROM {s}.workflow WHERE id = %s", (str, int))
         self.select_workflows = f"SELECT {_WORKFLOW_COLUMNS} FROM {s}.workflow"
         self.runnable_workflows = (
             f"SELECT id FROM {s}.workflow WHERE status = 'runnable' AND next_execution IS NOT NULL"
@@ -177,6 +181,18 @@ class _Sql:
         self.purge_events = f"DELETE FROM {s}.event WHERE is_processed AND event_time < %s"
         self.notify = "SELECT pg_notify(%s, '')"
         self.asynchronous = "SET LOCAL synchronous_commit = off"
+        # The hot paths' statements through libpq itself (see Statement): a start, a plain save,
+        # a load (its record and revision; the other columns only if the record cannot be read).
+        self.insert = Statement(self.insert_workflow)
+        self.update = Statement(self.update_workflow)
+        self.load = Statement(f"SELECT record, revision FROM {s}.workflow WHERE id = %s", (str, int))
+        # And an event's way to the step that waits for it.
+        event_columns = (str, _flag, str, str, str, _time)
+        self.store_event = Statement(self.upsert_event)
+        self.load_event = Statement(self.select_event, event_columns)
+        self.find_events = Statement(self.select_events, event_columns)
+        self.find_subscriptions = Statement(self.select_subscriptions, (str,))
+        self.mark = Statement(self.mark_event)
 
 
 def _query_where(query: InstanceQuery) -> tuple[str, list[Any]]:
@@ -411,6 +427,10 @@ class PostgresPersistenceProvider(PersistenceProvider):
         with translated(what), self._pool.connection() as conn:
             return cursor(conn).execute(sql, parameters).fetchall()
 
+    def _run(self, what: str, statement: Statement, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with translated(what), self._pool.connection() as conn:
+            return statement.run(conn, parameters).rows
+
     @staticmethod
     def _instance(row: tuple[Any, ...]) -> WorkflowInstance:
         instance = read_instance(row[0], _loads, lambda: PostgresPersistenceProvider._from_columns(row))
@@ -503,7 +523,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         return [row[0] for row in rows]
 
     def get_subscriptions(self, event_name: str, event_key: str, as_of: datetime) -> list[EventSubscription]:
-        rows = self._fetchall("find subscriptions", self._sql.select_subscriptions, (event_name, event_key, utc(as_of)))
+        rows = self._run("find subscriptions", self._sql.find_subscriptions, (event_name, event_key, utc(as_of)))
         return [subscription_from_record(_loads(row[0])) for row in rows]
 
     # -- events --------------------------------------------------------------------------------
@@ -520,7 +540,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
                     conn.execute(self._sql.upsert_event, row)
                     conn.execute(self._sql.notify, (self._channel,))
             else:
-                conn.execute(self._sql.upsert_event, row)
+                self._sql.store_event.run(conn, row)
 
     @staticmethod
     def _event(row: tuple[Any, ...]) -> Event:
@@ -529,13 +549,13 @@ class PostgresPersistenceProvider(PersistenceProvider):
         return event
 
     def get_event(self, event_id: str) -> Event:
-        rows = self._fetchall("load an event", self._sql.select_event, (event_id,))
+        rows = self._run("load an event", self._sql.load_event, (event_id,))
         if not rows:
             raise EventNotFoundError(f"no event with id {event_id}")
         return self._event(rows[0])
 
     def get_events(self, event_name: str, event_key: str, as_of: datetime) -> list[Event]:
-        rows = self._fetchall("find events", self._sql.select_events, (event_name, event_key, utc(as_of)))
+        rows = self._run("find events", self._sql.find_events, (event_name, event_key, utc(as_of)))
         return [self._event(row) for row in rows]
 
     def recent_events(self, limit: int) -> list[Event]:
@@ -558,7 +578,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
 
     def _mark(self, event_id: str, processed: bool) -> None:
         with translated("mark an event"), self._pool.connection() as conn:
-            changed = conn.execute(self._sql.mark_event, (processed, event_id)).rowcount
+            changed = self._sql.mark.run(conn, (processed, event_id)).rowcount
         if changed == 0:
             raise EventNotFoundError(f"no event with id {event_id}")
 
