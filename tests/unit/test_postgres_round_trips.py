@@ -205,7 +205,10 @@ def test_a_store_and_a_lock_on_one_schema_lock_and_load_in_one_call(postgres_url
         assert isinstance(loaded, WorkflowInstance)
         assert (loaded.id, loaded.reference, loaded.revision) == (instance.id, "r1", instance.revision)
         assert lock.token(instance.id) is not None
-        # Held: a rival's joint call takes nothing and loads nothing, as its acquire would.
+        token = lock.token(instance.id)
+        # Held: a second joint call, by the holder or a rival, takes nothing, as its acquire would.
+        assert store.acquire_and_load(lock, instance.id) is False
+        assert lock.token(instance.id) == token
         assert store.acquire_and_load(rival, instance.id) is False
         assert rival.token(instance.id) is None
         lock.release(instance.id)

@@ -308,33 +308,6 @@ def cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return kept
 
 
-def client_cursor(conn: psycopg.Connection[Any]) -> psycopg.ClientCursor[Any]:
-    """The connection's own client-binding cursor (several statements in one simple query: one
-    round trip), kept with it as :func:`cursor` keeps the other."""
-    kept: psycopg.ClientCursor[Any] | None = getattr(conn, "_liteflow_client_cursor", None)
-    if kept is None or kept.closed:
-        kept = psycopg.ClientCursor(conn)
-        conn._liteflow_client_cursor = kept  # type: ignore[attr-defined]
-    return kept
-
-
-def prepared(conn: psycopg.Connection[Any], sql: str) -> str:
-    """``EXECUTE`` of ``sql`` (``%s`` placeholders, no other ``%``) prepared on ``conn`` (once per
-    connection), for several statements in one simple query: the server then neither parses nor
-    plans it again each time, which costs it about what the saved round trip saves the client."""
-    names: dict[str, str] | None = getattr(conn, "_liteflow_prepared", None)
-    if names is None:
-        names = conn._liteflow_prepared = {}  # type: ignore[attr-defined]
-    parts = sql.split("%s")
-    name = names.get(sql)
-    if name is None:
-        name = f"liteflow_{len(names)}"
-        numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
-        conn.execute(f"PREPARE {name} AS {numbered}")
-        names[sql] = name
-    return f"EXECUTE {name}({', '.join(['%s'] * (len(parts) - 1))})" if len(parts) > 1 else f"EXECUTE {name}"
-
-
 def _array(values: list[Any]) -> bytes:
     """A one-dimensional array literal of strings or integers (every element quoted, so any text)."""
     quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
@@ -390,35 +363,62 @@ class Statement:
         numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
         self._numbered = numbered.encode()
         self._name = f"liteflow_pq_{next(Statement._names)}".encode()
-        self._columns = tuple(bytes.decode if column is str else column for column in columns)
+        self._columns = tuple(map(_reader, columns))
 
     def run(self, conn: psycopg.Connection[Any], parameters: Sequence[Any]) -> Rows:
+        """Run it on ``conn`` (autocommit, so in a transaction of its own) with ``parameters``."""
+        ready = self._prepare(conn)
         pgconn = conn.pgconn
-        ready: set[bytes] | None = getattr(conn, "_liteflow_statements", None)
-        if ready is None:
-            ready = conn._liteflow_statements = set()  # type: ignore[attr-defined]
-        if self._name not in ready:
-            _check(conn, pgconn.prepare(self._name, self._numbered))
-            ready.add(self._name)
-        text = [None if value is None else _TEXT[type(value)](value) for value in parameters]
+        text: Any = [None if value is None else _TEXT[type(value)](value) for value in parameters]  # None: NULL
         result = pgconn.exec_prepared(self._name, text)
         if result.error_field(pq.DiagnosticField.SQLSTATE) == _FORGOTTEN:
             # The server no longer has it (DEALLOCATE ALL or DISCARD ALL on this session): it did
             # not run, and no other of this connection's statements is prepared any more either.
             ready.clear()
-            _check(conn, pgconn.prepare(self._name, self._numbered))
-            ready.add(self._name)
+            self._prepare(conn)
             result = pgconn.exec_prepared(self._name, text)
-        _check(conn, result)
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            return Rows(int(result.command_tuples or 0), [])
-        columns = self._columns
-        get = result.get_value
-        rows = [
-            tuple(None if (value := get(row, n)) is None else read(value) for n, read in enumerate(columns))
-            for row in range(result.ntuples)
-        ]
-        return Rows(len(rows), rows)
+        return _rows(_check(conn, result), self._columns)
+
+    def command(self, conn: psycopg.Connection[Any], parameters: Sequence[Any]) -> bytes:
+        """An ``EXECUTE`` of it with ``parameters`` written as literals, for :func:`run_script`."""
+        self._prepare(conn)
+        quote = pq.Escaping(conn.pgconn).escape_literal
+        literals = b", ".join(b"NULL" if v is None else quote(_TEXT[type(v)](v)) for v in parameters)
+        return b"EXECUTE " + self._name + (b"(" + literals + b")" if parameters else b"")
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> set[bytes]:
+        """Prepare it on ``conn`` unless it is already; the names prepared there."""
+        ready: set[bytes] | None = getattr(conn, "_liteflow_statements", None)
+        if ready is None:
+            ready = conn._liteflow_statements = set()  # type: ignore[attr-defined]
+        if self._name not in ready:
+            _check(conn, conn.pgconn.prepare(self._name, self._numbered))
+            ready.add(self._name)
+        return ready
+
+
+def run_script(
+    conn: psycopg.Connection[Any], commands: Sequence[bytes], columns: tuple[Callable[[bytes], Any], ...] = ()
+) -> Rows:
+    """``commands`` (:meth:`Statement.command`, ``BEGIN``, ...) sent as one simple query: one round
+    trip, one implicit transaction unless they begin and commit their own. Stops at the first that
+    fails, raising its error; the rows of the last one, read as ``columns``."""
+    return _rows(_check(conn, conn.pgconn.exec_(b"; ".join(commands))), tuple(map(_reader, columns)))
+
+
+def _reader(column: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    return bytes.decode if column is str else column
+
+
+def _rows(result: pq.abc.PGresult, columns: tuple[Callable[[bytes], Any], ...]) -> Rows:
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        return Rows(int(result.command_tuples or 0), [])
+    get = result.get_value
+    rows = [
+        tuple(None if (value := get(row, n)) is None else read(value) for n, read in enumerate(columns))
+        for row in range(result.ntuples)
+    ]
+    return Rows(len(rows), rows)
 
 
 def _check(conn: psycopg.Connection[Any], result: pq.abc.PGresult) -> pq.abc.PGresult:

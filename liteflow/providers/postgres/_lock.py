@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any, Literal
 
 from liteflow.providers.spi import LeasedLockProvider, ProviderError
@@ -44,10 +45,9 @@ from ._common import (
     STATEMENT_TIMEOUT,
     Statement,
     check_schema,
-    client_cursor,
     conninfo_from_url,
     open_pool,
-    prepared,
+    run_script,
     translated,
 )
 from ._schema import migrate, quoted
@@ -89,6 +89,8 @@ class PostgresLockProvider(LeasedLockProvider[int]):
         )
         self._release_sql = f"DELETE FROM {s}.lock_lease WHERE resource = %s AND token = %s"
         self._acquire = Statement(self._acquire_sql, (int,))
+        self._table, self._sequence = f"{s}.lock_lease", f"{s}.lock_token"
+        self._reads: dict[str, Statement] = {}  # acquire_and_read's, by the read they end with
         self._release = Statement(self._release_sql)
         self._renew_sql = (
             f"UPDATE {s}.lock_lease AS l SET expires_at = now() + %s * interval '1 second'"
@@ -135,30 +137,41 @@ class PostgresLockProvider(LeasedLockProvider[int]):
         return True
 
     def acquire_and_read(
-        self, resource: str, where: tuple[frozenset[tuple[str, object]], str], select: str, parameters: tuple[Any, ...]
+        self,
+        resource: str,
+        where: tuple[frozenset[tuple[str, object]], str],
+        select: str,
+        parameters: tuple[Any, ...],
+        columns: tuple[Callable[[bytes], Any], ...],
     ) -> list[tuple[Any, ...]] | Literal[False] | None:
-        """:meth:`acquire`, then the read ``select`` once the lock is granted, in one round trip:
-        the rows it read, or False if someone else holds the lock (nothing held); None, having
-        done nothing, unless this provider lives in ``where`` (a ``Database.target`` and a schema).
-        For :meth:`PostgresPersistenceProvider.acquire_and_load`.
+        """:meth:`acquire`, then the read ``select`` (at most one row, whose first column is never
+        NULL; read as ``columns``) once the lock is granted, in one round trip: the rows it read,
+        or False if someone else holds the lock (nothing held); None, having done nothing, unless
+        this provider lives in ``where`` (a ``Database.target`` and a schema). For
+        :meth:`PostgresPersistenceProvider.acquire_and_load`.
 
         Two prepared statements in one simple query: the read has a snapshot of its own (read
         committed, the server's default), taken after the grant, so it sees every save committed
         before the previous holder's release; in one statement (a CTE) it would share the insert's,
-        which may predate both."""
+        which may predate both. libpq gives back only the last statement's result, so the read
+        also says whether the lock was granted: the row of ``resource`` holds the token this
+        session just drew from the sequence (the insert draws one whether or not it is granted)."""
         if where != (self._pool.target, self.schema):
             return None
+        read = self._reads.get(select)
+        if read is None:
+            read = self._reads[select] = Statement(
+                f"SELECT (SELECT token FROM {self._table} WHERE resource = %s AND token = currval('{self._sequence}')),"
+                f" r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ({select}) AS r ON true"
+            )
         with translated(f"lock {resource}"), self._pool.connection() as conn:
-            reads = client_cursor(conn)
-            sql = f"{prepared(conn, self._acquire_sql)}; {prepared(conn, select)}"
-            reads.execute(sql, (resource, self._owner, self.lease, *parameters))
-            granted = reads.fetchone()
-            reads.nextset()
-            rows = reads.fetchall()
+            acquire = self._acquire.command(conn, (resource, self._owner, self.lease))
+            both = [acquire, read.command(conn, (resource, *parameters))]
+            (granted, *row) = run_script(conn, both, (int, *columns)).rows[0]
         if granted is None:
             return False
-        self._hold(resource, int(granted[0]))
-        return rows
+        self._hold(resource, granted)
+        return [] if row[0] is None else [tuple(row)]
 
     def token(self, resource: str) -> int | None:
         """The fencing token of this provider's lock on ``resource``, or None if it does not hold

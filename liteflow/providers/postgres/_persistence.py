@@ -79,12 +79,11 @@ from ._common import (
     STATEMENT_TIMEOUT,
     Statement,
     check_schema,
-    client_cursor,
     conninfo_from_url,
     cursor,
     flag,
     open_pool,
-    prepared,
+    run_script,
     translated,
     utc,
 )
@@ -93,7 +92,7 @@ from ._lock import PostgresLockProvider
 from ._queue import PostgresQueueProvider
 from ._schema import migrate, quoted
 
-_Joint = tuple[str, str, Listener]
+_Joint = tuple[Statement, Statement, Listener]
 """What :meth:`PostgresQueueProvider.joint_enqueue` gives a store."""
 
 # json.dumps builds a new encoder whenever it is given options; one shared encoder avoids that.
@@ -185,7 +184,9 @@ class _Sql:
         # a load (its record and revision; the other columns only if the record cannot be read).
         self.insert = Statement(self.insert_workflow)
         self.update = Statement(self.update_workflow)
-        self.load = Statement(f"SELECT record, revision FROM {s}.workflow WHERE id = %s", (str, int))
+        self.load_sql = f"SELECT record, revision FROM {s}.workflow WHERE id = %s"
+        self.load = Statement(self.load_sql, (str, int))
+        self.notify_work = Statement(self.notify)
         # And an event's way to the step that waits for it.
         event_columns = (str, _flag, str, str, str, _time)
         self.store_event = Statement(self.upsert_event)
@@ -315,9 +316,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         if _joint is not None:
             with translated("create a workflow"):
                 try:
-                    self._insert_queued(
-                        self._sql.insert_workflow, row, QueueType.WORKFLOW, instance.priority, notify, _joint
-                    )
+                    self._insert_queued(row, QueueType.WORKFLOW, instance.priority, notify, _joint)
                 except pg_errors.UniqueViolation as error:
                     raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             return
@@ -333,33 +332,35 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
     def _insert_queued(
-        self, insert: str, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
+        self, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
     ) -> None:
         """The insert of ``row`` (whose first column is the id) and its queue row in one explicit
         transaction, then the notifications in a second one that does not wait for its WAL flush
         (a notifying transaction gets an xid, so its commit is written, and it holds the server's
         lock that orders notifying commits until it is flushed: the queue's own enqueue commits
-        asynchronously for that reason), all one simple query of statements prepared once per
-        connection (see ``prepared``): one round trip, parameters bound by the client. Skipped if
-        the first one fails (the connection is given back rolled back)."""
-        queue_sql, notify_sql, listener = joint
+        asynchronously for that reason), all one simple query of prepared statements (see
+        ``run_script``): one round trip. Skipped if the first one fails (the connection is given
+        back rolled back)."""
+        enqueue, notify_queue, listener = joint
         name = queue.value
-        parameters: tuple[Any, ...] = (*row, name, row[0], priority, name)
-        if notify:
-            parameters += (self._channel,)
         with self._pool.connection() as conn:
-            notifications = prepared(conn, notify_sql)
+            commands = [
+                b"BEGIN",
+                self._sql.insert.command(conn, row),
+                enqueue.command(conn, (name, row[0], priority)),
+                b"COMMIT",
+                b"BEGIN",
+                self._sql.asynchronous.encode(),
+                notify_queue.command(conn, (name,)),
+            ]
             if notify:
-                notifications += f"; {prepared(conn, self._sql.notify)}"
-            sql = (
-                f"BEGIN; {prepared(conn, insert)}; {prepared(conn, queue_sql)}; COMMIT;"
-                f" BEGIN; {self._sql.asynchronous}; {notifications}; COMMIT"
-            )
+                commands.append(self._sql.notify_work.command(conn, (self._channel,)))
+            commands.append(b"COMMIT")
             pid = conn.info.backend_pid
             listener.expect(name, pid)
             committed = False
             try:
-                client_cursor(conn).execute(sql, parameters)
+                run_script(conn, commands)
                 committed = True
             finally:
                 if not committed:
@@ -456,6 +457,10 @@ class PostgresPersistenceProvider(PersistenceProvider):
             row = self._sql.load.run(conn, (workflow_id,)).fetchone()
         if row is None:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
+        return self._loaded(workflow_id, row)
+
+    def _loaded(self, workflow_id: str, row: tuple[Any, ...]) -> WorkflowInstance:
+        """The instance of a row of ``load_sql`` (its record and revision)."""
 
         def columns() -> WorkflowInstance:  # only for a record that cannot be read: rare
             rows = self._fetchall("load a workflow", self._sql.select_workflow, (workflow_id,))
@@ -475,13 +480,13 @@ class PostgresPersistenceProvider(PersistenceProvider):
         if not isinstance(lock, PostgresLockProvider):
             return None
         where = (self._pool.target, self.schema)
-        read = lock.acquire_and_read(workflow_id, where, self._sql.select_workflow, (workflow_id,))
+        read = lock.acquire_and_read(workflow_id, where, self._sql.load_sql, (workflow_id,), (str, int))
         if read is None or read is False:
             return read
         try:
             if not read:
                 raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
-            return self._instance(read[0])
+            return self._loaded(workflow_id, read[0])
         except BaseException:
             lock.release(workflow_id)  # the contract: not held when the load fails
             raise

@@ -153,6 +153,7 @@ class PostgresQueueProvider(QueueProvider):
             f" WHERE {s}.queue_item.priority < EXCLUDED.priority"
         )
         self._joint_notify_sql = f"SELECT pg_notify('{channel}', %s)"
+        self._joint = (Statement(self._joint_sql), Statement(self._joint_notify_sql))
         self._return_sql = f"UPDATE {s}.queue_item SET visible_at = now() WHERE id = ANY(%s) AND taken_by = ANY(%s)"
         self._node = secrets.token_hex(6)
         self._deliveries = itertools.count(1)
@@ -207,7 +208,9 @@ class PostgresQueueProvider(QueueProvider):
         if sent:
             self._listener.sent(name)  # a consumer of this process wakes now, not after the round trip
 
-    def joint_enqueue(self, target: frozenset[tuple[str, object]], schema: str) -> tuple[str, str, Listener] | None:
+    def joint_enqueue(
+        self, target: frozenset[tuple[str, object]], schema: str
+    ) -> tuple[Statement, Statement, Listener] | None:
         """For :meth:`PostgresPersistenceProvider.create_workflow_queued`: the statement that queues
         an item (parameters: queue, item id, priority) inside another connection's transaction, the
         statement that notifies the consumers (parameter: queue) after its COMMIT, and the listener
@@ -215,7 +218,7 @@ class PostgresQueueProvider(QueueProvider):
         lives in the database ``target`` and the schema ``schema``."""
         if self._closed or schema != self.schema or target != self._pool.target:
             return None
-        return self._joint_sql, self._joint_notify_sql, self._listener
+        return (*self._joint, self._listener)
 
     def dequeue(self, queue: QueueType, timeout: float) -> str | None:
         name = QueueType(queue).value
