@@ -280,7 +280,7 @@ def test_the_providers_connections_read_committed_whatever_the_url_says(postgres
             with provider._pool.connection() as conn:
                 assert conn.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
                 assert conn.execute("SHOW statement_timeout").fetchone() != ("0",)  # the URL's options kept ours
-                assert conn.execute("SHOW DateStyle").fetchone()[0].startswith("ISO")  # times read as ISO text
+                assert str(conn.execute("SHOW DateStyle").fetchone()).startswith("('ISO")  # times read as ISO text
     finally:
         lock.close()
         store.close()
