@@ -264,8 +264,7 @@ class Database:
             min_size=min_size,
             max_size=max_size,
             # psycopg prepares no statement of its own here: whenever it has some, a rollback makes it
-            # send DEALLOCATE ALL, which drops this module's prepared statements too (Statement and
-            # prepared); the hot statements are Statement's, prepared once per connection.
+            # send DEALLOCATE ALL, which drops Statement's too. The hot statements are Statement's.
             kwargs={"autocommit": True, "prepare_threshold": None},
             check=self._check,
             timeout=connect_timeout,
@@ -308,28 +307,49 @@ def cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return kept
 
 
+def _str(value: str) -> bytes:
+    if "\x00" in value:  # libpq would cut the text short there
+        raise psycopg.DataError("PostgreSQL text cannot contain NUL (0x00) characters")
+    return value.encode()
+
+
 def _array(values: list[Any]) -> bytes:
     """A one-dimensional array literal of strings or integers (every element quoted, so any text)."""
-    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
+    quoted = (_str(str(v)).replace(b"\\", b"\\\\").replace(b'"', b'\\"') for v in values)
+    return b"{" + b",".join(b'"' + v + b'"' for v in quoted) + b"}"
 
 
 # Parameters go to the server as text, which it reads as the type the statement expects there.
 _TEXT: dict[type, Callable[[Any], bytes]] = {
-    str: str.encode,
+    str: _str,
     int: b"%d".__mod__,
     float: lambda value: repr(value).encode(),
     bool: lambda value: b"t" if value else b"f",
     datetime: lambda value: value.isoformat().encode(),
     list: _array,
 }
+
+
+def _text(value: Any) -> bytes | None:
+    """``value`` as a parameter's text (None for NULL); a subclass (a ``StrEnum``, an ``IntEnum``)
+    as its base type."""
+    if value is None:
+        return None
+    encode = _TEXT.get(type(value))
+    if encode is None:
+        encode = next((_TEXT[base] for base in type(value).__mro__ if base in _TEXT), None)
+        if encode is None:
+            raise psycopg.ProgrammingError(f"cannot send a {type(value).__name__} to PostgreSQL as a parameter")
+    return encode(value)
+
+
 _FORGOTTEN = b"26000"  # invalid_sql_statement_name: no prepared statement of that name
 _SUCCEEDED = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
 
 
 class Rows:
-    """What :func:`run` returns: the rows (text columns decoded by the statement's column types)
-    and the number of rows the statement changed or returned."""
+    """What :meth:`Statement.run` and :func:`run_script` return: the rows (text columns decoded by
+    the statement's column types) and the number of rows the statement changed or returned."""
 
     __slots__ = ("rowcount", "rows")
 
@@ -351,8 +371,12 @@ class Statement:
     go of the GIL while it waits, like the cursor's; errors are psycopg's own classes (a broken
     connection an ``OperationalError``, a server error the class of its SQLSTATE), so callers and
     :func:`unavailable` read them as before. ``sql`` has ``%s`` placeholders and no other ``%``;
-    parameters are ``str``, ``int``, ``float``, ``bool``, aware ``datetime``, ``None`` or lists of
-    strings or integers."""
+    parameters are ``str`` (without NUL, which libpq cannot send: ``DataError``), ``int``,
+    ``float``, ``bool``, aware ``datetime`` (subclasses of these too), ``None`` or lists of strings
+    or integers; anything else is a ``ProgrammingError``. Text goes both ways as UTF-8 (the
+    sessions' client encoding, see ``with_timeouts``); a ``timestamptz`` column is read as the
+    server writes it under the session's DateStyle, so a statement that reads one converts it to
+    fixed text itself (see the store's event statements)."""
 
     __slots__ = ("_columns", "_name", "_numbered")
 
@@ -369,7 +393,7 @@ class Statement:
         """Run it on ``conn`` (autocommit, so in a transaction of its own) with ``parameters``."""
         ready = self._prepare(conn)
         pgconn = conn.pgconn
-        text: Any = [None if value is None else _TEXT[type(value)](value) for value in parameters]  # None: NULL
+        text: Any = list(map(_text, parameters))  # None stands for NULL
         result = pgconn.exec_prepared(self._name, text)
         if result.error_field(pq.DiagnosticField.SQLSTATE) == _FORGOTTEN:
             # The server no longer has it (DEALLOCATE ALL or DISCARD ALL on this session): it did
@@ -383,14 +407,12 @@ class Statement:
         """An ``EXECUTE`` of it with ``parameters`` written as literals, for :func:`run_script`."""
         self._prepare(conn)
         quote = pq.Escaping(conn.pgconn).escape_literal
-        literals = b", ".join(b"NULL" if v is None else quote(_TEXT[type(v)](v)) for v in parameters)
+        literals = b", ".join(b"NULL" if (text := _text(v)) is None else quote(text) for v in parameters)
         return b"EXECUTE " + self._name + (b"(" + literals + b")" if parameters else b"")
 
     def _prepare(self, conn: psycopg.Connection[Any]) -> set[bytes]:
         """Prepare it on ``conn`` unless it is already; the names prepared there."""
-        ready: set[bytes] | None = getattr(conn, "_liteflow_statements", None)
-        if ready is None:
-            ready = conn._liteflow_statements = set()  # type: ignore[attr-defined]
+        ready = _prepared_on(conn)
         if self._name not in ready:
             _check(conn, conn.pgconn.prepare(self._name, self._numbered))
             ready.add(self._name)
@@ -398,12 +420,34 @@ class Statement:
 
 
 def run_script(
-    conn: psycopg.Connection[Any], commands: Sequence[bytes], columns: tuple[Callable[[bytes], Any], ...] = ()
+    conn: psycopg.Connection[Any],
+    build: Callable[[], Sequence[bytes]],
+    columns: tuple[Callable[[bytes], Any], ...] = (),
 ) -> Rows:
-    """``commands`` (:meth:`Statement.command`, ``BEGIN``, ...) sent as one simple query: one round
-    trip, one implicit transaction unless they begin and commit their own. Stops at the first that
-    fails, raising its error; the rows of the last one, read as ``columns``."""
-    return _rows(_check(conn, conn.pgconn.exec_(b"; ".join(commands))), tuple(map(_reader, columns)))
+    """The commands ``build()`` returns (:meth:`Statement.command`, ``BEGIN``, ...) sent as one
+    simple query: one round trip, one implicit transaction unless they begin and commit their own.
+    Stops at the first that fails, raising its error; the rows of the last one, read as ``columns``.
+
+    A script's statements are prepared together, the first time it runs on a connection, so when
+    the server has forgotten them (DEALLOCATE ALL, DISCARD ALL) its first ``EXECUTE`` fails before
+    anything of it is committed: it is rolled back, and ``build()`` prepares them again for one
+    more run."""
+    pgconn = conn.pgconn
+    result = pgconn.exec_(b"; ".join(build()))
+    if result.error_field(pq.DiagnosticField.SQLSTATE) == _FORGOTTEN:
+        if pgconn.transaction_status == pq.TransactionStatus.INERROR:
+            _check(conn, pgconn.exec_(b"ROLLBACK"))
+        _prepared_on(conn).clear()
+        result = pgconn.exec_(b"; ".join(build()))
+    return _rows(_check(conn, result), tuple(map(_reader, columns)))
+
+
+def _prepared_on(conn: psycopg.Connection[Any]) -> set[bytes]:
+    """The names of the statements prepared on ``conn``."""
+    ready: set[bytes] | None = getattr(conn, "_liteflow_statements", None)
+    if ready is None:
+        ready = conn._liteflow_statements = set()  # type: ignore[attr-defined]
+    return ready
 
 
 def _reader(column: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -486,8 +530,9 @@ def with_timeouts(conninfo: str, connect_timeout: float, statement_timeout: floa
     # Read committed whatever the server's or the connection string's default: the joint lock and
     # load (PostgresLockProvider.acquire_and_read) reads after the grant with a snapshot of its own.
     settings += r" -c default_transaction_isolation=read\ committed"
-    # Statement sends and reads text: UTF-8 whatever the database's encoding, times in ISO style.
-    settings += " -c client_encoding=UTF8 -c datestyle=ISO"
+    # Statement sends and reads text as UTF-8, whatever the URL or PGCLIENTENCODING ask for (a
+    # keyword, not an option: the startup packet's own client_encoding would win over an option).
+    extra["client_encoding"] = "UTF8"
     if not synchronous_commit:
         settings += " -c synchronous_commit=off"
     extra["options"] = f"{given['options']} {settings}" if given.get("options") else settings

@@ -155,7 +155,8 @@ class PostgresLockProvider(LeasedLockProvider[int]):
         before the previous holder's release; in one statement (a CTE) it would share the insert's,
         which may predate both. libpq gives back only the last statement's result, so the read
         also says whether the lock was granted: the row of ``resource`` holds the token this
-        session just drew from the sequence (the insert draws one whether or not it is granted)."""
+        session just drew from the sequence (the insert draws one whether or not it is granted,
+        and the sequence never repeats one: restarting it while leases exist would break this)."""
         if where != (self._pool.target, self.schema):
             return None
         read = self._reads.get(select)
@@ -165,8 +166,11 @@ class PostgresLockProvider(LeasedLockProvider[int]):
                 f" r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ({select}) AS r ON true"
             )
         with translated(f"lock {resource}"), self._pool.connection() as conn:
-            acquire = self._acquire.command(conn, (resource, self._owner, self.lease))
-            both = [acquire, read.command(conn, (resource, *parameters))]
+
+            def both() -> list[bytes]:
+                acquire = self._acquire.command(conn, (resource, self._owner, self.lease))
+                return [acquire, read.command(conn, (resource, *parameters))]
+
             (granted, *row) = run_script(conn, both, (int, *columns)).rows[0]
         if granted is None:
             return False

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import psycopg
@@ -112,8 +112,8 @@ def _flag(value: bytes) -> bool:
 
 
 def _time(value: bytes) -> datetime:
-    """A ``timestamptz`` as the server writes it (ISO style, with its offset)."""
-    return datetime.fromisoformat(value.decode())
+    """A time the statement wrote as UTC text (``to_char``)."""
+    return datetime.fromisoformat(value.decode()).replace(tzinfo=timezone.utc)
 
 
 class _Sql:
@@ -189,9 +189,11 @@ class _Sql:
         self.notify_work = Statement(self.notify)
         # And an event's way to the step that waits for it.
         event_columns = (str, _flag, str, str, str, _time)
+        utc_text = "to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"  # whatever the DateStyle
+        as_text = f"{_EVENT_COLUMNS.replace('event_time', utc_text)} FROM"
         self.store_event = Statement(self.upsert_event)
-        self.load_event = Statement(self.select_event, event_columns)
-        self.find_events = Statement(self.select_events, event_columns)
+        self.load_event = Statement(self.select_event.replace(f"{_EVENT_COLUMNS} FROM", as_text), event_columns)
+        self.find_events = Statement(self.select_events.replace(f"{_EVENT_COLUMNS} FROM", as_text), event_columns)
         self.find_subscriptions = Statement(self.select_subscriptions, (str,))
         self.mark = Statement(self.mark_event)
 
@@ -344,18 +346,21 @@ class PostgresPersistenceProvider(PersistenceProvider):
         enqueue, notify_queue, listener = joint
         name = queue.value
         with self._pool.connection() as conn:
-            commands = [
-                b"BEGIN",
-                self._sql.insert.command(conn, row),
-                enqueue.command(conn, (name, row[0], priority)),
-                b"COMMIT",
-                b"BEGIN",
-                self._sql.asynchronous.encode(),
-                notify_queue.command(conn, (name,)),
-            ]
-            if notify:
-                commands.append(self._sql.notify_work.command(conn, (self._channel,)))
-            commands.append(b"COMMIT")
+
+            def commands() -> list[bytes]:
+                script = [
+                    b"BEGIN",
+                    self._sql.insert.command(conn, row),
+                    enqueue.command(conn, (name, row[0], priority)),
+                    b"COMMIT",
+                    b"BEGIN",
+                    self._sql.asynchronous.encode(),
+                    notify_queue.command(conn, (name,)),
+                ]
+                if notify:
+                    script.append(self._sql.notify_work.command(conn, (self._channel,)))
+                return [*script, b"COMMIT"]
+
             pid = conn.info.backend_pid
             listener.expect(name, pid)
             committed = False
