@@ -352,8 +352,9 @@ def test_the_joint_calls_prepare_again_what_the_server_forgot(postgres_url: str,
         assert isinstance(loaded, WorkflowInstance) and loaded.id == second.id
         assert lock.token(second.id) is not None
     finally:
-        for provider in (lock, queue, store):
-            provider.close()
+        lock.close()
+        queue.close()
+        store.close()
 
 
 class Colour(enum.StrEnum):
