@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
 from conftest import Schema  # type: ignore[import-not-found]
+from polling import wait_until
 
 from liteflow.core import ConfigurationError, ProviderError, ProviderUnavailableError
-from liteflow.providers.postgres import PostgresLockProvider, PostgresPersistenceProvider, PostgresQueueProvider
+from liteflow.providers.postgres import (
+    PostgresLockProvider,
+    PostgresPersistenceProvider,
+    PostgresQueueProvider,
+    _common,
+)
 from liteflow.providers.postgres._common import translated
 from liteflow.testing import FaultProxy, LockFaultContract, PersistenceFaultContract, QueueFaultContract
 from liteflow.testing._persistence_data import make_instance
@@ -134,3 +142,24 @@ def test_timeouts_from_the_url(postgres_url: str, schema: Schema) -> None:
             provider._fetchall("sleep", "SELECT pg_sleep(5)", ())
     finally:
         provider.close()
+
+
+def test_the_watchdog_breaks_a_call_that_started_while_it_slept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call never wakes the watchdog (that was a hand-off of the GIL per call): one started while
+    it waits with nothing to watch is still broken once its deadline passes."""
+    broken: list[object] = []
+    monkeypatch.setattr(_common, "_break", broken.append)  # record the connection instead of its socket
+    deadlines = _common.Deadlines(0.5, "test")
+    try:
+        probe = deadlines._start(cast(Any, "probe"))
+        # Broken under the watchdog's lock, which it then keeps until it waits with nothing to watch.
+        wait_until(lambda: broken, "the probe's connection broken", timeout=10)
+        assert deadlines._end(probe) is True  # the call learns that its connection was broken
+        began = time.monotonic()
+        late = deadlines._start(cast(Any, "late"))
+        wait_until(lambda: len(broken) == 2, "the late call's connection broken", timeout=10)
+        assert broken == ["probe", "late"]
+        assert 0.5 <= time.monotonic() - began < 0.5 + 2.0  # at its deadline, give or take a loaded machine
+        assert deadlines._end(late) is True
+    finally:
+        deadlines.close()

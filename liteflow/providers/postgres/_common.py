@@ -153,7 +153,6 @@ class Deadlines:
         self._wakeup = threading.Condition()
         self._calls: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
         self._expired: set[int] = set()
-        self._idle = True
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -169,8 +168,6 @@ class Deadlines:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"{self._name}-deadlines", daemon=True)
                 self._thread.start()
-            elif self._idle:
-                self._wakeup.notify()
         return key
 
     def _end(self, key: int) -> bool:
@@ -197,9 +194,10 @@ class Deadlines:
                             del self._calls[key]
                             self._expired.add(key)
                             _break(conn)
-                    self._idle = not self._calls
-                    # Deadlines only grow with registration order, so no new call can be due sooner.
-                    wait = None if self._idle else max(min(d for d, _ in self._calls.values()) - now, 0.01)
+                    # Deadlines only grow with registration order, so no new call can be due sooner
+                    # than the earliest one here; with none, none can be due within ``limit``. So a
+                    # call never has to wake the watchdog up (a hand-off of the GIL per call).
+                    wait = self.limit if not self._calls else max(min(d for d, _ in self._calls.values()) - now, 0.01)
                     self._wakeup.wait(wait)
                 except Exception:  # never let the watchdog die: calls would hang again
                     logger.exception("PostgreSQL deadline watchdog failed; carrying on")
