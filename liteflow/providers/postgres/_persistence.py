@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -113,7 +113,7 @@ def _flag(value: bytes) -> bool:
 
 def _time(value: bytes) -> datetime:
     """A time the statement wrote as UTC text (``to_char``)."""
-    return datetime.fromisoformat(value.decode()).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(value.decode()).replace(tzinfo=UTC)
 
 
 class _Sql:
@@ -458,11 +458,10 @@ class PostgresPersistenceProvider(PersistenceProvider):
         )
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:
-        with translated("load a workflow"), self._pool.connection() as conn:
-            row = self._sql.load.run(conn, (workflow_id,)).fetchone()
-        if row is None:
+        rows = self._run("load a workflow", self._sql.load, (workflow_id,))
+        if not rows:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id}", workflow_id=workflow_id)
-        return self._loaded(workflow_id, row)
+        return self._loaded(workflow_id, rows[0])
 
     def _loaded(self, workflow_id: str, row: tuple[Any, ...]) -> WorkflowInstance:
         """The instance of a row of ``load_sql`` (its record and revision)."""
