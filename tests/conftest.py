@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -64,6 +66,14 @@ class Schema(Protocol):
 
 
 RedisPrefix = Callable[[], str]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (``kill``, a CI timeout) ends the run as Ctrl-C does: the fixtures' teardowns and the
+    tests' ``finally`` blocks still run, so the processes and servers they started are stopped
+    instead of outliving the run (with the database connections they hold)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,11 +4,11 @@
     python cluster_node.py --node pub --role publisher --store URL --queue URL --lock URL --effects SINK
 
 A **worker** starts a host with short failover bounds (lock lease, queue visibility timeout and
-poll interval from the command line), prints ``READY`` and runs until SIGTERM (a clean stop) or
-SIGKILL (the crash under test). A **publisher** configures a host on the same providers but never
-starts it, so it runs no workflow: it prints ``READY``, then for each line ``publish R`` read from
-stdin publishes round R of the events (``go``, key k, ``p<k>.<R>`` for every key) and prints
-``published R <count>``.
+poll interval from the command line), prints ``READY`` and runs until SIGTERM (a clean stop),
+SIGKILL (the crash under test) or the end of its parent, the test run. A **publisher** configures a
+host on the same providers but never starts it, so it runs no workflow: it prints ``READY``, then for
+each line ``publish R`` read from stdin publishes round R of the events (``go``, key k, ``p<k>.<R>``
+for every key) and prints ``published R <count>``.
 
 Every run of one of our steps records one side effect in the sink, halfway through the step (so a
 SIGKILL during the second half of a step, or while its pass is being saved, leaves a side effect
@@ -34,6 +34,8 @@ import threading
 import time
 from datetime import timedelta
 from typing import Any
+
+from node_life import wait_for_stop
 
 from liteflow.core import (
     ExecutionResult,
@@ -267,7 +269,7 @@ def run_worker(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     host.start()
     print("READY", flush=True)
-    stopping.wait()
+    wait_for_stop(stopping)
     host.stop()
 
 

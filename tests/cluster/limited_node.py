@@ -17,6 +17,8 @@ import threading
 import time
 from datetime import timedelta
 
+from node_life import wait_for_stop
+
 from liteflow.core import Concurrency, StepExecutionContext, Workflow, WorkflowBuilder, configure_workflow_host
 
 SINK: list[int] = []
@@ -56,7 +58,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     host.start()
     print("READY", flush=True)
-    stop.wait()
+    wait_for_stop(stop)
     host.stop()
 
 

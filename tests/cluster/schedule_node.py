@@ -19,6 +19,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+from node_life import wait_for_stop
+
 from liteflow.core import StepExecutionContext, Workflow, WorkflowBuilder, configure_workflow_host
 
 START = datetime(2030, 1, 1, 0, 0, 30, tzinfo=timezone.utc)
@@ -61,7 +63,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     host.start()
     print("READY", flush=True)
-    stop.wait()
+    wait_for_stop(stop)
     host.stop()
     os.close(sink)
     sys.exit(0)

@@ -177,8 +177,9 @@ def start(db: str, state_path: str) -> None:
         json.dump({"instances": instances, "published": published}, file)
     os.replace(state_path + ".tmp", state_path)
     print("READY", flush=True)
-    while True:  # until SIGKILL
-        time.sleep(60)
+    parent = os.getppid()
+    while os.getppid() == parent:  # until SIGKILL, or until the test run that started it is gone
+        time.sleep(1)
 
 
 def recover(db: str, state_path: str) -> None:
