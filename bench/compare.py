@@ -562,7 +562,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 workflows and 2,000 waiting")
     parser.add_argument("--workflows", type=int, default=10_000)
     parser.add_argument("--waiting-events", type=int, default=10_000)
-    parser.add_argument("--samples", type=int, default=200, help="publish-to-resume samples")
+    parser.add_argument("--samples", type=int, default=1_000, help="publish-to-resume samples")
     parser.add_argument("--providers", nargs="+", default=list(PROVIDERS), choices=PROVIDERS)
     parser.add_argument("--no-dbos", dest="dbos", action="store_false")
     parser.add_argument("--dbos-workflows", type=int, default=500)
@@ -576,7 +576,7 @@ def main() -> None:
     )
     parser.add_argument("--new-only", action="store_true", help="skip the old engine (profiling, quick looks)")
     if "--quick" in sys.argv:
-        parser.set_defaults(workflows=2_000, waiting_events=2_000, samples=100, dbos_workflows=200)
+        parser.set_defaults(workflows=2_000, waiting_events=2_000, samples=500, dbos_workflows=200)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
