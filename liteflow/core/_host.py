@@ -244,8 +244,12 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
 
     def _publish(self, event: Event) -> str:
         with self._workers.calling("persistence"):
-            self.persistence.create_event(event)
-        self._announce(QueueType.EVENT, event.id)
+            # A store whose queue lives in its database queues the id in the event's transaction.
+            queued = self.persistence.create_event_queued(event, self.queue)
+            if not queued:
+                self.persistence.create_event(event)
+        if not queued:
+            self._announce(QueueType.EVENT, event.id)
         return event.id
 
     def get_workflow_instance(self, workflow_id: str) -> WorkflowInstance:

@@ -175,6 +175,16 @@ class PersistenceProvider(ABC):
         """Store a published event. Its data must be serializable. An event with the same id is
         replaced."""
 
+    def create_event_queued(self, event: Event, queue: QueueProvider) -> bool:
+        """Optional: store a published event as :meth:`create_event` does and, in the same
+        transaction, queue its id on ``queue`` (``QueueType.EVENT``), so that a publish is one commit
+        instead of two: for a store whose queue lives in the same database. Both happen or neither
+        does.
+
+        Return False, having done nothing, when this store cannot do it for ``queue`` (the
+        default): the host then calls :meth:`create_event` and queues the id itself."""
+        return False
+
     @abstractmethod
     def get_event(self, event_id: str) -> Event:
         """Load an event, or raise :class:`EventNotFoundError`."""

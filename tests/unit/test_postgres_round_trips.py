@@ -1,5 +1,6 @@
 """The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
-row commit together or not at all (``create_workflow_queued``); a lock and the load that follows it
+row commit together or not at all (``create_workflow_queued``), and so do a published event and its
+queue row (``create_event_queued``); a lock and the load that follows it
 are one call that takes both or neither (``acquire_and_load``); a pooled connection broken under a
 call is replaced.
 
@@ -23,6 +24,7 @@ from conftest import Schema  # type: ignore[import-not-found]
 from liteflow.core import (
     ConcurrencyError,
     Event,
+    EventNotFoundError,
     ExecutionError,
     ProviderError,
     ProviderUnavailableError,
@@ -106,6 +108,52 @@ def test_a_start_whose_queue_row_fails_stores_nothing(postgres_url: str, schema:
             sql(postgres_url, f'ALTER TABLE "{name}".queue_item DROP CONSTRAINT no_doomed')
 
 
+def test_a_store_and_a_queue_on_one_schema_store_and_queue_an_event_in_one_transaction(
+    postgres_url: str, schema: Schema
+) -> None:
+    name, elsewhere = schema(), schema()
+    store = PostgresPersistenceProvider(postgres_url, schema=name)
+    queue = PostgresQueueProvider(postgres_url, schema=name)
+    other = PostgresQueueProvider(postgres_url, schema=elsewhere)
+    try:
+        event = Event("go", "k1", {"n": 1})
+        assert store.create_event_queued(event, queue) is True
+        assert store.get_event(event.id).event_data == {"n": 1}
+        assert rows(postgres_url, name)[1] == [("event", event.id, 0)]
+        assert queue.dequeue(QueueType.EVENT, 0) == event.id
+
+        # A queue in another schema (or database) is not joined: nothing is stored or queued.
+        stray = Event("go", "k2")
+        assert store.create_event_queued(stray, other) is False
+        with pytest.raises(EventNotFoundError):
+            store.get_event(stray.id)
+        assert rows(postgres_url, elsewhere) == ([], [])
+    finally:
+        for provider in (other, queue, store):
+            provider.close()
+
+
+def test_a_publish_whose_queue_row_fails_stores_nothing(postgres_url: str, schema: Schema) -> None:
+    """Without the joint transaction the event would be stored and the failed enqueue only reported
+    (the poll finds it); with it, neither row is written and the publish raises. Once the queue
+    takes rows again, a publish resumes a waiting workflow through the joint path."""
+    name = schema()
+    url = f"{postgres_url}?schema={name}"
+    with configure_workflow_host(url, url, url, poll_interval=60) as host:
+        host.register_workflow(WaitsForGo())
+        waiting = host.start_workflow("WaitsForGo", 1, {})
+        sql(postgres_url, f"""ALTER TABLE "{name}".queue_item ADD CONSTRAINT no_events CHECK (queue <> 'event')""")
+        try:
+            with pytest.raises(ProviderError):
+                host.publish_event("go", "k")
+            assert sql(postgres_url, f'SELECT count(*) FROM "{name}".event') == [(0,)]
+        finally:
+            sql(postgres_url, f'ALTER TABLE "{name}".queue_item DROP CONSTRAINT no_events')
+        host.publish_event("go", "k")
+        finished = host.wait_for_workflow(waiting, 10)
+        assert finished.status is WorkflowStatus.COMPLETE and finished.data == {"n": 2}
+
+
 class Counting(StepBody):
     def run(self, context: StepExecutionContext) -> None:
         context.workflow.data["n"] = context.workflow.data.get("n", 0) + 1
@@ -114,6 +162,11 @@ class Counting(StepBody):
 class Count(Workflow):
     def build(self, builder: WorkflowBuilder) -> None:
         builder.start_with(Counting).then(Counting)
+
+
+class WaitsForGo(Workflow):
+    def build(self, builder: WorkflowBuilder) -> None:
+        builder.start_with(Counting).wait_for("go", lambda data, context: "k").then(Counting)
 
 
 def test_a_pooled_connection_killed_under_the_store_is_replaced(postgres_url: str, schema: Schema) -> None:

@@ -8,8 +8,9 @@ Connections and round trips
     A plain save (the instance alone) is one UPDATE in autocommit.
     With a :class:`PostgresQueueProvider` on the same connection string and schema,
     :meth:`create_workflow_queued` stores a new instance and queues it in one transaction and one
-    round trip; with a :class:`PostgresLockProvider` there, :meth:`acquire_and_load` takes a
-    workflow's lock and loads it in one round trip.
+    round trip, and :meth:`create_event_queued` does the same for a published event; with a
+    :class:`PostgresLockProvider` there, :meth:`acquire_and_load` takes a workflow's lock and loads
+    it in one round trip.
 
 Consistency
     ``persist_workflow`` is one transaction: an ``UPDATE ... WHERE id = %s AND revision = %s`` (the
@@ -318,7 +319,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
         if _joint is not None:
             with translated("create a workflow"):
                 try:
-                    self._insert_queued(row, QueueType.WORKFLOW, instance.priority, notify, _joint)
+                    self._insert_queued(self._sql.insert, row, QueueType.WORKFLOW, instance.priority, notify, _joint)
                 except pg_errors.UniqueViolation as error:
                     raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
             return
@@ -334,9 +335,9 @@ class PostgresPersistenceProvider(PersistenceProvider):
                 raise ConcurrencyError(f"workflow {instance.id} already exists", workflow_id=instance.id) from error
 
     def _insert_queued(
-        self, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
+        self, insert: Statement, row: tuple[Any, ...], queue: QueueType, priority: int, notify: bool, joint: _Joint
     ) -> None:
-        """The insert of ``row`` (whose first column is the id) and its queue row in one explicit
+        """``insert`` of ``row`` (whose first column is the id) and its queue row in one explicit
         transaction, then the notifications in a second one that does not wait for its WAL flush
         (a notifying transaction gets an xid, so its commit is written, and it holds the server's
         lock that orders notifying commits until it is flushed: the queue's own enqueue commits
@@ -350,7 +351,7 @@ class PostgresPersistenceProvider(PersistenceProvider):
             def commands() -> list[bytes]:
                 script = [
                     b"BEGIN",
-                    self._sql.insert.command(conn, row),
+                    insert.command(conn, row),
                     enqueue.command(conn, (name, row[0], priority)),
                     b"COMMIT",
                     b"BEGIN",
@@ -550,6 +551,17 @@ class PostgresPersistenceProvider(PersistenceProvider):
                     conn.execute(self._sql.notify, (self._channel,))
             else:
                 self._sql.store_event.run(conn, row)
+
+    def create_event_queued(self, event: Event, queue: QueueProvider) -> bool:
+        """Store ``event`` and queue its id, in one transaction and one round trip, when ``queue`` is
+        a :class:`PostgresQueueProvider` on this database (same connection string) and schema;
+        otherwise return False having done nothing. See :meth:`create_event`."""
+        joint = self._joint_queue(queue)
+        if joint is None:
+            return False
+        with translated("store an event"):
+            self._insert_queued(self._sql.store_event, self._event_row(event), QueueType.EVENT, 0, self._notify, joint)
+        return True
 
     @staticmethod
     def _event(row: tuple[Any, ...]) -> Event:
