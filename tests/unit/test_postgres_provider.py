@@ -42,6 +42,7 @@ from liteflow.providers.postgres import (
 T0 = datetime(2024, 5, 17, 12, 0, 0, 123456, tzinfo=UTC)
 
 from conftest import Schema  # type: ignore[import-not-found]
+from polling import wait_until
 
 
 def sql(url: str, statement: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -308,7 +309,8 @@ def test_wait_for_work_wakes_on_another_hosts_save(postgres_url: str, schema: Sc
         woke: list[float] = []
         thread = threading.Thread(target=lambda: woke.append(time.monotonic()) if waiter.wait_for_work(5) else None)
         thread.start()
-        time.sleep(0.1)
+        # The thread has read the listener's generation once it counts as a waiter: a save now wakes it.
+        wait_until(lambda: waiter._listener._generation_waiters.get("") == 1, "the thread to wait")
         saved = time.monotonic()
         saver.create_workflow(WorkflowInstance(workflow_definition_id="flow", version=1, next_execution=T0))  # due
         thread.join(5)
