@@ -248,7 +248,9 @@ class WorkflowHost(AsyncCalls, ScheduleMethods):
             queued = self.persistence.create_event_queued(event, self.queue)
             if not queued:
                 self.persistence.create_event(event)
-        if not queued:
+        if queued:
+            self._health.succeeded("queue")  # the queue answered inside the store's transaction
+        else:
             self._announce(QueueType.EVENT, event.id)
         return event.id
 

@@ -178,8 +178,9 @@ class PersistenceProvider(ABC):
     def create_event_queued(self, event: Event, queue: QueueProvider) -> bool:
         """Optional: store a published event as :meth:`create_event` does and, in the same
         transaction, queue its id on ``queue`` (``QueueType.EVENT``), so that a publish is one commit
-        instead of two: for a store whose queue lives in the same database. Both happen or neither
-        does.
+        instead of two: for a store whose queue lives in the same database. Both rows are written or
+        neither is; a call that raises after its commit (the queue's notification failed, the
+        answer was lost) may have written both, as any write whose answer did not arrive.
 
         Return False, having done nothing, when this store cannot do it for ``queue`` (the
         default): the host then calls :meth:`create_event` and queues the id itself."""

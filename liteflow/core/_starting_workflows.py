@@ -110,7 +110,9 @@ def start_workflow(
             raise  # a random id collided: not something to hide
         return _existing(host, instance)
     host._lifecycle.publish(instance, LifecycleEventType.WORKFLOW_STARTED, now)
-    if not queued:
+    if queued:
+        host._health.succeeded("queue")  # the queue answered inside the store's transaction
+    else:
         host._announce(QueueType.WORKFLOW, instance.id, instance.priority)
     let_others_run()  # a caller starting many in a row, holding no lock now (see _gil)
     return instance.id

@@ -11,6 +11,7 @@ tests skip when it is unreachable, except with ``CI=true``, where they fail.
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from conftest import Schema  # type: ignore[import-not-found]
+from polling import wait_until
 
 from liteflow.core import (
     ConcurrencyError,
@@ -133,6 +135,25 @@ def test_a_store_and_a_queue_on_one_schema_store_and_queue_an_event_in_one_trans
             provider.close()
 
 
+def test_a_joint_publish_wakes_a_store_waiting_for_work(postgres_url: str, schema: Schema) -> None:
+    name = schema()
+    waiter = PostgresPersistenceProvider(postgres_url, schema=name, notify=True)
+    store = PostgresPersistenceProvider(postgres_url, schema=name, notify=True)
+    queue = PostgresQueueProvider(postgres_url, schema=name)
+    try:
+        assert waiter.wait_for_work(0.01) is False  # listening from now on
+        woke: list[bool] = []
+        thread = threading.Thread(target=lambda: woke.append(waiter.wait_for_work(10)))
+        thread.start()
+        wait_until(lambda: waiter._listener._generation_waiters.get("") == 1, "the thread to wait")
+        assert store.create_event_queued(Event("go", "k"), queue) is True
+        thread.join(10)
+        assert woke == [True]
+    finally:
+        for provider in (queue, store, waiter):
+            provider.close()
+
+
 def test_a_publish_whose_queue_row_fails_stores_nothing(postgres_url: str, schema: Schema) -> None:
     """Without the joint transaction the event would be stored and the failed enqueue only reported
     (the poll finds it); with it, neither row is written and the publish raises. Once the queue
@@ -152,6 +173,20 @@ def test_a_publish_whose_queue_row_fails_stores_nothing(postgres_url: str, schem
         host.publish_event("go", "k")
         finished = host.wait_for_workflow(waiting, 10)
         assert finished.status is WorkflowStatus.COMPLETE and finished.data == {"n": 2}
+
+
+def test_a_joint_start_or_publish_reports_the_queue_healthy(postgres_url: str, schema: Schema) -> None:
+    """The queue answered inside the store's transaction: a queue reported failed earlier (by a
+    queueing that failed alone) is healthy again, as after a queueing of its own."""
+    name = schema()
+    url = f"{postgres_url}?schema={name}"
+    with configure_workflow_host(url, url, url, poll_interval=60) as host:
+        host.register_workflow(Count())
+        for act in (lambda: host.publish_event("go", "k"), lambda: host.start_workflow("Count", 1, {})):
+            host._health.failed("queue", "refused")
+            assert host.health().components["queue"].ok is False
+            act()
+            assert host.health().components["queue"].ok is True
 
 
 class Counting(StepBody):
