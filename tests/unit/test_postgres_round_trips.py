@@ -1,8 +1,7 @@
 """The PostgreSQL providers' shortcuts on the hot path keep their guarantees: a start and its queue
 row commit together or not at all (``create_workflow_queued``), and so do a published event and its
-queue row (``create_event_queued``); a lock and the load that follows it
-are one call that takes both or neither (``acquire_and_load``); a pooled connection broken under a
-call is replaced.
+queue row (``create_event_queued``); a lock and the load that follows it are one call that takes
+both or neither (``acquire_and_load``); a pooled connection broken under a call is replaced.
 
 The server is ``LITEFLOW_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 tests skip when it is unreachable, except with ``CI=true``, where they fail.
