@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import threading
-import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -55,39 +55,52 @@ def rows(url: str, schema: str) -> tuple[list[str], list[tuple[str, str, int]]]:
     return workflows, [(str(q), str(i), int(p)) for q, i, p in queued]
 
 
-def test_a_store_and_a_queue_on_one_schema_create_and_queue_in_one_transaction(
-    postgres_url: str, schema: Schema
-) -> None:
+class Joined(NamedTuple):
+    """A store and a queue on one schema (``name``), and a queue on another (``elsewhere``)."""
+
+    name: str
+    elsewhere: str
+    store: PostgresPersistenceProvider
+    queue: PostgresQueueProvider
+    other: PostgresQueueProvider
+
+
+@pytest.fixture
+def joined(postgres_url: str, schema: Schema) -> Iterator[Joined]:
     name, elsewhere = schema(), schema()
     store = PostgresPersistenceProvider(postgres_url, schema=name)
     queue = PostgresQueueProvider(postgres_url, schema=name)
     other = PostgresQueueProvider(postgres_url, schema=elsewhere)
     try:
-        instance = WorkflowInstance(workflow_definition_id="flow", version=1, priority=7)
-        assert store.create_workflow_queued(instance, queue) is True
-        assert rows(postgres_url, name) == ([instance.id], [("workflow", instance.id, 7)])
-        # This process's consumer is woken at once, and the notification's trip back adds nothing.
-        deadline = time.monotonic() + 5
-        while queue._listener._expected and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert queue._listener._expected == {}
-        assert queue._listener._tickets == {"workflow": 1}
-        assert queue.dequeue(QueueType.WORKFLOW, 0) == instance.id
-
-        # The same id again: nothing is stored or queued, and the connection is usable after.
-        with pytest.raises(ConcurrencyError):
-            store.create_workflow_queued(WorkflowInstance(id=instance.id, workflow_definition_id="x", version=1), queue)
-        assert queue._listener._expected == {}
-        assert rows(postgres_url, name)[0] == [instance.id]
-        assert store.get_workflow_instance(instance.id).workflow_definition_id == "flow"
-
-        # A queue in another schema (or database) is not joined: the host queues on its own.
-        assert store.create_workflow_queued(WorkflowInstance(workflow_definition_id="flow", version=1), other) is False
-        assert rows(postgres_url, name)[0] == [instance.id]
-        assert rows(postgres_url, elsewhere) == ([], [])
+        yield Joined(name, elsewhere, store, queue, other)
     finally:
         for provider in (other, queue, store):
             provider.close()
+
+
+def test_a_store_and_a_queue_on_one_schema_create_and_queue_in_one_transaction(
+    postgres_url: str, joined: Joined
+) -> None:
+    name, elsewhere, store, queue, other = joined
+    instance = WorkflowInstance(workflow_definition_id="flow", version=1, priority=7)
+    assert store.create_workflow_queued(instance, queue) is True
+    assert rows(postgres_url, name) == ([instance.id], [("workflow", instance.id, 7)])
+    # This process's consumer is woken at once, and the notification's trip back adds nothing.
+    wait_until(lambda: not queue._listener._expected, "the listener to see its own notification come back")
+    assert queue._listener._tickets == {"workflow": 1}
+    assert queue.dequeue(QueueType.WORKFLOW, 0) == instance.id
+
+    # The same id again: nothing is stored or queued, and the connection is usable after.
+    with pytest.raises(ConcurrencyError):
+        store.create_workflow_queued(WorkflowInstance(id=instance.id, workflow_definition_id="x", version=1), queue)
+    assert queue._listener._expected == {}
+    assert rows(postgres_url, name)[0] == [instance.id]
+    assert store.get_workflow_instance(instance.id).workflow_definition_id == "flow"
+
+    # A queue in another schema (or database) is not joined: the host queues on its own.
+    assert store.create_workflow_queued(WorkflowInstance(workflow_definition_id="flow", version=1), other) is False
+    assert rows(postgres_url, name)[0] == [instance.id]
+    assert rows(postgres_url, elsewhere) == ([], [])
 
 
 def test_a_start_whose_queue_row_fails_stores_nothing(postgres_url: str, schema: Schema) -> None:
@@ -110,28 +123,21 @@ def test_a_start_whose_queue_row_fails_stores_nothing(postgres_url: str, schema:
 
 
 def test_a_store_and_a_queue_on_one_schema_store_and_queue_an_event_in_one_transaction(
-    postgres_url: str, schema: Schema
+    postgres_url: str, joined: Joined
 ) -> None:
-    name, elsewhere = schema(), schema()
-    store = PostgresPersistenceProvider(postgres_url, schema=name)
-    queue = PostgresQueueProvider(postgres_url, schema=name)
-    other = PostgresQueueProvider(postgres_url, schema=elsewhere)
-    try:
-        event = Event("go", "k1", {"n": 1})
-        assert store.create_event_queued(event, queue) is True
-        assert store.get_event(event.id).event_data == {"n": 1}
-        assert rows(postgres_url, name)[1] == [("event", event.id, 0)]
-        assert queue.dequeue(QueueType.EVENT, 0) == event.id
+    name, elsewhere, store, queue, other = joined
+    event = Event("go", "k1", {"n": 1})
+    assert store.create_event_queued(event, queue) is True
+    assert store.get_event(event.id).event_data == {"n": 1}
+    assert rows(postgres_url, name)[1] == [("event", event.id, 0)]
+    assert queue.dequeue(QueueType.EVENT, 0) == event.id
 
-        # A queue in another schema (or database) is not joined: nothing is stored or queued.
-        stray = Event("go", "k2")
-        assert store.create_event_queued(stray, other) is False
-        with pytest.raises(EventNotFoundError):
-            store.get_event(stray.id)
-        assert rows(postgres_url, elsewhere) == ([], [])
-    finally:
-        for provider in (other, queue, store):
-            provider.close()
+    # A queue in another schema (or database) is not joined: nothing is stored or queued.
+    stray = Event("go", "k2")
+    assert store.create_event_queued(stray, other) is False
+    with pytest.raises(EventNotFoundError):
+        store.get_event(stray.id)
+    assert rows(postgres_url, elsewhere) == ([], [])
 
 
 def test_a_joint_publish_wakes_a_store_waiting_for_work(postgres_url: str, schema: Schema) -> None:
